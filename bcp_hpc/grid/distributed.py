@@ -1,0 +1,153 @@
+"""PETSc objects on a :class:`~bcp_hpc.grid.layout.Layout`: vectors, matrices, gather/scatter.
+
+Operators are built as SciPy sparse matrices in the natural ordering; each
+rank inserts only its own rows (block rows of the multi-field system) into a
+distributed AIJ matrix with exact preallocation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..petsc_env import import_petsc4py
+from .grid import Grid
+from .layout import Layout
+
+PETSc = import_petsc4py()
+
+
+class DistributedGrid:
+    """A grid plus its layout on a communicator."""
+
+    def __init__(self, grid: Grid, comm=None):
+        self.grid = grid
+        self.comm = comm if comm is not None else PETSc.COMM_WORLD
+        self.layout = Layout(grid, self.comm.getSize(), self.comm.getRank())
+        self._gidx = {}
+
+    @property
+    def rank(self):
+        return self.comm.getRank()
+
+    @property
+    def size(self):
+        return self.comm.getSize()
+
+    @property
+    def local_natural(self) -> np.ndarray:
+        return self.layout.local_natural()
+
+    @property
+    def nlocal(self) -> int:
+        return self.layout.nlocal
+
+    def global_index(self, nfields: int) -> np.ndarray:
+        if nfields not in self._gidx:
+            self._gidx[nfields] = self.layout.global_index(nfields)
+        return self._gidx[nfields]
+
+    # ------------------------------------------------------------------ vectors
+    def create_vec(self, nfields: int = 1) -> "PETSc.Vec":
+        v = PETSc.Vec().createMPI((self.nlocal * nfields, self.grid.nwet * nfields), comm=self.comm)
+        v.setFromOptions()
+        return v
+
+    def vec_from_natural(self, fields, vec=None) -> "PETSc.Vec":
+        """Build (or fill) a Vec from natural-order n-vectors, one per field."""
+        fields = [np.asarray(f, dtype=float) for f in (fields if isinstance(fields, (list, tuple)) else [fields])]
+        nf = len(fields)
+        if vec is None:
+            vec = self.create_vec(nf)
+        loc = self.local_natural
+        arr = vec.getArray()
+        n = loc.size
+        for f, x in enumerate(fields):
+            arr[f * n:(f + 1) * n] = x[loc]
+        return vec
+
+    def local_fields(self, vec, nfields: int) -> np.ndarray:
+        """View of the local part of a Vec as (nfields, nlocal)."""
+        return vec.getArray(readonly=True).reshape(nfields, self.nlocal)
+
+    def natural_from_vec(self, vec, nfields: int = 1, root: int | None = None):
+        """Gather a Vec into natural-order arrays ``(nfields, n)`` on every rank (``root=None``) or on ``root`` only."""
+        comm = self.comm.tompi4py()
+        local = np.ascontiguousarray(vec.getArray(readonly=True)).reshape(nfields, self.nlocal)
+        counts = np.diff(self.layout.box_bounds)
+        out = np.empty((nfields, self.grid.nwet)) if (root is None or comm.rank == root) else None
+        perm = self.layout.perm
+        for f in range(nfields):
+            buf = np.empty(self.grid.nwet) if out is not None else None
+            if root is None:
+                comm.Allgatherv(np.ascontiguousarray(local[f]), [buf, counts])
+            else:
+                comm.Gatherv(np.ascontiguousarray(local[f]), [buf, counts] if buf is not None else None, root=root)
+            if out is not None:
+                out[f, perm] = buf
+        return out
+
+    # ------------------------------------------------------------------ matrices
+    def matrix_from_blocks(self, blocks, nfields: int, mat=None) -> "PETSc.Mat":
+        """Distributed AIJ matrix of an ``nfields`` x ``nfields`` block operator.
+
+        ``blocks`` maps ``(row_field, col_field)`` to a SciPy sparse matrix (n x n,
+        natural ordering) or to a 1-D array (a diagonal block).  Only this rank's
+        rows are extracted and inserted.
+        """
+        gidx = self.global_index(nfields)
+        loc = self.local_natural
+        nloc = loc.size
+        rows_ptr = []
+        cols_all = []
+        vals_all = []
+        for fi in range(nfields):
+            parts = []
+            for fj in range(nfields):
+                blk = blocks.get((fi, fj))
+                if blk is None:
+                    continue
+                if isinstance(blk, np.ndarray) and blk.ndim == 1:
+                    blk = sp.diags(blk, format="csr")
+                sub = sp.csr_matrix(blk)[loc, :].tocoo()
+                parts.append((sub.row, gidx[fj][sub.col], sub.data))
+            if parts:
+                r = np.concatenate([p[0] for p in parts])
+                c = np.concatenate([p[1] for p in parts])
+                v = np.concatenate([p[2] for p in parts])
+            else:
+                r = c = np.zeros(0, np.int64)
+                v = np.zeros(0)
+            m = sp.csr_matrix((v, (r, c)), shape=(nloc, self.grid.nwet * nfields))
+            m.sum_duplicates()
+            m.sort_indices()
+            rows_ptr.append(m)
+        local = sp.vstack(rows_ptr, format="csr")
+        local.sort_indices()
+        N = self.grid.nwet * nfields
+        if mat is None:
+            mat = PETSc.Mat().createAIJ(((nloc * nfields, N), (nloc * nfields, N)), comm=self.comm)
+            mat.setPreallocationCSR((local.indptr.astype(PETSc.IntType), local.indices.astype(PETSc.IntType),
+                                     local.data))
+        else:
+            # same nonzero pattern: update values in place so a factorization can reuse its analysis
+            mat.zeroEntries()
+            mat.setValuesCSR(local.indptr.astype(PETSc.IntType), local.indices.astype(PETSc.IntType), local.data,
+                             addv=PETSc.InsertMode.INSERT_VALUES)
+        mat.assemble()
+        return mat
+
+    def matrix_from_scipy(self, A) -> "PETSc.Mat":
+        """Single-field distributed matrix from an n x n SciPy sparse matrix (natural ordering)."""
+        return self.matrix_from_blocks({(0, 0): A}, 1)
+
+    def local_rows_to_petsc(self, local_csr, ncols_natural_to_global=None) -> "PETSc.Mat":
+        """Matrix from this rank's rows only (CSR over natural columns), e.g. streamed from a file."""
+        g = self.global_index(1)[0]
+        coo = sp.coo_matrix(local_csr)
+        m = sp.csr_matrix((coo.data, (coo.row, g[coo.col])), shape=(self.nlocal, self.grid.nwet))
+        m.sum_duplicates()
+        m.sort_indices()
+        mat = PETSc.Mat().createAIJ(((self.nlocal, self.grid.nwet), (self.nlocal, self.grid.nwet)), comm=self.comm)
+        mat.setPreallocationCSR((m.indptr.astype(PETSc.IntType), m.indices.astype(PETSc.IntType), m.data))
+        mat.assemble()
+        return mat

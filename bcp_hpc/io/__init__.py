@@ -1,0 +1,1 @@
+"""Low-level file helpers shared by every stage: MATLAB files, atomic writes."""

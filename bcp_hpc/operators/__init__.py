@@ -1,0 +1,1 @@
+"""Operators on the wet boxes: transport (OCIM2 or synthetic), particle sinking, conservation checks."""
