@@ -1,0 +1,1 @@
+"""Benchmarks (``bcp-hpc bench ...``): figures printed and, with ``--json FILE``, written atomically."""

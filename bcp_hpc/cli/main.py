@@ -1,0 +1,101 @@
+"""Command-line interface: ``bcp-hpc <command>``.
+
+PETSc options (``-prefix_option value``, single dash) may be mixed with the
+command's own ``--flags``; they go to PETSc's options database, e.g.
+``bcp-hpc run -steady_pc_factor_mat_solver_type superlu_dist -log_view``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from ..errors import BCPError
+
+
+def _split_petsc_args(argv):
+    """Separate PETSc-style options (``-name [value]``) from argparse ones (``--name``)."""
+    ours, petsc = [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and not a[1].isdigit():
+            petsc.append(a)
+            if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                petsc.append(argv[i + 1])
+                i += 1
+        else:
+            ours.append(a)
+        i += 1
+    return ours, petsc
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="bcp-hpc", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"bcp-hpc {__version__}")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("info", help="PETSc/SLEPc/MPI versions, solver packages, ranks")
+
+    r = sub.add_parser("run", help="the main job on a world (default: the embedded world)")
+    r.add_argument("--world", default="embedded", help="embedded | ocim2-mask | ocim2 | generated-2deg")
+    r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
+    r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
+    r.add_argument("--out", default="out/run", help="output directory")
+
+    i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")
+    i.add_argument("file")
+    i.add_argument("--tol", type=float, default=1e-8, help="mass-conservation tolerance (relative)")
+
+    e = sub.add_parser("export", help="write a world's grid + transport operator (.mat OCIM2 layout or .h5)")
+    e.add_argument("--world", default="embedded")
+    e.add_argument("--data")
+    e.add_argument("--operator")
+    e.add_argument("--out", required=True, help="output file (.mat or .h5)")
+    e.add_argument("--mat-version", default="v5", choices=["v5", "v7.3"])
+
+    b = sub.add_parser("bench", help="benchmarks")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    bo = bsub.add_parser("operators", help="synthetic circulation on the OCIM2 mask: assembly, ideal age")
+    bo.add_argument("--data", help="OCIM2 data directory (default ../shared/data/ocim2_91x180x24 if present)")
+    bo.add_argument("--generated", action="store_true", help="use a generated 2 degree world even if data exist")
+    bo.add_argument("--json", help="write figures to this JSON file")
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, petsc = _split_petsc_args(argv)
+    sys.argv = [sys.argv[0]] + petsc  # petsc4py.init reads sys.argv
+    args = build_parser().parse_args(ours)
+    from ..log import setup_logging
+    setup_logging(args.log_level)
+    log = logging.getLogger("bcp_hpc")
+    try:
+        if args.command == "info":
+            from . import info
+            return info.run(args)
+        if args.command == "run":
+            from . import pipeline
+            return pipeline.run(args)
+        if args.command == "inspect":
+            from . import files
+            return files.inspect(args)
+        if args.command == "export":
+            from . import files
+            return files.export(args)
+        if args.command == "bench":
+            if args.bench == "operators":
+                from ..bench import operators
+                return operators.run(args)
+        raise SystemExit(f"unknown command {args.command}")
+    except BCPError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Diagnostics: ideal age, P-model totals and maps, export fluxes, fit statistics."""

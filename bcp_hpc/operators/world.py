@@ -1,0 +1,124 @@
+"""A *world*: grid + transport operator + forcing fields, from whichever source the user has.
+
+Sources
+-------
+* ``embedded``: the package's own procedurally generated 4 degree world with the
+  synthetic circulation and synthetic NPP / phosphate / temperature (no data needed).
+* ``ocim2-mask``: the real OCIM2 mask (``M3d91x180x24.mat``) with the synthetic
+  circulation; real WOA phosphate and temperature when the data folder has them.
+* ``ocim2``: a user's OCIM2 transport file (``OCIM2_CTL_He.mat``), read as is.
+* ``generated-2deg``: a generated 2 degree world of OCIM2 size (benchmarks without data).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate, synthetic_temperature
+from ..grid.grid import Grid
+from ..grid.ocim2 import read_grid
+from ..io import matfile
+from .circulation import CirculationConfig, synthetic_circulation
+from .io import read_ocim2
+
+OCIM2_MASK_FILE = "M3d91x180x24.mat"
+
+
+@dataclass
+class World:
+    grid: Grid
+    T: object                      #: scipy CSR, s^-1, natural order
+    npp_products: dict             #: name -> (nlat, nlon) column NPP, mg C m^-2 d^-1 (NaN on land)
+    dip_gamma: np.ndarray          #: phosphate climatology used in the uptake rate, mmol m^-3 (n-vector)
+    temperature: np.ndarray        #: deg C (n-vector)
+    source: str = "embedded"
+    info: dict = field(default_factory=dict)
+
+    def npp(self, product: str | None = None) -> np.ndarray:
+        if product is None:
+            product = next(iter(self.npp_products))
+        if product not in self.npp_products:
+            raise InputError(f"NPP product '{product}' not available (have {sorted(self.npp_products)})")
+        return self.npp_products[product]
+
+
+def _synthetic_fields(grid: Grid):
+    return ({p: synthetic_npp(grid, p) for p in ("vgpm", "cbpm", "cafe")},
+            synthetic_phosphate(grid), synthetic_temperature(grid))
+
+
+def embedded_world(circulation: CirculationConfig | None = None) -> World:
+    grid = embedded_grid()
+    T, _ = synthetic_circulation(grid, circulation)
+    npp, po4, temp = _synthetic_fields(grid)
+    return World(grid, T, npp, po4, temp, source="embedded")
+
+
+def generated_2deg_world(circulation: CirculationConfig | None = None) -> World:
+    from ..grid.embedded import embedded_grid as eg
+    grid = eg(nlat=91, nlon=180, nz=24)
+    T, _ = synthetic_circulation(grid, circulation)
+    npp, po4, temp = _synthetic_fields(grid)
+    return World(grid, T, npp, po4, temp, source="generated-2deg")
+
+
+def _load_field(path: str, var: str, grid: Grid) -> np.ndarray:
+    d = matfile.load(path, [var])
+    arr = matfile.get(d, var, path)
+    return grid.from3d(np.asarray(arr, dtype=float), name=var, path=path)
+
+
+def ocim2_mask_world(data_dir: str, circulation: CirculationConfig | None = None) -> World:
+    """Real OCIM2 mask + synthetic circulation; real WOA phosphate/temperature when present."""
+    mpath = os.path.join(data_dir, OCIM2_MASK_FILE)
+    grid = read_grid(mpath)
+    T, _ = synthetic_circulation(grid, circulation)
+    npp, po4, temp = _synthetic_fields(grid)
+    info = {"mask_file": mpath}
+    p = os.path.join(data_dir, "po4obs_91x180x24.mat")
+    if os.path.exists(p):
+        po4 = np.maximum(_load_field(p, "po4obs", grid), 0.05)
+        info["po4_file"] = p
+    p = os.path.join(data_dir, "tempobs_91x180x24.mat")
+    if os.path.exists(p):
+        temp = np.maximum(_load_field(p, "tempobs", grid), -2.0)
+        info["temperature_file"] = p
+    return World(grid, T, npp, po4, temp, source="ocim2-mask", info=info)
+
+
+def ocim2_world(operator_file: str) -> World:
+    """A user's OCIM2 operator file (grid + TR); forcing fields are synthetic until supplied."""
+    grid, T, defects = read_ocim2(operator_file)
+    npp, po4, temp = _synthetic_fields(grid)
+    return World(grid, T, npp, po4, temp, source="ocim2", info={"operator_file": operator_file,
+                                                               "conservation": defects})
+
+
+def default_shared_data_dir() -> str | None:
+    """``../shared/data/ocim2_91x180x24`` relative to the repository, or ``$BCP_DATA_DIR``."""
+    env = os.environ.get("BCP_DATA_DIR")
+    if env:
+        return env if os.path.isdir(env) else None
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cand = os.path.join(os.path.dirname(here), "shared", "data", "ocim2_91x180x24")
+    return cand if os.path.exists(os.path.join(cand, OCIM2_MASK_FILE)) else None
+
+
+def load_world(source: str = "embedded", path: str | None = None, circulation: CirculationConfig | None = None) -> World:
+    if source == "embedded":
+        return embedded_world(circulation)
+    if source == "ocim2-mask":
+        d = path or default_shared_data_dir()
+        if d is None:
+            raise InputError(f"no OCIM2 data directory (pass --data DIR or set BCP_DATA_DIR; it must hold {OCIM2_MASK_FILE})")
+        return ocim2_mask_world(d, circulation)
+    if source == "ocim2":
+        if not path:
+            raise InputError("source 'ocim2' needs the operator file path (--operator FILE)")
+        return ocim2_world(path)
+    if source == "generated-2deg":
+        return generated_2deg_world(circulation)
+    raise InputError(f"unknown world source '{source}' (embedded, ocim2-mask, ocim2, generated-2deg)")

@@ -1,0 +1,1 @@
+"""Solvers: PETSc KSP wrappers with options prefixes, factorization reuse, steady states."""
