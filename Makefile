@@ -14,10 +14,10 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	@mpirun -n $(NP) $(PY) -m bcp_hpc.cli.main run --out $(OUT)
+	@NP=$(NP) bash scripts/run.sh --out $(OUT)
 
 test: setup
-	@bash scripts/run_tests.sh
+	@bash scripts/test.sh
 
 clean:
 	rm -rf $(VENV) out build .pytest_cache

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The test command: one pytest session that runs the serial suite and, through
+# The test command (sets up what is missing first): one pytest session that runs the serial suite and, through
 # tests/test_mpi_suites.py, the MPI suite (tests/mpi) under mpirun on 1, 2 and 4
 # (oversubscribed) ranks.  It ends with pytest's own summary line and exits
 # non-zero on any failure.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
+bash "$here/scripts/setup.sh"
 PY="${BCP_VENV:-$here/.venv}/bin/python"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1

@@ -1,0 +1,134 @@
+"""Run under mpirun (tests/test_mpi_suites.py): distributed objects equal the serial ones."""
+import os
+import tempfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spl
+
+from bcp_hpc.grid.distributed import DistributedGrid
+from bcp_hpc.operators.io import load_transport_petsc, write_ocim2
+from bcp_hpc.operators.sinking import martin_operator
+from bcp_hpc.petsc_env import import_petsc4py
+
+PETSc = import_petsc4py()
+COMM = PETSc.COMM_WORLD
+MPI_COMM = COMM.tompi4py()
+
+
+def all_ranks(flag: bool) -> bool:
+    """Collective AND, so every rank asserts the same value (no rank left in a collective)."""
+    return bool(MPI_COMM.allreduce(bool(flag), op=__import__("mpi4py").MPI.LAND))
+
+
+def gather_natural_matrix(dgrid, mat, nfields):
+    """The distributed matrix in natural block ordering, as SciPy CSR on every rank."""
+    gidx = dgrid.global_index(nfields)  # (nf, n) natural -> global
+    N = gidx.size
+    inv = np.empty(N, dtype=np.int64)
+    nat = np.arange(dgrid.grid.nwet)
+    for f in range(nfields):
+        inv[gidx[f]] = f * dgrid.grid.nwet + nat
+    ip, jj, vv = mat.getValuesCSR()
+    r0, _ = mat.getOwnershipRange()
+    rows = inv[np.repeat(np.arange(r0, r0 + ip.size - 1), np.diff(ip))]
+    cols = inv[jj]
+    parts = MPI_COMM.allgather((rows, cols, vv))
+    r = np.concatenate([p[0] for p in parts])
+    c = np.concatenate([p[1] for p in parts])
+    v = np.concatenate([p[2] for p in parts])
+    return sp.csr_matrix((v, (r, c)), shape=(N, N))
+
+
+@pytest.fixture(scope="module")
+def world():
+    from bcp_hpc.operators.world import embedded_world
+    return embedded_world()
+
+
+@pytest.fixture(scope="module")
+def dgrid(world):
+    return DistributedGrid(world.grid, COMM)
+
+
+def test_columns_never_cross_ranks(dgrid):
+    owner = dgrid.layout.owner_of_natural()
+    cols = dgrid.grid.box_column
+    # for each column, min owner == max owner
+    mx = np.zeros(cols.max() + 1, dtype=np.int64)
+    mn = np.full(cols.max() + 1, 1 << 30, dtype=np.int64)
+    np.maximum.at(mx, cols, owner)
+    np.minimum.at(mn, cols, owner)
+    assert all_ranks(np.all(mx[np.unique(cols)] == mn[np.unique(cols)]))
+
+
+def test_transport_matrix_identical_to_serial(world, dgrid):
+    Tp = dgrid.matrix_from_scipy(world.T)
+    Tn = gather_natural_matrix(dgrid, Tp, 1)
+    same = (Tn != world.T).nnz == 0
+    Tp.destroy()
+    assert all_ranks(same)
+
+
+def test_block_matrix_identical_to_serial(world, dgrid):
+    g = world.grid
+    F = martin_operator(g, 1 / (30 * 86400.0), 0.9)
+    diag = np.linspace(1e-8, 2e-8, g.nwet)
+    blocks = {(0, 0): world.T, (0, 1): -F, (1, 1): F + sp.diags(diag), (1, 0): diag}
+    M = dgrid.matrix_from_blocks(blocks, 2)
+    ref = sp.bmat([[world.T, -F], [sp.diags(diag), F + sp.diags(diag)]], format="csr")
+    Mn = gather_natural_matrix(dgrid, M, 2)
+    diff = abs(Mn - ref).max()
+    # update values in place with the same pattern and compare again
+    blocks[(1, 0)] = 2 * diag
+    dgrid.matrix_from_blocks(blocks, 2, mat=M)
+    ref2 = sp.bmat([[world.T, -F], [sp.diags(2 * diag), F + sp.diags(diag)]], format="csr")
+    diff2 = abs(gather_natural_matrix(dgrid, M, 2) - ref2).max()
+    M.destroy()
+    assert all_ranks(diff == 0 and diff2 == 0)
+
+
+def test_vectors_round_trip_and_matvec(world, dgrid):
+    g = world.grid
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(g.nwet)
+    v = dgrid.vec_from_natural([x])
+    back = dgrid.natural_from_vec(v)[0]
+    Tp = dgrid.matrix_from_scipy(world.T)
+    y = Tp.createVecLeft()
+    Tp.mult(v, y)
+    yn = dgrid.natural_from_vec(y)[0]
+    ref = world.T @ x
+    ok = np.array_equal(back, x) and np.abs(yn - ref).max() <= 1e-13 * np.abs(ref).max()
+    root = dgrid.natural_from_vec(v, root=0)
+    if COMM.getRank() == 0:
+        ok = ok and np.array_equal(root[0], x)
+    for o in (v, y, Tp):
+        o.destroy()
+    assert all_ranks(ok)
+
+
+def test_distributed_transport_file_reading(world, dgrid):
+    d = tempfile.mkdtemp() if COMM.getRank() == 0 else None
+    d = MPI_COMM.bcast(d)
+    path = os.path.join(d, "T.mat")
+    if COMM.getRank() == 0:
+        write_ocim2(path, world.grid, world.T, version="v7.3")
+    MPI_COMM.Barrier()
+    Tp, defects = load_transport_petsc(path, dgrid)
+    Tn = gather_natural_matrix(dgrid, Tp, 1)
+    Tp.destroy()
+    ok = abs(Tn - world.T).max() <= 1e-15 * abs(world.T).max() and defects["volume_column_sum_rel"] < 1e-13
+    assert all_ranks(ok)
+
+
+def test_parallel_age_equals_serial(world, dgrid):
+    from bcp_hpc.diagnostics.age import ideal_age
+    g = world.grid
+    Tp = dgrid.matrix_from_scipy(world.T)
+    age = ideal_age(dgrid, Tp)
+    Tp.destroy()
+    surf = (g.box_k == 0).astype(float)
+    ref = spl.spsolve((world.T + sp.diags(surf / 86400.0)).tocsc(), 1 - surf) / (365 * 86400.0)
+    assert all_ranks(np.abs(age - ref).max() <= 1e-9 * ref.max())
