@@ -91,7 +91,9 @@ class DistributedGrid:
         """Distributed AIJ matrix of an ``nfields`` x ``nfields`` block operator.
 
         ``blocks`` maps ``(row_field, col_field)`` to a SciPy sparse matrix (n x n,
-        natural ordering) or to a 1-D array (a diagonal block).  Only this rank's
+        natural ordering), a 1-D n-array (a diagonal block; only this rank's entries are
+        read) or a list of such terms (summed).  Explicit zeros are kept, so repeated
+        assembly with new values has the same nonzero pattern.  Only this rank's
         rows are extracted and inserted.
         """
         gidx = self.global_index(nfields)
@@ -103,13 +105,16 @@ class DistributedGrid:
         for fi in range(nfields):
             parts = []
             for fj in range(nfields):
-                blk = blocks.get((fi, fj))
-                if blk is None:
+                terms = blocks.get((fi, fj))
+                if terms is None:
                     continue
-                if isinstance(blk, np.ndarray) and blk.ndim == 1:
-                    blk = sp.diags(blk, format="csr")
-                sub = sp.csr_matrix(blk)[loc, :].tocoo()
-                parts.append((sub.row, gidx[fj][sub.col], sub.data))
+                for blk in (terms if isinstance(terms, (list, tuple)) else [terms]):
+                    if isinstance(blk, np.ndarray) and blk.ndim == 1:
+                        # diagonal block: only this rank's rows, explicit zeros kept (stable pattern)
+                        parts.append((np.arange(nloc), gidx[fj][loc], blk[loc]))
+                        continue
+                    sub = sp.csr_matrix(blk)[loc, :].tocoo()
+                    parts.append((sub.row, gidx[fj][sub.col], sub.data))
             if parts:
                 r = np.concatenate([p[0] for p in parts])
                 c = np.concatenate([p[1] for p in parts])

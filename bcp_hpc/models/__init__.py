@@ -1,0 +1,1 @@
+"""Models: typed parameters, second-order forward-mode derivatives, declarative tracer models."""

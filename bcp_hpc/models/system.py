@@ -1,0 +1,220 @@
+"""A declared :class:`~bcp_hpc.models.base.Model` on a distributed grid: residual, Jacobian, derivatives.
+
+Variables of the local terms are the tracers (one per field) and the *transformed*
+optimised parameters ``x`` (``ln p`` for log parameters); everything is evaluated on
+each rank's own boxes only.  Notation (spec §2.5): ``F(u; x) = Op(x) u - s(u; x)``.
+
+* ``jacobian()``: ``F_u`` as a distributed PETSc AIJ matrix (operators + local blocks);
+* ``F_x(i)``: ``dF/dx_i``; ``F_xx(i, j)``; ``F_ux(i, v)`` = ``(dF_u/dx_i) v``; ``F_uu(v, w)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..petsc_env import import_petsc4py
+from .ad2 import AD2
+from .base import Model
+
+PETSc = import_petsc4py()
+
+
+class ModelSystem:
+    def __init__(self, model: Model, dgrid, T):
+        self.model = model
+        self.dgrid = dgrid
+        self.grid = dgrid.grid
+        self.T = sp.csr_matrix(T)
+        self.nt = model.nfields
+        self.loc = dgrid.local_natural
+        self.nloc = self.loc.size
+        # column-local sinking operators restricted to this rank (no communication needed)
+        self._sink_base = {k: spec.base(self.grid) for k, spec in model.sinking.items()}
+        self._sink_local = {k: sp.csr_matrix(F)[self.loc][:, self.loc] for k, F in self._sink_base.items()}
+        self.local_fields = {k: (np.asarray(v)[self.loc] if np.ndim(v) == 1 and np.size(v) == self.grid.nwet else v)
+                             for k, v in model.fields.items()}
+        self.Tp = dgrid.matrix_from_scipy(self.T)
+        self._J = None
+        self._cache_key = None
+        self._ad = None
+
+    # ------------------------------------------------------------ parameters
+    @property
+    def param_names(self):
+        return self.model.parameters.optimized
+
+    @property
+    def npar(self):
+        return len(self.param_names)
+
+    def _params_ad(self, m: int, n: int, with_grad: bool):
+        ps = self.model.parameters
+        out = {}
+        opt = ps.optimized
+        for p in ps:
+            if with_grad and p.name in opt:
+                i = self.nt + opt.index(p.name)
+                x = AD2.variable(p.to_x(), i, m, n)
+                from .ad2 import exp
+                out[p.name] = exp(x) if p.transform == "log" else x
+            else:
+                out[p.name] = p.value
+        return out
+
+    # ------------------------------------------------------------ evaluation
+    def local_state(self, u) -> np.ndarray:
+        return u.getArray(readonly=True).reshape(self.nt, self.nloc)
+
+    def evaluate(self, u):
+        """AD2 local terms and sinking scales at state ``u`` (cached on the state values and parameters)."""
+        c_arr = self.local_state(u)
+        key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names))
+        if self._cache_key == key:
+            return self._ad
+        m = self.nt + self.npar
+        n = self.nloc
+        c = {t.name: AD2.variable(c_arr[a], a, m, n) for a, t in enumerate(self.model.tracers)}
+        p = self._params_ad(m, n, True)
+        s = self.model.local_terms(c, p, self.local_fields)
+        s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n)) for k, v in s.items()}
+        scales = {}
+        for k, spec in self.model.sinking.items():
+            sc = spec.scale(p, self.local_fields)
+            scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n)
+        self._ad = (s, scales)
+        self._cache_key = key
+        return self._ad
+
+    def _op_apply_local(self, a: int, c_local: np.ndarray, scales, deriv=None):
+        """Local part of ``Op_a c`` for sinking/none tracers (T handled by PETSc)."""
+        t = self.model.tracers[a]
+        if t.transport != "sinking":
+            return np.zeros(self.nloc)
+        sc = scales[t.sinking]
+        Fc = self._sink_local[t.sinking] @ c_local
+        if deriv is None:
+            return sc.v * Fc
+        i, j = deriv
+        if j is None:
+            return sc.g[self.nt + i] * Fc
+        return sc.h[self.nt + i, self.nt + j] * Fc
+
+    def _vec(self, arr2d) -> "PETSc.Vec":
+        v = self.dgrid.create_vec(self.nt)
+        v.getArray()[:] = np.asarray(arr2d).ravel()
+        return v
+
+    def residual(self, u) -> "PETSc.Vec":
+        s, scales = self.evaluate(u)
+        c = self.local_state(u)
+        out = np.empty((self.nt, self.nloc))
+        x1 = self.Tp.createVecRight()
+        y1 = self.Tp.createVecLeft()
+        for a, t in enumerate(self.model.tracers):
+            if t.transport == "T":
+                x1.getArray()[:] = c[a]
+                self.Tp.mult(x1, y1)
+                out[a] = y1.getArray(readonly=True)
+            else:
+                out[a] = self._op_apply_local(a, c[a], scales)
+            out[a] -= s[t.name].v
+        x1.destroy()
+        y1.destroy()
+        return self._vec(out)
+
+    def jacobian(self, u) -> "PETSc.Mat":
+        """``F_u`` at ``u``.  The same Mat is refilled on later calls while the block pattern
+        is unchanged (so a factorization can reuse its symbolic analysis); ``self.pattern_changed``
+        tells whether a new Mat had to be created."""
+        s, scales = self.evaluate(u)
+        n = self.grid.nwet
+        present = np.zeros((self.nt, self.nt), dtype=bool)
+        for a, t in enumerate(self.model.tracers):
+            for b in range(self.nt):
+                present[a, b] = a == b or bool(np.any(s[t.name].g[b] != 0))
+        from mpi4py import MPI
+        present = self.dgrid.comm.tompi4py().allreduce(present, op=MPI.LOR)
+        blocks = {}
+        for a, t in enumerate(self.model.tracers):
+            if t.transport == "T":
+                blocks.setdefault((a, a), []).append(self.T)
+            elif t.transport == "sinking":
+                full_scale = np.zeros(n)
+                full_scale[self.loc] = scales[t.sinking].v
+                blocks.setdefault((a, a), []).append(sp.diags(full_scale) @ self._sink_base[t.sinking])
+            for b in range(self.nt):
+                if present[a, b]:
+                    full = np.zeros(n)
+                    full[self.loc] = -s[t.name].g[b]
+                    blocks.setdefault((a, b), []).append(full)
+        self.pattern_changed = self._J is None or not np.array_equal(present, self._present)
+        if self.pattern_changed and self._J is not None:
+            self._J.destroy()
+            self._J = None
+        self._present = present
+        self._J = self.dgrid.matrix_from_blocks(blocks, self.nt, mat=self._J)
+        return self._J
+
+    # ------------------------------------------------------------ parameter derivatives
+    def F_x(self, u, i: int):
+        s, scales = self.evaluate(u)
+        c = self.local_state(u)
+        out = np.empty((self.nt, self.nloc))
+        for a, t in enumerate(self.model.tracers):
+            out[a] = self._op_apply_local(a, c[a], scales, (i, None)) - s[t.name].g[self.nt + i]
+        return self._vec(out)
+
+    def F_xx(self, u, i: int, j: int):
+        s, scales = self.evaluate(u)
+        c = self.local_state(u)
+        out = np.empty((self.nt, self.nloc))
+        for a, t in enumerate(self.model.tracers):
+            out[a] = self._op_apply_local(a, c[a], scales, (i, j)) - s[t.name].h[self.nt + i, self.nt + j]
+        return self._vec(out)
+
+    def F_ux(self, u, i: int, v):
+        """``(d F_u / d x_i) v``."""
+        s, scales = self.evaluate(u)
+        vl = self.local_state(v)
+        out = np.empty((self.nt, self.nloc))
+        for a, t in enumerate(self.model.tracers):
+            acc = self._op_apply_local(a, vl[a], scales, (i, None))
+            for b in range(self.nt):
+                acc = acc - s[t.name].h[b, self.nt + i] * vl[b]
+            out[a] = acc
+        return self._vec(out)
+
+    def F_uu(self, u, v, w):
+        s, _ = self.evaluate(u)
+        vl = self.local_state(v)
+        wl = self.local_state(w)
+        out = np.zeros((self.nt, self.nloc))
+        for a, t in enumerate(self.model.tracers):
+            h = s[t.name].h
+            for b in range(self.nt):
+                for c in range(self.nt):
+                    if np.any(h[b, c]):
+                        out[a] -= h[b, c] * vl[b] * wl[c]
+        return self._vec(out)
+
+    def is_linear(self, u) -> bool:
+        """True if the local terms have no tracer-tracer curvature (checked at ``u``)."""
+        s, _ = self.evaluate(u)
+        local = all(not np.any(v.h[:self.nt, :self.nt]) for v in s.values())
+        comm = self.dgrid.comm.tompi4py()
+        from mpi4py import MPI
+        return bool(comm.allreduce(local, op=MPI.LAND))
+
+    # ------------------------------------------------------------ helpers
+    def vec_from_natural(self, fields):
+        return self.dgrid.vec_from_natural(fields)
+
+    def to_natural(self, u):
+        """State as natural-order arrays ``(nt, n)`` on every rank."""
+        return self.dgrid.natural_from_vec(u, self.nt)
+
+    def destroy(self):
+        for o in (self.Tp, self._J):
+            if o is not None:
+                o.destroy()
+        self.Tp = self._J = None

@@ -1,0 +1,144 @@
+"""Steady states ``F(u) = 0`` of a :class:`~bcp_hpc.models.system.ModelSystem` and their sensitivities.
+
+Newton's method on ``F_u du = -F``; a linear model converges in one step (one
+factorization).  The factorization of ``F_u`` at the solution is kept and reused for the
+first-order sensitivities ``F_u u_i = -F_i`` (one right-hand side per optimised
+parameter) and the second-order ones
+``F_u u_ij = -(F_ij + F_ui u_j + F_uj u_i + F_uu(u_i, u_j))`` (one per pair ``i <= j``),
+all solved together with ``MatMatSolve`` on the factor (spec §2.5).
+
+Stopping rule: ``||F||_2 <= atol + rtol ||F(u0)||_2`` (rtol 1e-12; for the steady-state
+residual in mmol m-3 s-1 this is a relative residual *per unit time*) or a Newton step
+``||du|| <= 1e-11 ||u||`` (the round-off floor of a near-singular system such as the P model,
+whose only anchor is the 1/(1 Myr) restoring).  A linear model factors once; later steps
+are iterative refinement with the same factors.
+Solver options live under the prefix (default ``steady_``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..errors import SolverError
+from .linear import LinearSolver
+
+log = logging.getLogger(__name__)
+
+
+class SteadyState:
+    def __init__(self, system, prefix: str = "steady_", rtol: float = 1e-12, atol: float = 0.0, max_newton: int = 40,
+                 step_rtol: float = 1e-11):
+        self.system = system
+        self.step_rtol = step_rtol
+        self.prefix = prefix
+        self.rtol, self.atol, self.max_newton = rtol, atol, max_newton
+        self.solver = None
+        self.u = None
+        self.timings = {}
+        self.newton_iterations = 0
+
+    def _factor(self, u):
+        t0 = time.perf_counter()
+        J = self.system.jacobian(u)
+        if self.solver is None or self.system.pattern_changed:
+            if self.solver is not None:
+                self.solver.destroy()
+            self.solver = LinearSolver(J, self.prefix)
+            self.solver.setup()
+        else:
+            self.solver.refactor(J)
+        self.timings["factor"] = self.timings.get("factor", 0.0) + time.perf_counter() - t0
+
+    def solve(self, u0=None):
+        """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
+        sysm = self.system
+        u = u0.copy() if u0 is not None else sysm.dgrid.create_vec(sysm.nt)
+        if u0 is None:
+            u.set(0.0)
+        F = sysm.residual(u)
+        f0 = F.norm()
+        fk = f0
+        self.newton_iterations = 0
+        linear = sysm.is_linear(u)
+        converged = False
+        for it in range(self.max_newton):
+            if not linear or it == 0:
+                self._factor(u)     # a linear model keeps its one factorization (later steps refine)
+            t0 = time.perf_counter()
+            du = self.solver.solve(F)
+            self.timings["solve"] = self.timings.get("solve", 0.0) + time.perf_counter() - t0
+            u.axpy(-1.0, du)
+            step = du.norm() / max(u.norm(), 1e-300)
+            du.destroy()
+            F.destroy()
+            F = sysm.residual(u)
+            fk = F.norm()
+            self.newton_iterations = it + 1
+            log.debug("newton %d: ||F|| = %.3e, ||du||/||u|| = %.3e", it + 1, fk, step)
+            if fk <= self.atol + self.rtol * f0 or step <= self.step_rtol:
+                converged = True
+                break
+        if not converged:
+            raise SolverError(f"Newton did not converge in {self.max_newton} iterations "
+                              f"(||F|| = {fk:.3e}, initial {f0:.3e})")
+        self.residual_norm = fk
+        self.initial_residual_norm = f0
+        F.destroy()
+        # factorization at the solution for the sensitivities (already there for a linear model)
+        if not linear:
+            self._factor(u)
+        if self.u is not None:
+            self.u.destroy()
+        self.u = u
+        return u
+
+    def sensitivities(self, order: int = 2):
+        """First (list ``u_i``) and, if ``order == 2``, second (dict ``(i, j) -> u_ij``, ``i <= j``) sensitivities."""
+        sysm, u = self.system, self.u
+        m = sysm.npar
+        t0 = time.perf_counter()
+        rhs = []
+        for i in range(m):
+            r = sysm.F_x(u, i)
+            r.scale(-1.0)
+            rhs.append(r)
+        u1 = self.solver.solve_many(rhs)
+        for r in rhs:
+            r.destroy()
+        self.timings["sens1"] = time.perf_counter() - t0
+        if order < 2:
+            return u1, {}
+        t0 = time.perf_counter()
+        pairs = [(i, j) for i in range(m) for j in range(i, m)]
+        rhs = []
+        for i, j in pairs:
+            r = sysm.F_xx(u, i, j)
+            for a, b in ((i, j), (j, i)):
+                t = sysm.F_ux(u, a, u1[b])
+                r.axpy(1.0, t)
+                t.destroy()
+            t = sysm.F_uu(u, u1[i], u1[j])
+            r.axpy(1.0, t)
+            t.destroy()
+            r.scale(-1.0)
+            rhs.append(r)
+        sols = self.solver.solve_many(rhs)
+        for r in rhs:
+            r.destroy()
+        self.timings["sens2"] = time.perf_counter() - t0
+        return u1, dict(zip(pairs, sols))
+
+    def destroy(self):
+        if self.solver is not None:
+            self.solver.destroy()
+            self.solver = None
+        if self.u is not None:
+            self.u.destroy()
+            self.u = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+        return False
