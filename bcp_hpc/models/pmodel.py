@@ -133,3 +133,11 @@ def p_model(grid, npp_col_mgC_m2_d, dip_obs_gamma, dip_mean: float, *, sigma2: f
     return Model("P", tracers, params, local_terms, sinking, fields,
                  description="4-tracer P cycle (Wu et al. 2025 §2.2)",
                  variant={"pop_to": pop_to, "uptake": uptake, "dip_mean": dip_mean})
+
+
+def uptake_rate(model: Model) -> np.ndarray:
+    """gamma (s^-1) per box, natural order, at the model's current parameter values."""
+    f = model.fields
+    p = model.parameters
+    npow = np.where(f["has_N"] > 0, np.exp(p["beta"].value * f["logN"]), 0.0)
+    return p["alpha"].value * npow * f["h_inv_dip"]

@@ -1,0 +1,71 @@
+"""Posterior uncertainty (Laplace approximation) and eigen-analysis of the Hessian.
+
+Covariance of the transformed parameters: ``Sigma = s2 * H^-1`` with, by default, the
+group's estimate ``s2 = 2 f(x*) / N_obs`` (spec §5.6, BGC-2022 ``errorbar.m``);
+``noise_scale="none"`` uses ``H^-1`` directly (priors/likelihood taken literally).
+For a log parameter the 1-sigma interval is ``[exp(x - s), exp(x + s)]`` (asymmetric).
+
+The Hessian scaled to unit diagonal is eigen-decomposed with SLEPc: the eigenvector of the
+largest eigenvalue is the best-constrained parameter combination, that of the smallest
+the worst-constrained one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..petsc_env import import_petsc4py, import_slepc4py
+
+
+def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
+    names = params.optimized
+    H = np.asarray(H, float)
+    s2 = 2.0 * f / n_obs if noise_scale == "code" else 1.0
+    cov = s2 * np.linalg.inv(H)
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    out = {"noise_variance": s2, "covariance_x": cov.tolist(), "parameters": {}}
+    for k, n in enumerate(names):
+        p = params[n]
+        v = p.from_x(x[k])
+        lo, hi = p.from_x(x[k] - sd[k]), p.from_x(x[k] + sd[k])
+        out["parameters"][n] = {"value": v, "sigma": (hi - lo) / 2.0, "lower_1sigma": lo, "upper_1sigma": hi,
+                                "sigma_x": float(sd[k]), "transform": p.transform, "units": p.units}
+    out["eigen"] = hessian_eigen(H, names)
+    return out
+
+
+def hessian_eigen(H, names) -> dict:
+    """SLEPc eigen-decomposition of ``D^-1/2 H D^-1/2`` (D = diag H)."""
+    PETSc = import_petsc4py()
+    SLEPc = import_slepc4py()
+    H = np.asarray(H, float)
+    d = np.sqrt(np.abs(np.diag(H)))
+    S = H / np.outer(d, d)
+    m = S.shape[0]
+    A = PETSc.Mat().createDense((m, m), array=np.ascontiguousarray(S), comm=PETSc.COMM_SELF)
+    eps = SLEPc.EPS().create(comm=PETSc.COMM_SELF)
+    try:
+        eps.setOperators(A)
+        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+        eps.setDimensions(nev=m)
+        eps.setType(SLEPc.EPS.Type.LAPACK)
+        eps.solve()
+        vals, vecs = [], []
+        vr = A.createVecRight()
+        for i in range(eps.getConverged()):
+            lam = eps.getEigenpair(i, vr)
+            vals.append(float(np.real(lam)))
+            vecs.append(vr.getArray().copy())
+        vr.destroy()
+    finally:
+        eps.destroy()
+        A.destroy()
+    order = np.argsort(vals)[::-1]
+    vals = [vals[i] for i in order]
+    vecs = [vecs[i] for i in order]
+
+    def combo(v):
+        v = v / np.abs(v).max()
+        return {n: float(c) for n, c in zip(names, v)}
+
+    return {"eigenvalues": vals, "condition_number": vals[0] / vals[-1] if vals[-1] > 0 else float("inf"),
+            "best_constrained": combo(vecs[0]), "worst_constrained": combo(vecs[-1])}
