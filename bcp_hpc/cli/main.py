@@ -40,11 +40,24 @@ def build_parser():
 
     sub.add_parser("info", help="PETSc/SLEPc/MPI versions, solver packages, ranks")
 
-    r = sub.add_parser("run", help="the main job on a world (default: the embedded world)")
-    r.add_argument("--world", default="embedded", help="embedded | ocim2-mask | ocim2 | generated-2deg")
-    r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
-    r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
-    r.add_argument("--out", default="out/run", help="output directory")
+    def run_flags(r, default_out):
+        r.add_argument("--config", help="TOML run configuration (see bcp_hpc/config.py)")
+        r.add_argument("--world", help="embedded | ocim2-mask | ocim2 | generated-2deg (overrides the config)")
+        r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
+        r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
+        r.add_argument("--out", default=default_out, help="output directory")
+        r.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+        r.add_argument("--json", help="also write the run table to this JSON file")
+        r.add_argument("--sigma2", help="comma-separated sigma2 values (default 0,0.1,...,0.5)")
+        r.add_argument("--no-sensitivity-runs", action="store_true", help="skip the kappa_l / kappa_p runs")
+
+    r = sub.add_parser("run", help="the main job: ideal age + twin-experiment sigma2 sweep on a world (default embedded)")
+    run_flags(r, "out/run")
+    ex = sub.add_parser("experiment", help="the paper's experiments")
+    exs = ex.add_subparsers(dest="experiment", required=True)
+    run_flags(exs.add_parser("sigma2-sweep", help="sigma2 = 0..0.5 inversions + sensitivity runs"), "out/sigma2-sweep")
+    inv = sub.add_parser("invert", help="one P-model inversion (sigma2 from the config)")
+    run_flags(inv, "out/invert")
 
     i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")
     i.add_argument("file")
@@ -81,6 +94,12 @@ def main(argv=None):
         if args.command == "run":
             from . import pipeline
             return pipeline.run(args)
+        if args.command == "experiment":
+            from . import pipeline
+            return pipeline.sweep(args)
+        if args.command == "invert":
+            from . import pipeline
+            return pipeline.invert(args)
         if args.command == "inspect":
             from . import files
             return files.inspect(args)
@@ -95,6 +114,14 @@ def main(argv=None):
     except BCPError as exc:
         log.error("%s", exc)
         return 2
+    except Exception:  # noqa: BLE001 - on several ranks, one failing rank must not leave others hanging
+        import traceback
+        traceback.print_exc()
+        from ..petsc_env import import_petsc4py
+        PETSc = import_petsc4py()
+        if PETSc.COMM_WORLD.getSize() > 1:
+            PETSc.COMM_WORLD.tompi4py().Abort(1)
+        return 1
 
 
 if __name__ == "__main__":

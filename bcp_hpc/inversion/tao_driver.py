@@ -76,7 +76,7 @@ class Inversion:
             x0 = self.params.get_x()
         x0 = np.asarray(x0, float)
         rank0 = self.comm.rank == 0
-        comm = PETSc.COMM_WORLD
+        comm = self.obj.system.dgrid.comm
         x = PETSc.Vec().createMPI((m if rank0 else 0, m), comm=comm)
         if rank0:
             x.getArray()[:] = x0
@@ -111,11 +111,15 @@ class Inversion:
                 Hm.getDenseArray()[:] = HH
             Hm.assemble()
 
-        state = {"k": start_it}
+        state = {"k": start_it, "calls": 0}
 
         def monitor(tao_):
-            its, f, gnorm, _, _, _ = tao_.getSolutionStatus()
+            _, f, gnorm, _, _, _ = tao_.getSolutionStatus()
             xx = self._bcast_x(tao_.getSolution())
+            its = state["calls"]
+            state["calls"] += 1
+            if its > 0 and self.history and np.array_equal(self.history[-1]["x"], xx):
+                return  # same iterate reported twice (bntr's initial radius step)
             it = start_it + its
             phys = self._physical(xx)
             rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "x": [float(v) for v in xx],
@@ -149,7 +153,7 @@ class Inversion:
         try:
             tao.solve()
             reason = tao.getConvergedReason()
-            its = tao.getIterationNumber()
+            its = max(state["k"] - start_it, 0)
             xf = self._bcast_x(tao.getSolution())
         finally:
             tao.destroy()

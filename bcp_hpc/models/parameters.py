@@ -90,6 +90,12 @@ class ParameterSet:
     def set_x(self, x, check=True):
         for n, xi in zip(self.optimized, x):
             v = self[n].from_x(float(xi))
+            lo, hi = self[n].bounds
+            # a bound reached through exp(log(bound)) may differ from it by round-off
+            if lo < v * (1 + 1e-12) and v < lo:
+                v = lo
+            if hi > v * (1 - 1e-12) and v > hi:
+                v = hi
             if check:
                 self[n].check_bounds(v)
             self[n].value = v

@@ -1,0 +1,95 @@
+"""Run configuration (TOML).  One file describes a run; CLI flags override; the resolved
+configuration is stored with the results.  Unknown keys are errors.
+
+Example::
+
+    [world]
+    source = "embedded"          # embedded | ocim2-mask | ocim2 | generated-2deg
+    path = ""                    # data directory (ocim2-mask) or operator file (ocim2)
+    npp_product = "vgpm"
+
+    [model]
+    sigma2 = 0.0
+    pop_to = "DOPs"              # paper (default) | "DIP" (group's code)
+    uptake = "w19"               # W19 form (default for P-only) | "bgc"
+
+    [parameters.b]               # any field of a parameter: value, optimize, prior, bounds ...
+    value = 0.9
+
+    [observations]
+    dip = "synthetic"            # synthetic (twin experiment) | glodap (po4raw in the data directory)
+    noise = 0.05                 # mmol m-3, synthetic only
+    coverage = 0.5               # fraction of boxes observed, synthetic only
+    seed = 0
+
+    [truth]                      # parameters that generate synthetic observations
+    alpha = 0.08
+
+    [inversion]
+    max_it = 50
+
+    [solver]                     # PETSc options database entries (without the leading dash)
+    steady_pc_factor_mat_solver_type = "mumps"
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+
+from .errors import ConfigError
+
+SECONDS_PER_YEAR = 365 * 86400.0
+
+DEFAULTS = {
+    "world": {"source": "embedded", "path": "", "npp_product": "vgpm"},
+    "model": {"sigma2": 0.0, "pop_to": "DOPs", "uptake": "w19"},
+    "parameters": {},
+    "observations": {"dip": "synthetic", "noise": 0.05, "coverage": 0.5, "seed": 0},
+    "truth": {"alpha": 0.08, "beta": 0.6, "b": 1.0, "kappa_d": 1.0 / (0.4 * SECONDS_PER_YEAR)},
+    "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code"},
+    "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
+    "solver": {},
+    "output": {"dir": "out/run"},
+}
+OPEN_SECTIONS = {"parameters", "truth", "solver"}
+
+
+def merge(base: dict, override: dict, source: str, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        where = f"{path}{k}"
+        if path == "" and k not in base:
+            raise ConfigError(f"{source}: unknown section [{k}] (known: {sorted(base)})")
+        if path and path.rstrip(".") not in OPEN_SECTIONS and k not in base:
+            raise ConfigError(f"{source}: unknown key '{where}' (known in [{path.rstrip('.')}]: {sorted(base)})")
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and path.rstrip(".") not in OPEN_SECTIONS:
+            out[k] = merge(base[k], v, source, where + ".")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                user = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from exc
+        cfg = merge(cfg, user, f"config file {path}")
+    if overrides:
+        cfg = merge(cfg, overrides, "command line")
+    return cfg
+
+
+def apply_solver_options(cfg: dict):
+    """Put [solver] entries into PETSc's options database (command-line options win)."""
+    from .petsc_env import import_petsc4py
+    PETSc = import_petsc4py()
+    opts = PETSc.Options()
+    for k, v in cfg.get("solver", {}).items():
+        if not opts.hasName(k):
+            opts.setValue(k, str(v))

@@ -1,0 +1,76 @@
+"""P model and inversion on N ranks equal the serial (COMM_SELF) computation."""
+import numpy as np
+import pytest
+
+from bcp_hpc.grid.distributed import DistributedGrid
+from bcp_hpc.grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate
+from bcp_hpc.inversion.objective import Objective, Observation
+from bcp_hpc.inversion.tao_driver import Inversion
+from bcp_hpc.models.pmodel import p_model
+from bcp_hpc.models.system import ModelSystem
+from bcp_hpc.operators.circulation import synthetic_circulation
+from bcp_hpc.petsc_env import import_petsc4py
+from bcp_hpc.solvers.steady import SteadyState
+
+from .test_parallel_operators import all_ranks
+
+PETSc = import_petsc4py()
+
+
+@pytest.fixture(scope="module")
+def small():
+    g = embedded_grid(nlat=15, nlon=30, nz=8)
+    T, _ = synthetic_circulation(g)
+    return g, T, synthetic_npp(g, "vgpm"), synthetic_phosphate(g)
+
+
+def solve_all(small, comm, sigma2=0.2):
+    g, T, npp, po4 = small
+    m = p_model(g, npp, po4, 2.1, sigma2=sigma2)
+    m.parameters.set(alpha=0.08, beta=0.6)
+    sysm = ModelSystem(m, DistributedGrid(g, comm), T)
+    with SteadyState(sysm, prefix="par_" if comm.getSize() > 1 else "ser_") as ss:
+        u = sysm.to_natural(ss.solve())
+        u1, u2 = ss.sensitivities(2)
+        s1 = [sysm.to_natural(v) for v in u1]
+        s2 = {k: sysm.to_natural(v) for k, v in u2.items()}
+    sysm.destroy()
+    return u, s1, s2
+
+
+def rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+def test_solution_and_sensitivities_match_serial(small):
+    ref = solve_all(small, PETSc.COMM_SELF)
+    par = solve_all(small, PETSc.COMM_WORLD)
+    ok = rel(par[0], ref[0]) <= 1e-10
+    ok &= all(rel(a, b) <= 1e-10 for a, b in zip(par[1], ref[1]))
+    ok &= all(rel(par[2][k], ref[2][k]) <= 1e-10 for k in ref[2])
+    assert all_ranks(ok)
+
+
+def test_inversion_iterates_match_serial(small):
+    g, T, npp, po4 = small
+    rng = np.random.default_rng(5)
+    u, _, _ = solve_all(small, PETSc.COMM_SELF, sigma2=0.0)
+    obs = u[0] + 0.02 * rng.standard_normal(g.nwet)
+    obs[rng.random(g.nwet) > 0.6] = np.nan
+
+    def invert(comm):
+        m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+        sysm = ModelSystem(m, DistributedGrid(g, comm), T)
+        obj = Objective(sysm, [Observation("DIP", obs)], prefix="i%d_" % comm.getSize())
+        inv = Inversion(obj, prefix="inv%d_" % comm.getSize())
+        res = inv.run()
+        hist = np.array([h["x"] for h in inv.history])
+        obj.destroy()
+        sysm.destroy()
+        return res, hist
+
+    r1, h1 = invert(PETSc.COMM_SELF)
+    r2, h2 = invert(PETSc.COMM_WORLD)
+    ok = r1["iterations"] == r2["iterations"] and h1.shape == h2.shape
+    ok = ok and np.abs(h1 - h2).max() <= 1e-7 and np.abs(r1["x"] - r2["x"]).max() <= 1e-8
+    assert all_ranks(ok)

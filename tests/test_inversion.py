@@ -1,0 +1,143 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bcp_hpc.config import load_config
+from bcp_hpc.errors import ConfigError, InputError
+from bcp_hpc.grid.distributed import DistributedGrid
+from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
+from bcp_hpc.inversion.checkpoint import read_checkpoint
+from bcp_hpc.inversion.objective import Objective, Observation
+from bcp_hpc.inversion.posterior import posterior
+from bcp_hpc.inversion.tao_driver import Inversion
+from bcp_hpc.models.pmodel import p_model
+from bcp_hpc.models.system import ModelSystem
+from bcp_hpc.operators.circulation import synthetic_circulation
+from bcp_hpc.petsc_env import import_petsc4py
+from bcp_hpc.solvers.steady import SteadyState
+
+PETSc = import_petsc4py()
+TRUTH = dict(alpha=0.08, beta=0.6, b=1.0, kappa_d=1.0 / (0.4 * 365 * 86400))
+START = dict(alpha=0.05, beta=0.5, b=0.9, kappa_d=1.0 / (0.5 * 365 * 86400))
+
+
+@pytest.fixture(scope="module")
+def twin(small_grid):
+    g = small_grid
+    T, _ = synthetic_circulation(g)
+    npp, po4 = synthetic_npp(g, "vgpm"), synthetic_phosphate(g)
+    m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+    m.parameters.set(**TRUTH)
+    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
+    with SteadyState(sysm) as ss:
+        dip = sysm.to_natural(ss.solve())[0]
+    sysm.destroy()
+    rng = np.random.default_rng(3)
+    obs = dip + 0.02 * rng.standard_normal(g.nwet)
+    obs[rng.random(g.nwet) > 0.6] = np.nan
+    return g, T, npp, po4, obs
+
+
+def make_objective(twin):
+    g, T, npp, po4, obs = twin
+    m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+    m.parameters.set(**START)
+    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
+    return m, Objective(sysm, [Observation("DIP", obs)])
+
+
+def test_gradient_and_hessian_against_finite_differences(twin):
+    m, obj = make_objective(twin)
+    x0 = m.parameters.get_x()
+    f, g, H = obj.evaluate(x0)
+    h = 1e-5
+    for i in range(len(x0)):
+        e = np.zeros_like(x0)
+        e[i] = h
+        fp, gp, _ = obj.evaluate(x0 + e, order=1)
+        fm, gm, _ = obj.evaluate(x0 - e, order=1)
+        assert abs((fp - fm) / (2 * h) - g[i]) <= 1e-6 * np.abs(g).max()
+        assert np.abs((gp - gm) / (2 * h) - H[i]).max() <= 1e-5 * np.abs(H).max()
+    obj.destroy()
+    obj.system.destroy()
+
+
+def test_twin_experiment_recovers_parameters(twin, tmp_path):
+    m, obj = make_objective(twin)
+    inv = Inversion(obj, checkpoint=str(tmp_path / "ck.h5"), log_jsonl=str(tmp_path / "it.jsonl"))
+    res = inv.run()
+    assert res["iterations"] <= 30
+    post = posterior(m.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs)
+    for n, t in TRUTH.items():
+        p = post["parameters"][n]
+        assert abs(np.log(p["value"]) - np.log(t)) <= 2 * p["sigma_x"], (n, p, t)
+    # the monitor log and the checkpoint hold the accepted iterates
+    lines = [json.loads(x) for x in open(tmp_path / "it.jsonl")]
+    assert lines[0]["iteration"] == 0 and lines[-1]["iteration"] == res["iterations"]
+    ck = read_checkpoint(str(tmp_path / "ck.h5"), 4)
+    assert np.allclose(ck["x"], res["x"], rtol=1e-10) and "DIP" in ck["state"]
+    assert set(post["eigen"]["best_constrained"]) == set(TRUTH)
+    obj.destroy()
+    obj.system.destroy()
+
+
+def test_restart_equivalence(twin, tmp_path):
+    m, obj = make_objective(twin)
+    full = Inversion(obj).run()
+    obj.destroy()
+    obj.system.destroy()
+    ck = str(tmp_path / "ck.h5")
+    m2, obj2 = make_objective(twin)
+    part = Inversion(obj2, checkpoint=ck, stop_after=3).run()
+    assert part["iterations"] == 3
+    obj2.destroy()
+    obj2.system.destroy()
+    m3, obj3 = make_objective(twin)  # a fresh process would start here: parameters at their initial values
+    resumed = Inversion(obj3, checkpoint=ck).run(resume=True)
+    assert np.allclose(resumed["x"], full["x"], rtol=0, atol=1e-7)
+    assert abs(resumed["objective"] - full["objective"]) <= 1e-10 * full["objective"]
+    obj3.destroy()
+    obj3.system.destroy()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    p = tmp_path / "ck.h5"
+    p.write_bytes(b"not an hdf5 file")
+    with pytest.raises(InputError, match="ck.h5"):
+        read_checkpoint(str(p), 4)
+
+
+def test_observations_on_another_grid(twin):
+    g, T, npp, po4, obs = twin
+    m = p_model(g, npp, po4, 2.1)
+    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
+    with pytest.raises(InputError, match="another grid"):
+        Objective(sysm, [Observation("DIP", obs[:-10], source="dip.mat")])
+    sysm.destroy()
+
+
+def test_config_errors(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[model]\nsigma2 = 0.1\ncolour = 'red'\n")
+    with pytest.raises(ConfigError, match="unknown key 'model.colour'"):
+        load_config(str(p))
+    p.write_text("[nonsense]\na = 1\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(str(p))
+    p.write_text("[model]\nsigma2 = 0.1\n")
+    assert load_config(str(p))["model"]["sigma2"] == 0.1
+
+
+def test_cli_bad_config_exits_nonzero_without_output(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[parameters.b]\nvalue = 0.9\nunits = 'm'\n")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--config", str(p), "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    assert "parameter 'b'" in r.stderr
+    assert not out.exists() or not any(f.name.endswith((".h5", "result.json")) for f in out.iterdir())
