@@ -76,6 +76,16 @@ def build_parser():
     bo.add_argument("--data", help="OCIM2 data directory (default ../shared/data/ocim2_91x180x24 if present)")
     bo.add_argument("--generated", action="store_true", help="use a generated 2 degree world even if data exist")
     bo.add_argument("--json", help="write figures to this JSON file")
+    bp = bsub.add_parser("pmodel", help="P-model factor/solve/sensitivities at OCIM2 size vs the monolithic baseline")
+    bp.add_argument("--data", help="OCIM2 data directory")
+    bp.add_argument("--generated", action="store_true", help="generated 2 degree world even if data exist")
+    bp.add_argument("--embedded", action="store_true", help="the small embedded world (quick check)")
+    bp.add_argument("--no-scipy", action="store_true", help="skip the SciPy splu reference")
+    bp.add_argument("--json", help="write figures to this JSON file")
+    bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
+    bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
+    bi.add_argument("--data", help="OCIM2 data directory")
+    bi.add_argument("--json", help="write figures to this JSON file")
     return p
 
 
@@ -110,6 +120,12 @@ def main(argv=None):
             if args.bench == "operators":
                 from ..bench import operators
                 return operators.run(args)
+            if args.bench == "pmodel":
+                from ..bench import pmodel
+                return pmodel.run(args)
+            if args.bench == "invert":
+                from ..bench import invert
+                return invert.run(args)
         raise SystemExit(f"unknown command {args.command}")
     except BCPError as exc:
         log.error("%s", exc)

@@ -8,6 +8,7 @@ Sources
   circulation; real WOA phosphate and temperature when the data folder has them.
 * ``ocim2``: a user's OCIM2 transport file (``OCIM2_CTL_He.mat``), read as is.
 * ``generated-2deg``: a generated 2 degree world of OCIM2 size (benchmarks without data).
+* ``tiny``: a 12 degree, 8-layer generated world for tests and quick checks.
 """
 from __future__ import annotations
 
@@ -121,4 +122,9 @@ def load_world(source: str = "embedded", path: str | None = None, circulation: C
         return ocim2_world(path)
     if source == "generated-2deg":
         return generated_2deg_world(circulation)
-    raise InputError(f"unknown world source '{source}' (embedded, ocim2-mask, ocim2, generated-2deg)")
+    if source == "tiny":
+        grid = embedded_grid(nlat=15, nlon=30, nz=8)
+        T, _ = synthetic_circulation(grid, circulation)
+        npp, po4, temp = _synthetic_fields(grid)
+        return World(grid, T, npp, po4, temp, source="tiny")
+    raise InputError(f"unknown world source '{source}' (embedded, ocim2-mask, ocim2, generated-2deg, tiny)")
