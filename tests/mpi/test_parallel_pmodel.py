@@ -74,3 +74,48 @@ def test_inversion_iterates_match_serial(small):
     ok = r1["iterations"] == r2["iterations"] and h1.shape == h2.shape
     ok = ok and np.abs(h1 - h2).max() <= 1e-7 and np.abs(r1["x"] - r2["x"]).max() <= 1e-8
     assert all_ranks(ok)
+
+
+def test_superlu_dist_path_matches_mumps(small):
+    g, T, npp, po4 = small
+    opts = PETSc.Options()
+    opts.setValue("sld_pc_factor_mat_solver_type", "superlu_dist")
+    sols = []
+    for prefix in ("mum_", "sld_"):
+        m = p_model(g, npp, po4, 2.1, sigma2=0.2)
+        sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_WORLD), T)
+        with SteadyState(sysm, prefix=prefix) as ss:
+            sols.append(sysm.to_natural(ss.solve()))
+            pkg = ss.solver.ksp.getPC().getFactorSolverType()
+        sysm.destroy()
+        assert pkg == ("superlu_dist" if prefix == "sld_" else "mumps")
+    assert all_ranks(rel(sols[1], sols[0]) <= 1e-10)
+
+
+def test_resume_on_another_rank_count(small, tmp_path_factory):
+    """A run interrupted on 1 rank (COMM_SELF) resumes on all ranks and reaches the same optimum."""
+    import os
+    g, T, npp, po4 = small
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    d = mpi.bcast(str(tmp_path_factory.mktemp("ck")) if mpi.rank == 0 else None)
+    ck = os.path.join(d, "ck.h5")
+    rng = np.random.default_rng(7)
+    u, _, _ = solve_all(small, PETSc.COMM_SELF, sigma2=0.0)
+    obs = u[0] + 0.02 * rng.standard_normal(g.nwet)
+    obs[rng.random(g.nwet) > 0.6] = np.nan
+
+    def objective(comm, tag):
+        m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+        sysm = ModelSystem(m, DistributedGrid(g, comm), T)
+        return Objective(sysm, [Observation("DIP", obs)], prefix=tag)
+
+    full_obj = objective(PETSc.COMM_SELF, "rf_")
+    full = Inversion(full_obj, prefix="rfi_").run()
+    if mpi.rank == 0:
+        o = objective(PETSc.COMM_SELF, "rp_")
+        Inversion(o, prefix="rpi_", checkpoint=ck, stop_after=2).run()
+    mpi.Barrier()
+    o2 = objective(PETSc.COMM_WORLD, "rr_")
+    res = Inversion(o2, prefix="rri_", checkpoint=ck).run(resume=True)
+    ok = np.abs(res["x"] - full["x"]).max() <= 1e-7
+    assert all_ranks(ok)
