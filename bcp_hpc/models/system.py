@@ -35,8 +35,6 @@ class ModelSystem:
                              for k, v in model.fields.items()}
         self.Tp = dgrid.matrix_from_scipy(self.T)
         self._J = None
-        self._cache_key = None
-        self._ad = None
 
     # ------------------------------------------------------------ parameters
     @property
@@ -65,25 +63,34 @@ class ModelSystem:
     def local_state(self, u) -> np.ndarray:
         return u.getArray(readonly=True).reshape(self.nt, self.nloc)
 
-    def evaluate(self, u):
-        """AD2 local terms and sinking scales at state ``u`` (cached on the state values and parameters)."""
+    def evaluate(self, u, full: bool = True):
+        """Local terms and sinking scales at state ``u``: AD2 with first and second derivatives
+        (``full``) or values only (``full=False``, cheap: used by the residual).  Cached on the
+        state values and parameters."""
         c_arr = self.local_state(u)
-        key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names))
-        if self._cache_key == key:
-            return self._ad
-        m = self.nt + self.npar
+        key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names), full)
+        cache = self._cache if hasattr(self, "_cache") else {}
+        self._cache = cache
+        if key in cache:
+            return cache[key]
         n = self.nloc
-        c = {t.name: AD2.variable(c_arr[a], a, m, n) for a, t in enumerate(self.model.tracers)}
-        p = self._params_ad(m, n, True)
+        if full:
+            m = self.nt + self.npar
+            c = {t.name: AD2.variable(c_arr[a], a, m, n) for a, t in enumerate(self.model.tracers)}
+            p = self._params_ad(m, n, True)
+        else:
+            m = 0
+            c = {t.name: AD2.const(c_arr[a], 0, n) for t_i, (a, t) in enumerate(enumerate(self.model.tracers))}
+            p = self._params_ad(0, n, False)
         s = self.model.local_terms(c, p, self.local_fields)
         s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n)) for k, v in s.items()}
         scales = {}
         for k, spec in self.model.sinking.items():
             sc = spec.scale(p, self.local_fields)
             scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n)
-        self._ad = (s, scales)
-        self._cache_key = key
-        return self._ad
+        cache.clear() if len(cache) > 3 else None
+        cache[key] = (s, scales)
+        return cache[key]
 
     def _op_apply_local(self, a: int, c_local: np.ndarray, scales, deriv=None):
         """Local part of ``Op_a c`` for sinking/none tracers (T handled by PETSc)."""
@@ -105,7 +112,7 @@ class ModelSystem:
         return v
 
     def residual(self, u) -> "PETSc.Vec":
-        s, scales = self.evaluate(u)
+        s, scales = self.evaluate(u, full=False)
         c = self.local_state(u)
         out = np.empty((self.nt, self.nloc))
         x1 = self.Tp.createVecRight()
