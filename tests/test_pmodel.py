@@ -147,3 +147,28 @@ def test_parameters_bounds_units_and_toml_round_trip():
         ParameterSet.from_toml("[a]\nvalue = 1.0\n")
     with pytest.raises(ConfigError, match="unknown key"):
         ParameterSet.from_toml('[a]\nvalue = 1.0\nunits = "1"\ncolour = "red"\n')
+
+
+@pytest.mark.parametrize("pop_to", ["DOPs", "DIP"])
+def test_structured_solver_equals_direct(small, pop_to):
+    sols = {}
+    for structured in (False, True):
+        m, sysm = make_system(small, sigma2=0.3, pop_to=pop_to, alpha=0.08)
+        with SteadyState(sysm, prefix=f"st{int(structured)}_", structured=structured) as ss:
+            u = sysm.to_natural(ss.solve())
+            u1, u2 = ss.sensitivities(2)
+            sols[structured] = (u, [sysm.to_natural(v) for v in u1], {k: sysm.to_natural(v) for k, v in u2.items()})
+            if structured:
+                from bcp_hpc.solvers.structured import StructuredSolver
+                assert isinstance(ss.solver, StructuredSolver)
+                assert ss.solver.E == [1, 3] and ss.solver.K == [0, 2]   # POP and DOPl eliminated
+                assert max(ss.solver.sweeps) <= 20
+        sysm.destroy()
+
+    def rel(a, b):
+        return np.abs(a - b).max() / np.abs(b).max()
+
+    d, s = sols[False], sols[True]
+    assert rel(s[0], d[0]) <= 1e-10
+    assert all(rel(a, b) <= 1e-7 for a, b in zip(s[1], d[1]))
+    assert all(rel(s[2][k], d[2][k]) <= 1e-7 for k in d[2])

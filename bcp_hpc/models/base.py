@@ -31,6 +31,10 @@ class Tracer:
     units: str                      #: e.g. "mmol m-3"
     transport: str = "T"            #: "T", "sinking" or "none"
     sinking: str | None = None      #: key into Model.sinking when transport == "sinking"
+    #: the structured solver may eliminate this tracer with a column-local approximation of its
+    #: block (exact for particles; for a fast-decaying dissolved pool the horizontal transport is
+    #: neglected in the approximation and corrected by the outer iteration)
+    eliminate: bool = False
     description: str = ""
 
     def __post_init__(self):

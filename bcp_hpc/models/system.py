@@ -159,6 +159,7 @@ class ModelSystem:
             self._J.destroy()
             self._J = None
         self._present = present
+        self.blocks = blocks  # natural-order terms of F_u (used by the structured solver)
         self._J = self.dgrid.matrix_from_blocks(blocks, self.nt, mat=self._J)
         return self._J
 

@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 
 class SteadyState:
     def __init__(self, system, prefix: str = "steady_", rtol: float = 1e-12, atol: float = 0.0, max_newton: int = 40,
-                 step_rtol: float = 1e-11):
+                 step_rtol: float = 1e-11, structured: bool | None = None):
         self.system = system
+        if structured is None:
+            from .linear import PETSc
+            structured = PETSc.Options().getBool(prefix + "structured", False)
+        from .structured import StructuredSolver
+        self.structured = bool(structured) and StructuredSolver.applicable(system)
         self.step_rtol = step_rtol
         self.prefix = prefix
         self.rtol, self.atol, self.max_newton = rtol, atol, max_newton
@@ -43,8 +48,12 @@ class SteadyState:
         if self.solver is None or self.system.pattern_changed:
             if self.solver is not None:
                 self.solver.destroy()
-            self.solver = LinearSolver(J, self.prefix)
-            self.solver.setup()
+            if self.structured:
+                from .structured import StructuredSolver
+                self.solver = StructuredSolver(self.system, J, self.prefix)
+            else:
+                self.solver = LinearSolver(J, self.prefix)
+                self.solver.setup()
         else:
             self.solver.refactor(J)
         self.timings["factor"] = self.timings.get("factor", 0.0) + time.perf_counter() - t0

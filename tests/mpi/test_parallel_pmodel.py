@@ -119,3 +119,18 @@ def test_resume_on_another_rank_count(small, tmp_path_factory):
     res = Inversion(o2, prefix="rri_", checkpoint=ck).run(resume=True)
     ok = np.abs(res["x"] - full["x"]).max() <= 1e-7
     assert all_ranks(ok)
+
+
+def test_structured_solver_parallel_equals_serial_direct(small):
+    g, T, npp, po4 = small
+    ref = solve_all(small, PETSc.COMM_SELF)
+    m = p_model(g, npp, po4, 2.1, sigma2=0.2)
+    m.parameters.set(alpha=0.08, beta=0.6)
+    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_WORLD), T)
+    with SteadyState(sysm, prefix="pst_", structured=True) as ss:
+        u = sysm.to_natural(ss.solve())
+        u1, _ = ss.sensitivities(1)
+        s1 = [sysm.to_natural(v) for v in u1]
+    sysm.destroy()
+    ok = rel(u, ref[0]) <= 1e-10 and all(rel(a, b) <= 1e-7 for a, b in zip(s1, ref[1]))
+    assert all_ranks(ok)

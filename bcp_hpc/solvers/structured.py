@@ -1,0 +1,351 @@
+"""Structured steady-state solver: column-local elimination + Schur complement + outer correction.
+
+For models whose particle tracers (and fast-decaying dissolved pools declared with
+``Tracer.eliminate``) couple to the rest only through *diagonal* (local) blocks, the
+Jacobian is split into kept fields K and eliminated fields E.  With ``C_E`` the
+column-local part of ``J_EE`` (exact for particles, whose operator is column-local; for a
+fast pool like labile DOP the horizontal transport is left out):
+
+    S = J_KK - J_KE C_E^-1 J_EK        (assembled, factored once with MUMPS)
+
+``C_E^-1`` is computed as dense per-water-column inverses (every column lives on one rank,
+so this needs no communication).  ``S`` has the sparsity of ``J_KK`` plus one dense
+lower-column pattern per euphotic box.  The block-LU solve with ``C_E`` in place of ``J_EE``
+is a right preconditioner ``P`` for GMRES on the full Jacobian, run in lockstep for all
+right-hand sides (each preconditioner application is one ``MatMatSolve`` with ``S``), to
+``||B - J X|| <= rtol ||B||`` (rtol 1e-11; the true residual must be below 1e-8, the
+round-off floor of the near-singular P system).
+
+Enable with ``-steady_structured`` (or ``SteadyState(..., structured=True)``).  For the P
+model the factorization is of a 2n system instead of 4n.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import SolverError
+from ..petsc_env import import_petsc4py
+from .linear import LinearSolver
+
+PETSc = import_petsc4py()
+log = logging.getLogger(__name__)
+
+
+class StructuredSolver:
+    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-8):
+        self.stall_tol = stall_tol
+        self.system = system
+        self.prefix = prefix
+        self.rtol = rtol
+        self.max_sweeps = max_sweeps
+        model = system.model
+        self.E = [a for a, t in enumerate(model.tracers) if t.transport == "sinking" or t.eliminate]
+        self.K = [a for a in range(system.nt) if a not in self.E]
+        if not self.E or not self.K:
+            raise SolverError("structured solver needs both eliminated and kept tracers")
+        self.A = J
+        self.schur = None
+        self._S = None
+        self.sweeps = []
+        self._columns()
+        self.setup()
+
+    @staticmethod
+    def applicable(system) -> bool:
+        return any(t.transport == "sinking" or t.eliminate for t in system.model.tracers)
+
+    # ------------------------------------------------------------------ columns
+    def _columns(self):
+        g = self.system.grid
+        loc = self.system.loc
+        k = g.box_k[loc]
+        starts = np.flatnonzero(k == 0)
+        lens = np.diff(np.r_[starts, loc.size])
+        self.col_start = np.repeat(starts, lens)           # local start of each box's column
+        self.pos = np.arange(loc.size) - self.col_start    # position in the column
+        self.groups = {}
+        for K in np.unique(lens):
+            st = starts[lens == K]
+            self.groups[int(K)] = st[:, None] + np.arange(K)[None, :]   # (ncol, K) local indices
+
+    def _local(self, M):
+        loc = self.system.loc
+        return sp.csr_matrix(M)[loc][:, loc]
+
+    def _block(self, a, b):
+        """Sum of the terms of J_ab restricted to local rows/cols: (sparse local, diag local or None)."""
+        terms = self.system.blocks.get((a, b), [])
+        n = self.system.grid.nwet
+        loc = self.system.loc
+        mats = []
+        for t in terms:
+            if isinstance(t, np.ndarray) and t.ndim == 1:
+                mats.append(sp.diags(t[loc]))
+            else:
+                mats.append(self._local(t))
+        if not mats:
+            return None
+        return sp.csr_matrix(sum(mats[1:], mats[0]))
+
+    def _is_diag(self, M):
+        if M is None:
+            return True
+        coo = M.tocoo()
+        return bool(np.all(coo.row == coo.col))
+
+    # ------------------------------------------------------------------ setup
+    def setup(self):
+        sysm = self.system
+        nloc = sysm.nloc
+        self.diag = {}
+        for a in self.E:
+            for b in range(sysm.nt):
+                if b != a and (a, b) in sysm.blocks:
+                    M = self._block(a, b)
+                    if b in self.E and M is not None and M.nnz and np.any(M.data):
+                        raise SolverError("structured solver: eliminated tracers must not couple to each other")
+                    if not self._is_diag(M):
+                        raise SolverError("structured solver: couplings of eliminated tracers must be local (diagonal)")
+                    self.diag[(a, b)] = M.diagonal() if M is not None else np.zeros(nloc)
+                if b != a and (b, a) in sysm.blocks:
+                    M = self._block(b, a)
+                    if not self._is_diag(M):
+                        raise SolverError("structured solver: couplings of eliminated tracers must be local (diagonal)")
+                    self.diag[(b, a)] = M.diagonal() if M is not None else np.zeros(nloc)
+        # dense per-column inverses of the column-local part of J_ee
+        self.cinv = {}
+        colid = self.col_start
+        for e in self.E:
+            M = self._block(e, e).tocoo()
+            same = colid[M.row] == colid[M.col]
+            r, c, v = M.row[same], M.col[same], M.data[same]
+            inv = {}
+            for K, idx in self.groups.items():
+                inv[K] = np.zeros((idx.shape[0], K, K))
+            # scatter entries into the dense column blocks
+            group_of = np.zeros(nloc, dtype=np.int64)
+            slot_of = np.zeros(nloc, dtype=np.int64)
+            for K, idx in self.groups.items():
+                group_of[idx.ravel()] = K
+                slot_of[idx.ravel()] = np.repeat(np.arange(idx.shape[0]), K)
+            for K in self.groups:
+                sel = group_of[r] == K
+                inv[K][slot_of[r[sel]], self.pos[r[sel]], self.pos[c[sel]]] = v[sel]
+            for K in inv:
+                inv[K] = np.linalg.inv(inv[K])
+            self.cinv[e] = inv
+        self._build_schur()
+
+    def _apply_cinv(self, e, X):
+        """Column-local ``C_e^-1 X`` for X of shape (nloc,) or (nloc, nrhs)."""
+        out = np.empty_like(X)
+        for K, idx in self.groups.items():
+            blk = X[idx]                                   # (ncol, K[, nrhs])
+            if X.ndim == 1:
+                out[idx] = np.einsum("cij,cj->ci", self.cinv[e][K], blk)
+            else:
+                out[idx] = np.einsum("cij,cjr->cir", self.cinv[e][K], blk)
+        return out
+
+    def _build_schur(self):
+        sysm = self.system
+        n = sysm.grid.nwet
+        loc = sysm.loc
+        blocks = {}
+        for i, a in enumerate(self.K):
+            for j, b in enumerate(self.K):
+                terms = list(sysm.blocks.get((a, b), []))
+                for e in self.E:
+                    dKe = self.diag.get((a, e))
+                    deK = self.diag.get((e, b))
+                    if dKe is None or deK is None or not np.any(dKe) or not np.any(deK):
+                        continue
+                    # -diag(J_ae) C_e^-1 diag(J_eb): only columns j with J_eb[j] != 0
+                    rows, cols, vals = [], [], []
+                    for K, idx in self.groups.items():
+                        Minv = self.cinv[e][K]                       # (ncol, K, K)
+                        w = deK[idx]                                  # (ncol, K)
+                        nz = np.nonzero(w)
+                        if nz[0].size == 0:
+                            continue
+                        cc, jj = nz
+                        # all rows ii of the column for each nonzero (cc, jj)
+                        val = -dKe[idx[cc]] * Minv[cc, :, jj] * w[cc, jj][:, None]
+                        rows.append(idx[cc].ravel())
+                        cols.append(np.repeat(idx[cc, jj], K))
+                        vals.append(val.ravel())
+                    if rows:
+                        r = loc[np.concatenate(rows)]
+                        c = loc[np.concatenate(cols)]
+                        terms.append(sp.csr_matrix((np.concatenate(vals), (r, c)), shape=(n, n)))
+                blocks[(i, j)] = terms
+        self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.K), mat=self._S)
+        if self.schur is None:
+            self.schur = LinearSolver(self._S, self.prefix + "schur_")
+            self.schur.setup()
+        else:
+            self.schur.refactor(self._S)
+
+    def refactor(self, J=None):
+        if J is not None:
+            self.A = J
+        self.setup()
+
+    # ------------------------------------------------------------------ preconditioner
+    def _precondition(self, R):
+        """Block-LU solve with C_E for J_EE.  R: (nt, nloc, nrhs) local arrays."""
+        nrhs = R.shape[2]
+        y = {e: self._apply_cinv(e, R[e]) for e in self.E}
+        rK = np.array([R[a] - sum(self.diag[(a, e)][:, None] * y[e] for e in self.E if (a, e) in self.diag)
+                       for a in self.K])                          # (nK, nloc, nrhs)
+        cols = []
+        for r in range(nrhs):
+            v = self.system.dgrid.create_vec(len(self.K))
+            v.getArray()[:] = rK[:, :, r].ravel()
+            cols.append(v)
+        xs = self.schur.solve_many(cols) if nrhs > 1 else [self.schur.solve(cols[0])]
+        xK = np.stack([x.getArray(readonly=True).reshape(len(self.K), -1) for x in xs], axis=2)
+        for v in cols + xs:
+            v.destroy()
+        X = np.empty_like(R)
+        for i, a in enumerate(self.K):
+            X[a] = xK[i]
+        for e in self.E:
+            coupling = sum(self.diag[(e, b)][:, None] * X[b] for b in self.K if (e, b) in self.diag)
+            X[e] = y[e] - self._apply_cinv(e, coupling)
+        return X
+
+    # ------------------------------------------------------------------ solves
+    def _residual(self, Bs, X):
+        nt, nloc = self.system.nt, self.system.nloc
+        R = np.empty_like(X)
+        x = self.A.createVecRight()
+        y = self.A.createVecLeft()
+        for r in range(X.shape[2]):
+            x.getArray()[:] = X[:, :, r].ravel()
+            self.A.mult(x, y)
+            R[:, :, r] = Bs[:, :, r] - y.getArray(readonly=True).reshape(nt, nloc)
+        x.destroy()
+        y.destroy()
+        return R
+
+    def _ksp(self):
+        if getattr(self, "_kspobj", None) is None:
+            outer = self
+
+            class _PC:
+                def apply(self, pc, x, y):
+                    nt, nloc = outer.system.nt, outer.system.nloc
+                    R = x.getArray(readonly=True).reshape(nt, nloc, 1)
+                    y.getArray()[:] = outer._precondition(R)[:, :, 0].ravel()
+
+            ksp = PETSc.KSP().create(comm=self.A.getComm())
+            ksp.setOptionsPrefix(self.prefix + "outer_")
+            ksp.setType("fgmres")
+            ksp.setGMRESRestart(60)
+            ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_sweeps)
+            ksp.getPC().setType("python")
+            ksp.getPC().setPythonContext(_PC())
+            ksp.setFromOptions()
+            self._kspobj = ksp
+        self._kspobj.setOperators(self.A)
+        return self._kspobj
+
+    def solve_many(self, B_cols):
+        """Right-preconditioned GMRES on the full Jacobian, run in lockstep for all right-hand sides
+        so that every preconditioner application is one block (MatMatSolve) solve with ``S``."""
+        if not B_cols:
+            return []
+        from mpi4py import MPI
+        comm = self.system.dgrid.comm.tompi4py()
+        nt, nloc = self.system.nt, self.system.nloc
+        B = np.stack([b.getArray(readonly=True).reshape(nt, nloc) for b in B_cols], axis=2)
+        nr = B.shape[2]
+
+        def dots(X, Y):
+            return comm.allreduce((X * Y).sum(axis=(0, 1)), op=MPI.SUM)
+
+        beta = np.sqrt(dots(B, B))
+        safe = np.where(beta > 0, beta, 1.0)
+        m = self.max_sweeps
+        V = [B / safe]
+        Z = []
+        H = np.zeros((nr, m + 1, m))
+        X = np.zeros_like(B)
+        xv = self.A.createVecRight()
+        yv = self.A.createVecLeft()
+        rel = np.ones(nr)
+        for j in range(m):
+            Zj = self._precondition(V[j])
+            Z.append(Zj)
+            W = np.empty_like(Zj)
+            for r in range(nr):
+                xv.getArray()[:] = Zj[:, :, r].ravel()
+                self.A.mult(xv, yv)
+                W[:, :, r] = yv.getArray(readonly=True).reshape(nt, nloc)
+            for i in range(j + 1):                      # modified Gram-Schmidt (twice for stability)
+                h = dots(W, V[i])
+                H[:, i, j] += h
+                W -= V[i] * h
+            for i in range(j + 1):
+                h = dots(W, V[i])
+                H[:, i, j] += h
+                W -= V[i] * h
+            hn = np.sqrt(dots(W, W))
+            H[:, j + 1, j] = hn
+            V.append(W / np.where(hn > 0, hn, 1.0))
+            ys = []
+            for r in range(nr):
+                e1 = np.zeros(j + 2)
+                e1[0] = beta[r]
+                y, *_ = np.linalg.lstsq(H[r, :j + 2, :j + 1], e1, rcond=None)
+                ys.append(y)
+                rel[r] = np.linalg.norm(e1 - H[r, :j + 2, :j + 1] @ y) / safe[r]
+            log.debug("structured GMRES %d: max relative residual %.3e", j + 1, rel.max())
+            if rel.max() <= self.rtol or j == m - 1:
+                break
+        for r in range(nr):
+            X[:, :, r] = sum(Z[i][:, :, r] * ys[r][i] for i in range(len(ys[r])))
+        # true residual check
+        out = []
+        worst = 0.0
+        for r in range(nr):
+            v = self.system.dgrid.create_vec(nt)
+            v.getArray()[:] = X[:, :, r].ravel()
+            self.A.mult(v, yv)
+            yv.aypx(-1.0, B_cols[r])
+            worst = max(worst, yv.norm() / safe[r])
+            out.append(v)
+        xv.destroy()
+        yv.destroy()
+        self.sweeps.append(j + 1)
+        if worst > self.stall_tol:
+            raise SolverError(f"structured solver: GMRES reached relative residual {worst:.2e} in {j + 1} iterations")
+        return out
+
+    def solve(self, b, x=None, transpose=False):
+        if transpose:
+            raise SolverError("structured solver has no transpose solve")
+        res = self.solve_many([b])[0]
+        if x is not None:
+            res.copy(x)
+            res.destroy()
+            return x
+        return res
+
+    def describe(self):
+        return f"structured (eliminated {self.E}, Schur on {self.K}: {self.schur.describe()})"
+
+    def destroy(self):
+        if getattr(self, "_kspobj", None) is not None:
+            self._kspobj.destroy()
+            self._kspobj = None
+        if self.schur is not None:
+            self.schur.destroy()
+            self.schur = None
+        if self._S is not None:
+            self._S.destroy()
+            self._S = None
