@@ -13,7 +13,7 @@ so this needs no communication).  ``S`` has the sparsity of ``J_KK`` plus one de
 lower-column pattern per euphotic box.  The block-LU solve with ``C_E`` in place of ``J_EE``
 is a right preconditioner ``P`` for GMRES on the full Jacobian, run in lockstep for all
 right-hand sides (each preconditioner application is one ``MatMatSolve`` with ``S``), to
-``||B - J X|| <= rtol ||B||`` (rtol 1e-11; the true residual must be below 1e-8, the
+``||B - J X|| <= rtol ||B||`` (rtol 1e-11; the true residual must be below 1e-7, the
 round-off floor of the near-singular P system).
 
 Enable with ``-steady_structured`` (or ``SteadyState(..., structured=True)``).  For the P
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class StructuredSolver:
-    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-8):
+    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-7):
         self.stall_tol = stall_tol
         self.system = system
         self.prefix = prefix
