@@ -96,6 +96,20 @@ def build_parser():
     return p
 
 
+#: command -> (module relative to bcp_hpc.cli, function); modules are imported lazily
+COMMANDS = {
+    "info": (".info", "run"),
+    "run": (".pipeline", "run"),
+    "experiment": (".pipeline", "sweep"),
+    "invert": (".pipeline", "invert"),
+    "inspect": (".files", "inspect"),
+    "export": (".files", "export"),
+    "bench operators": ("..bench.operators", "run"),
+    "bench pmodel": ("..bench.pmodel", "run"),
+    "bench invert": ("..bench.invert", "run"),
+}
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, petsc = _split_petsc_args(argv)
@@ -105,34 +119,10 @@ def main(argv=None):
     setup_logging(args.log_level)
     log = logging.getLogger("bcp_hpc")
     try:
-        if args.command == "info":
-            from . import info
-            return info.run(args)
-        if args.command == "run":
-            from . import pipeline
-            return pipeline.run(args)
-        if args.command == "experiment":
-            from . import pipeline
-            return pipeline.sweep(args)
-        if args.command == "invert":
-            from . import pipeline
-            return pipeline.invert(args)
-        if args.command == "inspect":
-            from . import files
-            return files.inspect(args)
-        if args.command == "export":
-            from . import files
-            return files.export(args)
-        if args.command == "bench":
-            if args.bench == "operators":
-                from ..bench import operators
-                return operators.run(args)
-            if args.bench == "pmodel":
-                from ..bench import pmodel
-                return pmodel.run(args)
-            if args.bench == "invert":
-                from ..bench import invert
-                return invert.run(args)
+        key = args.command if args.command != "bench" else f"bench {args.bench}"
+        module, func = COMMANDS[key]
+        import importlib
+        return getattr(importlib.import_module(module, __package__), func)(args)
         raise SystemExit(f"unknown command {args.command}")
     except BCPError as exc:
         log.error("%s", exc)

@@ -219,41 +219,6 @@ class StructuredSolver:
         return X
 
     # ------------------------------------------------------------------ solves
-    def _residual(self, Bs, X):
-        nt, nloc = self.system.nt, self.system.nloc
-        R = np.empty_like(X)
-        x = self.A.createVecRight()
-        y = self.A.createVecLeft()
-        for r in range(X.shape[2]):
-            x.getArray()[:] = X[:, :, r].ravel()
-            self.A.mult(x, y)
-            R[:, :, r] = Bs[:, :, r] - y.getArray(readonly=True).reshape(nt, nloc)
-        x.destroy()
-        y.destroy()
-        return R
-
-    def _ksp(self):
-        if getattr(self, "_kspobj", None) is None:
-            outer = self
-
-            class _PC:
-                def apply(self, pc, x, y):
-                    nt, nloc = outer.system.nt, outer.system.nloc
-                    R = x.getArray(readonly=True).reshape(nt, nloc, 1)
-                    y.getArray()[:] = outer._precondition(R)[:, :, 0].ravel()
-
-            ksp = PETSc.KSP().create(comm=self.A.getComm())
-            ksp.setOptionsPrefix(self.prefix + "outer_")
-            ksp.setType("fgmres")
-            ksp.setGMRESRestart(60)
-            ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_sweeps)
-            ksp.getPC().setType("python")
-            ksp.getPC().setPythonContext(_PC())
-            ksp.setFromOptions()
-            self._kspobj = ksp
-        self._kspobj.setOperators(self.A)
-        return self._kspobj
-
     def solve_many(self, B_cols):
         """Right-preconditioned GMRES on the full Jacobian, run in lockstep for all right-hand sides
         so that every preconditioner application is one block (MatMatSolve) solve with ``S``."""
