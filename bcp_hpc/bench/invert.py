@@ -30,7 +30,7 @@ def run(args):
     timer.report(f"bench invert: {setup.world.source}, {4 * setup.grid.nwet} unknowns, {comm.getSize()} rank(s)")
     per_it = timer.seconds["inversion"] / max(its, 1)
     rprint(f"iterations {its}, objective evaluations {evals}, {per_it:.2f} s per iteration, "
-           f"{timer.seconds['inversion'] / max(evals, 1):.2f} s per evaluation (f + gradient + Hessian)")
+           f"{timer.seconds['inversion'] / max(evals, 1):.2f} s per evaluation (f + gradient; Hessian at accepted iterates)")
     payload = {"benchmark": "invert", "source": setup.world.source, "ranks": comm.getSize(),
                "unknowns": 4 * setup.grid.nwet, "iterations": its, "evaluations": evals, "seconds": timer.seconds,
                "seconds_per_iteration": per_it, "peak_rss_bytes": max(timer.peak_rss.values())}

@@ -7,7 +7,7 @@ from ..errors import InputError
 from ..grid.ocim2 import read_grid
 from ..io import matfile
 from ..log import rprint
-from ..operators.io import read_hdf5, read_ocim2, write_hdf5, write_ocim2
+from ..operators.io import check_transport, read_hdf5, read_ocim2, write_hdf5, write_ocim2
 from ..operators.sinking import martin_operator
 from ..operators.transport import conservation_defects
 from ..operators.world import load_world
@@ -19,10 +19,7 @@ def inspect(args):
         raise InputError("file does not exist", path=path)
     if path.endswith((".h5", ".hdf5")):
         grid, T = read_hdf5(path)
-        defects = conservation_defects(T, grid.box_volume) if T is not None else None
-        if defects and defects["volume_column_sum_rel"] > args.tol:
-            raise InputError(f"transport matrix does not conserve mass ({defects['volume_column_sum_rel']:.3e})",
-                             path=path, variable="transport")
+        defects = check_transport(T, grid, path, "transport", args.tol) if T is not None else None
     else:
         d = matfile.load(path)
         root = d["output"] if isinstance(d.get("output"), dict) else d

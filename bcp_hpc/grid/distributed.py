@@ -145,7 +145,7 @@ class DistributedGrid:
         """Single-field distributed matrix from an n x n SciPy sparse matrix (natural ordering)."""
         return self.matrix_from_blocks({(0, 0): A}, 1)
 
-    def local_rows_to_petsc(self, local_csr, ncols_natural_to_global=None) -> "PETSc.Mat":
+    def local_rows_to_petsc(self, local_csr) -> "PETSc.Mat":
         """Matrix from this rank's rows only (CSR over natural columns), e.g. streamed from a file."""
         g = self.global_index(1)[0]
         coo = sp.coo_matrix(local_csr)

@@ -64,11 +64,18 @@ class Objective:
         return self.comm.allreduce(a, op=MPI.SUM) if np.ndim(a) == 0 else self.comm.allreduce(np.asarray(a), op=MPI.SUM)
 
     def evaluate(self, x, order: int = 2, warm: bool = True):
-        """Objective, gradient and (order 2) Hessian at transformed parameters ``x``."""
+        """Objective, gradient and (order 2) Hessian at transformed parameters ``x``.
+
+        A second call at the same ``x`` (e.g. the Hessian after the gradient) reuses the
+        steady state and its factorization."""
         ps = self.system.model.parameters
-        ps.set_x(x)
-        u0 = self.steady.u if (warm and self.steady.u is not None) else None
-        u = self.steady.solve(u0)
+        x = np.asarray(x, dtype=float)
+        if self.last is not None and self.steady.u is not None and np.array_equal(self.last[0], x):
+            u = self.steady.u          # same parameters: the state and its factorization are current
+        else:
+            ps.set_x(x)
+            u0 = self.steady.u if (warm and self.steady.u is not None) else None
+            u = self.steady.solve(u0)
         ul = self.system.local_state(u)
         m = self.system.npar
         f = 0.0

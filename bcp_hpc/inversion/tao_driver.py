@@ -56,11 +56,13 @@ class Inversion:
     def _physical(self, x):
         return {n: self.params[n].from_x(xi) for n, xi in zip(self.names, x)}
 
-    def _eval(self, x):
+    def _eval(self, x, order: int = 2):
+        """Objective data at ``x``; the Hessian (second-order sensitivities) only when asked, so
+        rejected trial points cost a state solve and first-order sensitivities only."""
         last = self.obj.last
-        if last is not None and np.array_equal(last[0], x):
+        if last is not None and np.array_equal(last[0], x) and (order < 2 or last[3] is not None):
             return last[1], last[2], last[3]
-        return self.obj.evaluate(x, order=2)
+        return self.obj.evaluate(x, order=order)
 
     # ------------------------------------------------------------------ run
     def run(self, x0=None, resume: bool = False):
@@ -98,7 +100,7 @@ class Inversion:
 
         def objgrad(tao_, xv, g):
             xx = self._bcast_x(xv)
-            f, gg, _ = self._eval(xx)
+            f, gg, _ = self._eval(xx, order=1)
             self.n_evals += 1
             if rank0:
                 g.getArray()[:] = gg
@@ -135,6 +137,7 @@ class Inversion:
                     with open(self.log_jsonl, "a") as fh:
                         fh.write(json.dumps(rec) + "\n")
             if self.checkpoint:
+                self._eval(xx, order=2)  # the accepted iterate's Hessian (needed next anyway; cached)
                 last = self.obj.last
                 state_nat = self.obj.state_to_natural()
                 if rank0 and last is not None and np.array_equal(last[0], xx):

@@ -51,19 +51,18 @@ def _synthetic_fields(grid: Grid):
             synthetic_phosphate(grid), synthetic_temperature(grid))
 
 
-def embedded_world(circulation: CirculationConfig | None = None) -> World:
-    grid = embedded_grid()
+def _synthetic_world(grid: Grid, source: str, circulation: CirculationConfig | None = None) -> World:
     T, _ = synthetic_circulation(grid, circulation)
     npp, po4, temp = _synthetic_fields(grid)
-    return World(grid, T, npp, po4, temp, source="embedded")
+    return World(grid, T, npp, po4, temp, source=source)
+
+
+def embedded_world(circulation: CirculationConfig | None = None) -> World:
+    return _synthetic_world(embedded_grid(), "embedded", circulation)
 
 
 def generated_2deg_world(circulation: CirculationConfig | None = None) -> World:
-    from ..grid.embedded import embedded_grid as eg
-    grid = eg(nlat=91, nlon=180, nz=24)
-    T, _ = synthetic_circulation(grid, circulation)
-    npp, po4, temp = _synthetic_fields(grid)
-    return World(grid, T, npp, po4, temp, source="generated-2deg")
+    return _synthetic_world(embedded_grid(nlat=91, nlon=180, nz=24), "generated-2deg", circulation)
 
 
 def _load_field(path: str, var: str, grid: Grid) -> np.ndarray:
@@ -123,8 +122,5 @@ def load_world(source: str = "embedded", path: str | None = None, circulation: C
     if source == "generated-2deg":
         return generated_2deg_world(circulation)
     if source == "tiny":
-        grid = embedded_grid(nlat=15, nlon=30, nz=8)
-        T, _ = synthetic_circulation(grid, circulation)
-        npp, po4, temp = _synthetic_fields(grid)
-        return World(grid, T, npp, po4, temp, source="tiny")
+        return _synthetic_world(embedded_grid(nlat=15, nlon=30, nz=8), "tiny", circulation)
     raise InputError(f"unknown world source '{source}' (embedded, ocim2-mask, ocim2, generated-2deg, tiny)")
