@@ -7,6 +7,7 @@ Example::
     source = "embedded"          # embedded | ocim2-mask | ocim2 | generated-2deg
     path = ""                    # data directory (ocim2-mask) or operator file (ocim2)
     npp_product = "vgpm"
+    inputs = ""                  # forcing from `bcp-hpc data build` output or an OCIM2 data folder
 
     [model]
     sigma2 = 0.0
@@ -18,6 +19,7 @@ Example::
 
     [observations]
     dip = "synthetic"            # synthetic (twin experiment) | glodap (po4raw in the data directory)
+                                 # | inputs (po4_obs, else po4, of [world] inputs)
     noise = 0.05                 # mmol m-3, synthetic only
     coverage = 0.5               # fraction of boxes observed, synthetic only
     seed = 0
@@ -41,7 +43,7 @@ from .errors import ConfigError
 SECONDS_PER_YEAR = 365 * 86400.0
 
 DEFAULTS = {
-    "world": {"source": "embedded", "path": "", "npp_product": "vgpm"},
+    "world": {"source": "embedded", "path": "", "npp_product": "vgpm", "inputs": ""},
     "model": {"sigma2": 0.0, "pop_to": "DOPs", "uptake": "w19"},
     "parameters": {},
     "observations": {"dip": "synthetic", "noise": 0.05, "coverage": 0.5, "seed": 0},

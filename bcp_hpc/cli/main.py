@@ -51,6 +51,7 @@ def build_parser():
         r.add_argument("--world", help="embedded | ocim2-mask | ocim2 | generated-2deg (overrides the config)")
         r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
         r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
+        r.add_argument("--inputs", help="forcing/observations: a `data build` file or an OCIM2 data folder")
         r.add_argument("--out", default=default_out, help="output directory")
         r.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
         r.add_argument("--json", help="also write the run table to this JSON file")
@@ -76,6 +77,19 @@ def build_parser():
     e.add_argument("--out", required=True, help="output file (.mat or .h5)")
     e.add_argument("--mat-version", default="v5", choices=["v5", "v7.3"])
 
+    dp = sub.add_parser("data", help="build model-grid input files from public data sets; check data")
+    dsub = dp.add_subparsers(dest="data", required=True)
+    db = dsub.add_parser("build", help="recipe (TOML) -> one model-grid input file (HDF5, xarray-readable)")
+    db.add_argument("recipe", nargs="?", help="recipe TOML (see bcp_hpc/data/build.py)")
+    db.add_argument("--out", required=True, help="output HDF5 file")
+    db.add_argument("--grid", help="override the recipe's grid: embedded | tiny | generated-2deg | .mat | directory")
+    db.add_argument("--synthetic", action="store_true", help="write the synthetic inputs (3 NPP products, PO4, T)")
+    db.add_argument("--json", help="write a summary to this JSON file")
+    dc = dsub.add_parser("check", help="validate a data directory (OCIM2 .mat fields) or an input file")
+    dc.add_argument("path")
+    dc.add_argument("--grid", help="grid to check against (default: the directory's mask / the file's grid)")
+    dc.add_argument("--json", help="write the table to this JSON file")
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
     bo = bsub.add_parser("operators", help="synthetic circulation on the OCIM2 mask: assembly, ideal age")
@@ -89,6 +103,10 @@ def build_parser():
     bp.add_argument("--no-scipy", action="store_true", help="skip the SciPy splu reference")
     bp.add_argument("--monolithic", action="store_true", help="package path = monolithic LU (not the structured solver)")
     bp.add_argument("--json", help="write figures to this JSON file")
+    bd = bsub.add_parser("data", help="parallel loading of an input file: hyperslab / scatter / whole")
+    bd.add_argument("--data", help="OCIM2 data directory")
+    bd.add_argument("--generated", action="store_true", help="generated 2 degree grid even if data exist")
+    bd.add_argument("--json", help="write figures to this JSON file")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
     bi.add_argument("--data", help="OCIM2 data directory")
@@ -104,9 +122,12 @@ COMMANDS = {
     "invert": (".pipeline", "invert"),
     "inspect": (".files", "inspect"),
     "export": (".files", "export"),
+    "data build": (".data", "data_build"),
+    "data check": (".data", "data_check"),
     "bench operators": ("..bench.operators", "run"),
     "bench pmodel": ("..bench.pmodel", "run"),
     "bench invert": ("..bench.invert", "run"),
+    "bench data": ("..bench.data", "run"),
 }
 
 
@@ -119,7 +140,8 @@ def main(argv=None):
     setup_logging(args.log_level)
     log = logging.getLogger("bcp_hpc")
     try:
-        key = args.command if args.command != "bench" else f"bench {args.bench}"
+        key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}"}.get(
+            args.command, lambda: args.command)()
         module, func = COMMANDS[key]
         import importlib
         return getattr(importlib.import_module(module, __package__), func)(args)

@@ -25,6 +25,8 @@ def _config(args) -> dict:
     if args.world == "ocim2-mask" and not (args.data or args.operator):
         from ..operators.world import default_shared_data_dir
         over["world"]["path"] = default_shared_data_dir() or ""
+    if getattr(args, "inputs", None):
+        over.setdefault("world", {})["inputs"] = args.inputs
     if args.sigma2:
         over.setdefault("experiment", {})["sigma2_values"] = [float(v) for v in args.sigma2.split(",")]
     if args.no_sensitivity_runs:
@@ -52,7 +54,7 @@ def run(args):
     cfg = _config(args)
     comm = PETSc.COMM_WORLD
     w = cfg["world"]
-    world = load_world(w["source"], w.get("path") or None)
+    world = load_world(w["source"], w.get("path") or None, inputs=w.get("inputs") or None)
     grid = world.grid
     rprint(f"world: {world.source}; {grid.summary()}; {comm.getSize()} rank(s)")
     dgrid = DistributedGrid(grid, comm)

@@ -116,12 +116,17 @@ def _basins(lat2, lon2, mask):
 
 
 # ---------------------------------------------------------------------------- fields
+#: global totals of the three synthetic NPP products (Pg C yr^-1)
+NPP_TARGET_PG_C_PER_YR = {"vgpm": 52.0, "cbpm": 48.5, "cafe": 58.5}
+
+
 def synthetic_npp(grid: Grid, product: str = "vgpm") -> np.ndarray:
     """Satellite-like annual column NPP (mg C m^-2 d^-1) on the surface (nlat, nlon); NaN on land.
 
-    Three products differ the way the real ones do (global totals about 48-60 Pg C yr^-1):
-    ``vgpm`` (high in coastal/upwelling regions), ``cbpm`` (flatter, more subtropical),
-    ``cafe`` (highest totals, strong high latitudes).
+    Three products differ the way the real ones do: ``vgpm`` (high in coastal/upwelling
+    regions), ``cbpm`` (flatter, more subtropical), ``cafe`` (strong high latitudes); each is
+    scaled so that its global total on any grid is :data:`NPP_TARGET_PG_C_PER_YR` (VGPM 52,
+    CbPM 48.5, CAFE 58.5 Pg C yr^-1, the spread of the satellite products).
     """
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     X = _wrap(lon2)
@@ -134,15 +139,17 @@ def synthetic_npp(grid: Grid, product: str = "vgpm") -> np.ndarray:
     gyre = np.exp(-((np.abs(lat2) - 25) / 9.0) ** 2)
     highlat = np.exp(-((np.abs(lat2) - 50) / 10.0) ** 2)
     so = np.exp(-((lat2 + 62) / 6.0) ** 2)
-    params = {"vgpm": (420, 350, 500, 200, -230, 220), "cbpm": (380, 320, 300, 150, -160, 260),
-              "cafe": (430, 380, 560, 300, -200, 260)}
+    params = {"vgpm": (420, 350, 500, 200, -230, 220), "cbpm": (420, 420, 150, 100, -80, 120),
+              "cafe": (380, 300, 250, 450, -150, 420)}
     if product not in params:
         raise ValueError(f"unknown NPP product '{product}' (choose vgpm, cbpm or cafe)")
     base, eqa, coa, hla, gya, soa = params[product]
     npp = base + eqa * eq + coa * coast + hla * highlat + gya * gyre + soa * so
     npp = np.clip(npp, 60.0, None)
     npp = np.where(np.abs(lat2) > 75, 0.3 * npp, npp)
-    return np.where(surf, npp, np.nan)
+    npp = np.where(surf, npp, np.nan)
+    total = np.nansum(npp * grid.area2d) * 365.0 / 1e18   # mg C m-2 d-1 * m2 -> Pg C yr-1
+    return npp * (NPP_TARGET_PG_C_PER_YR[product] / total)
 
 
 def synthetic_phosphate(grid: Grid) -> np.ndarray:

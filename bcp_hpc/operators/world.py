@@ -107,7 +107,38 @@ def default_shared_data_dir() -> str | None:
     return cand if os.path.exists(os.path.join(cand, OCIM2_MASK_FILE)) else None
 
 
-def load_world(source: str = "embedded", path: str | None = None, circulation: CirculationConfig | None = None) -> World:
+def apply_inputs(world: World, inputs: str) -> World:
+    """Replace the world's forcing fields by those of a data source (a file made by ``bcp-hpc data
+    build`` or a directory of pre-binned OCIM2 fields): NPP products, phosphate for the uptake
+    term (``po4``), temperature.  The source must be on the world's grid."""
+    from ..data.catalog import open_data
+    src = open_data(inputs)
+    try:
+        names = src.fields()
+        if "po4" in names:
+            world.dip_gamma = np.maximum(src.field("po4", world.grid), 0.05)
+        if "temperature" in names:
+            world.temperature = np.maximum(src.field("temperature", world.grid), -2.0)
+        prods = src.npp_products()
+        if prods:
+            world.npp_products = {p: src.npp(p, world.grid) for p in prods}
+        world.info["inputs"] = inputs
+        world.info["inputs_fields"] = names
+        world.info["inputs_npp"] = prods
+    finally:
+        if hasattr(src, "close"):
+            src.close()
+    return world
+
+
+def load_world(source: str = "embedded", path: str | None = None, circulation: CirculationConfig | None = None,
+               inputs: str | None = None) -> World:
+    """The world of ``source``; forcing fields from ``inputs`` (data file or directory) when given."""
+    world = _load_world(source, path, circulation)
+    return apply_inputs(world, inputs) if inputs else world
+
+
+def _load_world(source, path, circulation):
     if source == "embedded":
         return embedded_world(circulation)
     if source == "ocim2-mask":

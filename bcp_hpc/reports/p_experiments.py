@@ -45,7 +45,7 @@ class PSetup:
         self.cfg = cfg
         self.comm = comm or PETSc.COMM_WORLD
         w = cfg["world"]
-        self.world = load_world(w["source"], w.get("path") or None)
+        self.world = load_world(w["source"], w.get("path") or None, inputs=w.get("inputs") or None)
         self.grid = self.world.grid
         self.dgrid = DistributedGrid(self.grid, self.comm)
         self.npp = self.world.npp(w.get("npp_product") or None)
@@ -84,7 +84,24 @@ class PSetup:
             V = g.box_volume
             ok = np.isfinite(obs)
             return obs, float((obs[ok] * V[ok]).sum() / V[ok].sum()), {"kind": "glodap", "file": path}
-        raise InputError(f"unknown observation source '{oc['dip']}' (synthetic or glodap)")
+        if oc["dip"] == "inputs":
+            src_path = self.cfg["world"].get("inputs") or ""
+            if not src_path:
+                raise InputError("observations dip = 'inputs' needs [world] inputs (a data file or directory)")
+            from ..data.catalog import open_data
+            src = open_data(src_path)
+            try:
+                name = "po4_obs" if "po4_obs" in src.fields() else "po4"
+                obs = src.field(name, g)
+            finally:
+                if hasattr(src, "close"):
+                    src.close()
+            obs[(obs < 0.05) | ~np.isfinite(obs)] = np.nan
+            V = g.box_volume
+            ok = np.isfinite(obs)
+            return obs, float((obs[ok] * V[ok]).sum() / V[ok].sum()), {"kind": "inputs", "file": src_path,
+                                                                        "field": name}
+        raise InputError(f"unknown observation source '{oc['dip']}' (synthetic, glodap or inputs)")
 
 
 def run_inversion(setup: PSetup, out_dir: str, tag: str, resume: bool = False, x0=None) -> dict:

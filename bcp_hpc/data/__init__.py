@@ -1,0 +1,1 @@
+"""Data layer: public observation sets and forcing products onto a model grid (stage after ``grid``)."""
