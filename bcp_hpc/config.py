@@ -32,6 +32,15 @@ Example::
 
     [solver]                     # PETSc options database entries (without the leading dash)
     steady_pc_factor_mat_solver_type = "mumps"
+
+    [slurm]                      # `bcp-hpc slurm render KIND --config this.toml`
+    nodes = 1
+    ranks_per_node = 8
+    mem = "32G"                  # per node
+    time = "04:00:00"
+    modules = ["petsc/3.18"]     # `module load` lines
+    venv = "/path/to/bcp-hpc/.venv"
+    launcher = "srun"
 """
 from __future__ import annotations
 
@@ -52,6 +61,8 @@ DEFAULTS = {
     "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
     "solver": {},
     "output": {"dir": "out/run"},
+    "slurm": {"nodes": 1, "ranks_per_node": 8, "mem": "32G", "time": "04:00:00", "partition": "", "account": "",
+              "modules": [], "venv": "", "launcher": "srun"},
 }
 OPEN_SECTIONS = {"parameters", "truth", "solver"}
 

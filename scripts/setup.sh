@@ -12,6 +12,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 VENV="${BCP_VENV:-$here/.venv}"
 APT_PACKAGES="python3-petsc4py python3-slepc4py python3-mpi4py python3-h5py python3-scipy python3-venv openmpi-bin"
+# data layer: HDF4 (pyhdf) for satellite NPP, netCDF4 + xarray/h5netcdf (tests write and read real formats)
+DATA_PACKAGES="python3-hdf4 python3-netcdf4 python3-xarray python3-h5netcdf"
 
 log() { echo "[setup] $*" >&2; }
 
@@ -41,6 +43,18 @@ if ! petsc_imports "$PY"; then
     exit 1
   fi
   petsc_imports "$PY" || { log "ERROR: petsc4py still does not import after installing packages"; exit 1; }
+fi
+
+# Data-layer extras: optional where apt is unavailable (the HDF4/NetCDF tests then skip with a reason).
+if ! "$PY" -c "import pyhdf.SD, netCDF4, xarray, h5netcdf" >/dev/null 2>&1; then
+  if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing the data-layer packages ($DATA_PACKAGES)"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $DATA_PACKAGES >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq $DATA_PACKAGES >/dev/null; }
+  else
+    log "note: pyhdf/netCDF4/xarray not importable; HDF4 NPP reading and some data tests are unavailable"
+  fi
 fi
 
 if ! command -v mpirun >/dev/null && ! command -v mpiexec >/dev/null; then

@@ -78,7 +78,10 @@ def test_twin_experiment_recovers_parameters(twin, tmp_path):
     # the monitor log and the checkpoint hold the accepted iterates
     lines = [json.loads(x) for x in open(tmp_path / "it.jsonl")]
     assert lines[0]["iteration"] == 0 and lines[-1]["iteration"] == res["iterations"]
+    assert all(rec["trust_radius"] is not None and rec["trust_radius"] >= 0 for rec in lines)
+    assert lines[-1]["trust_radius"] > 0
     ck = read_checkpoint(str(tmp_path / "ck.h5"), 4)
+    assert ck["trust_radius"] == lines[-1]["trust_radius"]
     assert np.allclose(ck["x"], res["x"], rtol=1e-10) and "DIP" in ck["state"]
     assert set(post["eigen"]["best_constrained"]) == set(TRUTH)
     obj.destroy()
@@ -86,6 +89,9 @@ def test_twin_experiment_recovers_parameters(twin, tmp_path):
 
 
 def test_restart_equivalence(twin, tmp_path):
+    # converge tightly: two runs that stop at |g| <= 1e-9 may differ by |H^-1 g| ~ 1e-7 (bntr's first
+    # step after a restart need not repeat the uninterrupted run's step bit for bit)
+    PETSc.Options().setValue("inv_tao_gatol", "1e-12")
     m, obj = make_objective(twin)
     full = Inversion(obj).run()
     obj.destroy()
@@ -98,8 +104,10 @@ def test_restart_equivalence(twin, tmp_path):
     obj2.system.destroy()
     m3, obj3 = make_objective(twin)  # a fresh process would start here: parameters at their initial values
     resumed = Inversion(obj3, checkpoint=ck).run(resume=True)
-    assert np.allclose(resumed["x"], full["x"], rtol=0, atol=1e-7)
+    PETSc.Options().delValue("inv_tao_gatol")
+    assert np.allclose(resumed["x"], full["x"], rtol=0, atol=1e-8)
     assert abs(resumed["objective"] - full["objective"]) <= 1e-10 * full["objective"]
+    assert resumed["iterations"] <= full["iterations"] + 2    # the trust radius is restored, not restarted
     obj3.destroy()
     obj3.system.destroy()
 

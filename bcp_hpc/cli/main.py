@@ -90,6 +90,24 @@ def build_parser():
     dc.add_argument("--grid", help="grid to check against (default: the directory's mask / the file's grid)")
     dc.add_argument("--json", help="write the table to this JSON file")
 
+    sl = sub.add_parser("slurm", help="SLURM job scripts")
+    ssub = sl.add_subparsers(dest="slurm", required=True)
+    sr = ssub.add_parser("render", help="render a SLURM script for a run from its config ([slurm] section) and flags")
+    sr.add_argument("kind", help="forward | invert | sigma2-sweep | bench-scaling | bench-pmodel")
+    sr.add_argument("--config", help="run configuration (TOML); its [slurm] section gives the defaults")
+    sr.add_argument("--world", help="world when no config is given (default embedded)")
+    sr.add_argument("--out", help="script file to write (default: print)")
+    sr.add_argument("--run-out", help="the run's output directory inside the job (default runs/KIND-JOBID)")
+    sr.add_argument("--nodes", type=int)
+    sr.add_argument("--ranks-per-node", dest="ranks_per_node", type=int)
+    sr.add_argument("--mem", help="memory per node, e.g. 64G")
+    sr.add_argument("--time", help="wall time, e.g. 04:00:00")
+    sr.add_argument("--partition")
+    sr.add_argument("--account")
+    sr.add_argument("--module", action="append", help="a `module load` line (repeatable)")
+    sr.add_argument("--venv", help="virtual environment to activate")
+    sr.add_argument("--launcher", help="srun (default) or e.g. 'mpirun -n 16'")
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
     bo = bsub.add_parser("operators", help="synthetic circulation on the OCIM2 mask: assembly, ideal age")
@@ -123,6 +141,7 @@ COMMANDS = {
     "inspect": (".files", "inspect"),
     "export": (".files", "export"),
     "data build": (".data", "data_build"),
+    "slurm render": (".slurm", "run"),
     "data check": (".data", "data_check"),
     "bench operators": ("..bench.operators", "run"),
     "bench pmodel": ("..bench.pmodel", "run"),
@@ -140,7 +159,8 @@ def main(argv=None):
     setup_logging(args.log_level)
     log = logging.getLogger("bcp_hpc")
     try:
-        key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}"}.get(
+        key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}",
+               "slurm": lambda: f"slurm {args.slurm}"}.get(
             args.command, lambda: args.command)()
         module, func = COMMANDS[key]
         import importlib

@@ -48,6 +48,8 @@ def read_checkpoint(path: str, n_params: int | None = None) -> dict:
                    "x": h["x"][()], "gradient": h["gradient"][()], "hessian": h["hessian"][()],
                    "parameters": {k: float(v) for k, v in h["parameters"].attrs.items()},
                    "state": {k: h["state"][k][()] for k in h["state"]} if "state" in h else {}}
+            if "trust_radius" in h.attrs:
+                out["trust_radius"] = float(h.attrs["trust_radius"])
             if "history_x" in h:
                 out["history"] = [{"objective": float(f), "x": list(x)} for f, x in
                                   zip(h["history_objective"][()], h["history_x"][()])]

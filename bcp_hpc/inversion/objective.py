@@ -67,7 +67,12 @@ class Objective:
         """Objective, gradient and (order 2) Hessian at transformed parameters ``x``.
 
         A second call at the same ``x`` (e.g. the Hessian after the gradient) reuses the
-        steady state and its factorization."""
+        steady state and its factorization.  Logged as the PETSc stage ``bcp: objective``."""
+        from ..solvers.profiling import OBJECTIVE, stage
+        with stage(OBJECTIVE):
+            return self._evaluate(x, order, warm)
+
+    def _evaluate(self, x, order, warm):
         ps = self.system.model.parameters
         x = np.asarray(x, dtype=float)
         if self.last is not None and self.steady.u is not None and np.array_equal(self.last[0], x):

@@ -23,6 +23,7 @@ import numpy as np
 from ..petsc_env import import_petsc4py
 from ..solvers.linear import set_default_options
 from .checkpoint import read_checkpoint, write_checkpoint
+from .trust_radius import current_trust_radius
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
@@ -68,11 +69,13 @@ class Inversion:
     def run(self, x0=None, resume: bool = False):
         m = len(self.names)
         start_it = 0
+        radius0 = None
         if resume and self.checkpoint and os.path.exists(self.checkpoint):
             ck = read_checkpoint(self.checkpoint, m)
             x0 = ck["x"]
             start_it = ck["iteration"]
             self.history = ck.get("history", [])
+            radius0 = ck.get("trust_radius")
             log.info("resuming from %s at iteration %d (objective %.6e)", self.checkpoint, start_it, ck["objective"])
         if x0 is None:
             x0 = self.params.get_x()
@@ -124,14 +127,17 @@ class Inversion:
                 return  # same iterate reported twice (bntr's initial radius step)
             it = start_it + its
             phys = self._physical(xx)
-            rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "x": [float(v) for v in xx],
+            radius = current_trust_radius(tao_)
+            rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "trust_radius": radius,
+                   "x": [float(v) for v in xx],
                    "parameters": {n: {"value": v, "units": self.params[n].units} for n, v in phys.items()},
                    "elapsed_s": time.perf_counter() - t_start}
             if its == 0 and start_it > 0:
                 return  # the resumed iterate is already logged
             self.history.append({"objective": f, "x": rec["x"]})
             if rank0:
-                log.info("iter %3d  f %.8e  |g| %.3e  %s", it, f, gnorm,
+                log.info("iter %3d  f %.8e  |g| %.3e  radius %s  %s", it, f, gnorm,
+                         "-" if radius is None else f"{radius:.3e}",
                          "  ".join(f"{n} {v:.5g} {self.params[n].units}" for n, v in phys.items()))
                 if self.log_jsonl:
                     with open(self.log_jsonl, "a") as fh:
@@ -142,7 +148,8 @@ class Inversion:
                 state_nat = self.obj.state_to_natural()
                 if rank0 and last is not None and np.array_equal(last[0], xx):
                     write_checkpoint(self.checkpoint, it, xx, phys, f, last[2], last[3], state_nat,
-                                     self.obj.system.model.tracer_names, self.history)
+                                     self.obj.system.model.tracer_names, self.history,
+                                     meta={} if radius is None else {"trust_radius": radius})
             state["k"] = it
             if self.stop_after is not None and it >= self.stop_after:
                 tao_.setConvergedReason(PETSc.TAO.Reason.CONVERGED_USER)
@@ -152,6 +159,12 @@ class Inversion:
         tao.setSolution(x)
         tao.setVariableBounds(lo, hi)
         tao.setMonitor(monitor)
+        if radius0 is not None and radius0 > 0:
+            # continue with the radius the interrupted run had reached, not TAO's fresh initial guess
+            opts = PETSc.Options()
+            if not opts.hasName(self.prefix + "tao_bnk_init_type"):
+                opts.setValue(self.prefix + "tao_bnk_init_type", "constant")
+            tao.setInitialTrustRegionRadius(radius0)
         tao.setFromOptions()
         try:
             tao.solve()

@@ -21,6 +21,7 @@ import time
 
 from ..errors import SolverError
 from .linear import LinearSolver
+from .profiling import ASSEMBLY, FACTOR, SENSITIVITIES, SOLVE, stage
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,13 @@ class SteadyState:
 
     def _factor(self, u):
         t0 = time.perf_counter()
-        J = self.system.jacobian(u)
+        with stage(ASSEMBLY):
+            J = self.system.jacobian(u)
+        with stage(FACTOR):
+            self._factor_matrix(J)
+        self.timings["factor"] = self.timings.get("factor", 0.0) + time.perf_counter() - t0
+
+    def _factor_matrix(self, J):
         if self.solver is None or self.system.pattern_changed:
             if self.solver is not None:
                 self.solver.destroy()
@@ -56,7 +63,6 @@ class SteadyState:
                 self.solver.setup()
         else:
             self.solver.refactor(J)
-        self.timings["factor"] = self.timings.get("factor", 0.0) + time.perf_counter() - t0
 
     def solve(self, u0=None):
         """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
@@ -74,7 +80,8 @@ class SteadyState:
             if not linear or it == 0:
                 self._factor(u)     # a linear model keeps its one factorization (later steps refine)
             t0 = time.perf_counter()
-            du = self.solver.solve(F)
+            with stage(SOLVE):
+                du = self.solver.solve(F)
             self.timings["solve"] = self.timings.get("solve", 0.0) + time.perf_counter() - t0
             u.axpy(-1.0, du)
             step = du.norm() / max(u.norm(), 1e-300)
@@ -103,6 +110,10 @@ class SteadyState:
 
     def sensitivities(self, order: int = 2):
         """First (list ``u_i``) and, if ``order == 2``, second (dict ``(i, j) -> u_ij``, ``i <= j``) sensitivities."""
+        with stage(SENSITIVITIES):
+            return self._sensitivities(order)
+
+    def _sensitivities(self, order):
         sysm, u = self.system, self.u
         m = sysm.npar
         t0 = time.perf_counter()

@@ -1,0 +1,128 @@
+"""``bcp-hpc slurm render KIND``: a SLURM batch script for a run, from its config and flags.
+
+Kinds: ``forward`` (``bcp-hpc run``), ``invert`` (one P inversion), ``sigma2-sweep`` (job
+array, one sigma2 per task), ``bench-scaling`` (the scaling ladder), ``bench-pmodel``.
+(The joint P-C-O inversion gets its kind when that model lands.)
+
+Resources come from the config's ``[slurm]`` section, overridden by flags: nodes, ranks per
+node, memory per node, wall time, partition, account, ``module load`` lines, the virtual
+environment, and the launcher (``srun`` on SLURM; set ``LAUNCH="mpirun -n 2"`` in the
+environment to run the same script on a workstation).  Every run script is requeue-safe:
+``#SBATCH --requeue`` plus a USR1 signal two minutes before the wall time that requeues the
+job, and the command always passes ``--resume`` so the requeued job continues from the last
+checkpoint (accepted iterate / finished sweep runs) in its output directory.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_path
+
+KINDS = ("forward", "invert", "sigma2-sweep", "bench-scaling", "bench-pmodel")
+REQUEUE_KINDS = {"forward", "invert", "sigma2-sweep"}
+
+
+def _header(name, s, array=None):
+    lines = ["#!/bin/bash", f"# Rendered by `bcp-hpc slurm render {name}`; edit freely.",
+             f"#SBATCH --job-name=bcp-{name}",
+             f"#SBATCH --nodes={int(s['nodes'])}",
+             f"#SBATCH --ntasks-per-node={int(s['ranks_per_node'])}",
+             f"#SBATCH --mem={s['mem']}",
+             f"#SBATCH --time={s['time']}",
+             f"#SBATCH --output=bcp-{name}-%j.out" if not array else f"#SBATCH --output=bcp-{name}-%A_%a.out"]
+    if s.get("partition"):
+        lines.append(f"#SBATCH --partition={s['partition']}")
+    if s.get("account"):
+        lines.append(f"#SBATCH --account={s['account']}")
+    if array:
+        lines.append(f"#SBATCH --array={array}")
+    if name in REQUEUE_KINDS:
+        lines += ["#SBATCH --requeue", "#SBATCH --signal=B:USR1@120"]
+    return lines
+
+
+def _environment(s, name):
+    lines = ["set -euo pipefail"]
+    for m in s.get("modules") or []:
+        lines.append(f"module load {m}")
+    venv = s.get("venv") or ""
+    if venv:
+        lines.append(f'source {shlex.quote(os.path.join(venv, "bin", "activate"))}')
+    else:
+        lines.append('source "${BCP_VENV:-$HOME/bcp-hpc/.venv}/bin/activate"')
+    lines += ["export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1",
+              f'LAUNCH="${{LAUNCH:-{s["launcher"]}}}"',
+              'JOB="${SLURM_JOB_ID:-local}"']
+    if name in REQUEUE_KINDS:
+        lines += ["# two minutes before the wall time: requeue; the job resumes from its checkpoints",
+                  "on_usr1() { echo \"wall time near: requeueing $JOB\"; "
+                  "[ \"$JOB\" != local ] && scontrol requeue \"$JOB\"; exit 0; }",
+                  "trap on_usr1 USR1"]
+    return lines
+
+
+def render(kind: str, cfg: dict, config_path: str | None, out_dir: str) -> str:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown job kind '{kind}' (known: {', '.join(KINDS)})")
+    s = cfg["slurm"]
+    ranks = int(s["nodes"]) * int(s["ranks_per_node"])
+    if ranks < 1:
+        raise ConfigError("[slurm] nodes x ranks_per_node must be at least 1")
+    conf = f" --config {shlex.quote(os.path.abspath(config_path))}" if config_path else ""
+    world = cfg["world"]["source"]
+    wflag = f" --world {shlex.quote(world)}" if not config_path else ""
+    if any(c in out_dir for c in '"`\\'):
+        raise ConfigError(f"output directory {out_dir!r} must not contain quotes or backslashes")
+    out_q = f'"{out_dir}"'   # double quotes: $JOB / $SLURM_* expand inside the job
+    array = None
+    body = []
+    if kind == "forward":
+        body.append(f'$LAUNCH bcp-hpc run{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
+    elif kind == "invert":
+        body.append(f'$LAUNCH bcp-hpc invert{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
+    elif kind == "sigma2-sweep":
+        values = [float(v) for v in cfg["experiment"]["sigma2_values"]]
+        array = f"0-{len(values) - 1}"
+        body += [f"VALUES=({' '.join(repr(v) for v in values)})",
+                 'S2="${VALUES[${SLURM_ARRAY_TASK_ID:-0}]}"',
+                 f'$LAUNCH bcp-hpc experiment sigma2-sweep{conf}{wflag} --sigma2 "$S2" --no-sensitivity-runs '
+                 f'--out {out_q}/s2_"$S2" --resume &']
+    elif kind == "bench-scaling":
+        body.append(f"$LAUNCH bcp-hpc bench scaling --max-ranks {ranks} --csv {out_q}/scaling.csv "
+                    f"--json {out_q}/scaling.json")
+    elif kind == "bench-pmodel":
+        body += ["n=1", f'while [ "$n" -le {ranks} ]; do',
+                 f'  $LAUNCH -n "$n" bcp-hpc bench pmodel --json {out_q}/pmodel_"$n"ranks.json', "  n=$((n * 2))",
+                 "done"]
+    lines = _header(kind, s, array) + _environment(s, kind) + [f"mkdir -p {out_q}"] + body
+    if body[-1].endswith("&"):
+        lines.append("wait $!   # in the background so the USR1 trap can run")
+    return "\n".join(lines) + "\n"
+
+
+def run(args):
+    from ..config import load_config
+    over = {"slurm": {}}
+    for k in ("nodes", "ranks_per_node", "mem", "time", "partition", "account", "venv", "launcher"):
+        v = getattr(args, k)
+        if v is not None:
+            over["slurm"][k] = v
+    if args.module:
+        over["slurm"]["modules"] = list(args.module)
+    if args.world:
+        over["world"] = {"source": args.world}
+    cfg = load_config(args.config, over)
+    text = render(args.kind, cfg, args.config, args.run_out or f"runs/{args.kind}-$JOB")
+    if args.out in (None, "-"):
+        print(text, end="")
+        return 0
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR)
+    from ..log import rprint
+    rprint(f"wrote {args.out} ({args.kind}, {cfg['slurm']['nodes']} node(s) x {cfg['slurm']['ranks_per_node']} ranks)")
+    return 0
