@@ -46,8 +46,11 @@ def _header(name, s, array=None):
 
 def _environment(s, name):
     lines = ["set -euo pipefail"]
+    if s.get("modules"):
+        lines.append('load_module() { if type module >/dev/null 2>&1; then module load "$1"; '
+                     'else echo "bcp: no module command here; not loading $1" >&2; fi; }')
     for m in s.get("modules") or []:
-        lines.append(f"module load {m}")
+        lines.append(f"load_module {shlex.quote(m)}")
     venv = s.get("venv") or ""
     if venv:
         lines.append(f'source {shlex.quote(os.path.join(venv, "bin", "activate"))}')
