@@ -125,6 +125,14 @@ def build_parser():
     bd.add_argument("--data", help="OCIM2 data directory")
     bd.add_argument("--generated", action="store_true", help="generated 2 degree grid even if data exist")
     bd.add_argument("--json", help="write figures to this JSON file")
+    bs = bsub.add_parser("scaling", help="strong + size scaling of the P-model steady state over a ladder of grids")
+    bs.add_argument("--rungs", default="embedded,ocim2", help="comma list of embedded, ocim2, 2deg48, 1deg48")
+    bs.add_argument("--solver", default="direct", help="comma list of direct, structured, ooc, auto")
+    bs.add_argument("--max-ranks", type=int, default=2, help="rank counts 1, 2, 4, ... up to this")
+    bs.add_argument("--csv", help="append rows to this CSV (default bench-scaling.csv)")
+    bs.add_argument("--json", help="write the summary to this JSON file (and a PNG plot beside it)")
+    bs.add_argument("--plot", help="plot file (PNG)")
+    bs.add_argument("--single", action="store_true", help="one measurement on the current ranks (used by the driver)")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
     bi.add_argument("--data", help="OCIM2 data directory")
@@ -147,6 +155,7 @@ COMMANDS = {
     "bench pmodel": ("..bench.pmodel", "run"),
     "bench invert": ("..bench.invert", "run"),
     "bench data": ("..bench.data", "run"),
+    "bench scaling": ("..bench.scaling", "run"),
 }
 
 

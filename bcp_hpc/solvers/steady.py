@@ -12,7 +12,9 @@ residual in mmol m-3 s-1 this is a relative residual *per unit time*) or a Newto
 ``||du|| <= 1e-11 ||u||`` (the round-off floor of a near-singular system such as the P model,
 whose only anchor is the 1/(1 Myr) restoring).  A linear model factors once; later steps
 are iterative refinement with the same factors.
-Solver options live under the prefix (default ``steady_``).
+Solver options live under the prefix (default ``steady_``); ``-<prefix>solver
+auto|direct|structured|ooc`` picks the path (:mod:`.choice`; default direct, or structured
+with ``-<prefix>structured``).
 """
 from __future__ import annotations
 
@@ -30,11 +32,17 @@ class SteadyState:
     def __init__(self, system, prefix: str = "steady_", rtol: float = 1e-12, atol: float = 0.0, max_newton: int = 40,
                  step_rtol: float = 1e-11, structured: bool | None = None):
         self.system = system
+        from .choice import choose
+        from .linear import PETSc
+        opts = PETSc.Options()
         if structured is None:
-            from .linear import PETSc
-            structured = PETSc.Options().getBool(prefix + "structured", False)
+            structured = opts.getBool(prefix + "structured", False)
+        requested = opts.getString(prefix + "solver", "structured" if structured else "direct")
+        self.path = choose(system.nt * system.dgrid.grid.nwet, requested)
         from .structured import StructuredSolver
-        self.structured = bool(structured) and StructuredSolver.applicable(system)
+        self.structured = self.path == "structured" and StructuredSolver.applicable(system)
+        if self.path == "ooc" and not opts.hasName(prefix + "mat_mumps_icntl_22"):
+            opts.setValue(prefix + "mat_mumps_icntl_22", "1")   # MUMPS out of core (factors on disk)
         self.step_rtol = step_rtol
         self.prefix = prefix
         self.rtol, self.atol, self.max_newton = rtol, atol, max_newton

@@ -1,0 +1,257 @@
+"""``bcp-hpc bench scaling``: strong scaling and size scaling of the P-model steady state.
+
+Ladder of grids (``--rungs``): ``embedded`` (4 deg, 24 layers), ``ocim2`` (2 deg, 24 layers:
+the real OCIM2 mask when ../shared has it, else generated), ``2deg48`` (2 deg, 48 layers),
+``1deg48`` (1 deg, 48 layers); all with the synthetic circulation and the 4-tracer P model.
+For each rung, solver path (``--solver direct|structured|ooc|auto``) and rank count
+(1, 2, 4, ... ``--max-ranks``), one measurement: assembly, factorization + solve, MUMPS
+factor entries and memory (INFOG(29), INFOG(21), INFOG(22)), peak RSS of the largest rank.
+A rung whose estimated in-core factors exceed the machine's memory is skipped for
+``direct`` with the reason (use ``ooc`` or ``structured``).
+
+Driver: without ``--single``, each rank count is launched as its own job step
+(``$BCP_LAUNCH -n k``, default ``mpirun --oversubscribe`` or ``srun`` under SLURM); rows are
+appended to ``--csv`` and the summary (parallel efficiency ``t1 / (k t_k)``, fitted growth
+exponents of time and memory against unknowns) goes to ``--json``; a plot to ``--plot``
+when matplotlib is available.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from ..io.atomic import write_text_atomic
+from ..log import rprint
+
+RUNGS = {
+    "embedded": dict(nlat=45, nlon=90, nz=24),
+    "ocim2": None,
+    "2deg48": dict(nlat=91, nlon=180, nz=48),
+    "1deg48": dict(nlat=181, nlon=360, nz=48),
+}
+FIELDS = ["timestamp", "rung", "grid", "wet_boxes", "unknowns", "ranks", "solver", "assemble_s", "factor_solve_s",
+          "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status"]
+
+
+def _world(rung):
+    from ..grid.embedded import embedded_grid
+    from ..operators.world import _synthetic_world, default_shared_data_dir, load_world
+    if rung == "ocim2":
+        d = default_shared_data_dir()
+        return load_world("ocim2-mask", d) if d else load_world("generated-2deg")
+    if rung not in RUNGS:
+        raise ValueError(f"unknown rung {rung} (known: {', '.join(RUNGS)})")
+    return _synthetic_world(embedded_grid(**RUNGS[rung]), rung)
+
+
+def measure(rung: str, solver: str, csv_path: str | None):
+    """One measurement on the current communicator; appends a CSV row (rank 0)."""
+    from ..bench.common import PETSc, peak_rss_bytes
+    from ..grid.distributed import DistributedGrid
+    from ..models.pmodel import p_model
+    from ..models.system import ModelSystem
+    from ..solvers.choice import available_bytes, choose, estimated_factor_bytes
+    from ..solvers.steady import SteadyState
+    from mpi4py import MPI
+    comm = PETSc.COMM_WORLD
+    mpi = comm.tompi4py()
+    world = _world(rung)
+    grid = world.grid
+    n = 4 * grid.nwet
+    path = choose(n, solver)
+    row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
+           "unknowns": n, "ranks": comm.getSize(), "solver": path}
+    need = estimated_factor_bytes(n) * (0.5 if path == "structured" else (1 / 6 if path == "ooc" else 1))
+    if need > 0.9 * available_bytes():
+        row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
+        rprint(f"{rung}/{path}/{comm.getSize()} ranks: {row['status']}")
+        _append(csv_path, row, mpi)
+        return row
+    rprint(f"{rung}: {grid.nwet} boxes, {n} unknowns, {comm.getSize()} rank(s), solver {path}")
+    prefix = "scal_"
+    PETSc.Options().setValue(prefix + "solver", path)
+    mpi.Barrier()
+    t0 = time.perf_counter()
+    dgrid = DistributedGrid(grid, comm)
+    model = p_model(grid, world.npp("vgpm"), world.dip_gamma, 2.1, sigma2=0.2)
+    sysm = ModelSystem(model, dgrid, world.T)
+    u0 = dgrid.create_vec(4)
+    u0.set(0.0)
+    sysm.jacobian(u0)
+    mpi.Barrier()
+    t_asm = mpi.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    t1 = time.perf_counter()
+    with SteadyState(sysm, prefix=prefix) as ss:
+        ss.solve()
+        mpi.Barrier()
+        t_fs = mpi.allreduce(time.perf_counter() - t1, op=MPI.MAX)
+        F = ss.solver._mumps() if hasattr(ss.solver, "_mumps") else getattr(ss.solver, "schur_mumps", lambda: None)()
+        if F is not None:
+            row.update(factor_entries=int(F.getMumpsInfog(29)), mumps_mb_max_rank=int(F.getMumpsInfog(21)),
+                       mumps_mb_total=int(F.getMumpsInfog(22)))
+            del F
+    sysm.destroy()
+    u0.destroy()
+    row.update(assemble_s=t_asm, factor_solve_s=t_fs, total_s=t_asm + t_fs,
+               peak_rss_bytes=mpi.allreduce(peak_rss_bytes(), op=MPI.MAX), status="ok")
+    PETSc.Options().delValue(prefix + "solver")
+    rprint(f"  assemble {t_asm:.2f} s, factor+solve {t_fs:.2f} s, peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB"
+           + (f", factor entries {row['factor_entries']:.3e}, MUMPS {row['mumps_mb_total']} MB" if "factor_entries" in row
+              else ""))
+    _append(csv_path, row, mpi)
+    return row
+
+
+def _append(csv_path, row, mpi):
+    if not csv_path or mpi.rank != 0:
+        return
+    new = not os.path.exists(csv_path)
+    os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
+    with open(csv_path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in FIELDS})
+
+
+def read_rows(csv_path):
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in ("wet_boxes", "unknowns", "ranks"):
+            r[k] = int(r[k])
+        for k in ("assemble_s", "factor_solve_s", "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total",
+                  "peak_rss_bytes"):
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+    return rows
+
+
+def fit_power(x, y):
+    """Least-squares ``y = a x^p`` in log space: returns (a, p)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 2 or np.unique(x).size < 2:
+        return None, None
+    p, loga = np.polyfit(np.log(x), np.log(y), 1)
+    return float(np.exp(loga)), float(p)
+
+
+def summarize(rows):
+    ok = [r for r in rows if r["status"] == "ok"]
+    out = {"rows": len(rows), "efficiency": [], "growth": {}}
+    keys = sorted({(r["rung"], r["solver"]) for r in ok})
+    for rung, solver in keys:
+        rs = sorted((r for r in ok if r["rung"] == rung and r["solver"] == solver), key=lambda r: r["ranks"])
+        base = next((r for r in rs if r["ranks"] == 1), None)
+        for r in rs:
+            eff = base["factor_solve_s"] / (r["ranks"] * r["factor_solve_s"]) if base else None
+            out["efficiency"].append({"rung": rung, "solver": solver, "ranks": r["ranks"], "unknowns": r["unknowns"],
+                                      "factor_solve_s": r["factor_solve_s"], "peak_rss_bytes": r["peak_rss_bytes"],
+                                      "parallel_efficiency": eff})
+    for solver in sorted({r["solver"] for r in ok}):
+        one = [r for r in ok if r["solver"] == solver and r["ranks"] == 1]
+        by_rung = {}
+        for r in one:
+            by_rung[r["unknowns"]] = r
+        xs = sorted(by_rung)
+        if len(xs) >= 2:
+            a_t, p_t = fit_power(xs, [by_rung[x]["factor_solve_s"] for x in xs])
+            a_m, p_m = fit_power(xs, [by_rung[x]["peak_rss_bytes"] for x in xs])
+            out["growth"][solver] = {"time_coefficient_s": a_t, "time_exponent": p_t,
+                                     "memory_coefficient_bytes": a_m, "memory_exponent": p_m, "points": len(xs)}
+    return out
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        rprint("matplotlib not available: no plot")
+        return None
+    ok = [r for r in rows if r["status"] == "ok"]
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    for solver in sorted({r["solver"] for r in ok}):
+        for k in sorted({r["ranks"] for r in ok}):
+            rs = sorted((r for r in ok if r["solver"] == solver and r["ranks"] == k), key=lambda r: r["unknowns"])
+            if rs:
+                x = [r["unknowns"] for r in rs]
+                ax[0].loglog(x, [r["factor_solve_s"] for r in rs], "o-", label=f"{solver}, {k} rank(s)")
+                ax[1].loglog(x, [r["peak_rss_bytes"] / 2**30 for r in rs], "o-", label=f"{solver}, {k} rank(s)")
+        for rung in sorted({r["rung"] for r in ok}):
+            rs = sorted((r for r in ok if r["solver"] == solver and r["rung"] == rung), key=lambda r: r["ranks"])
+            if len(rs) > 1:
+                ax[2].plot([r["ranks"] for r in rs], [rs[0]["factor_solve_s"] * rs[0]["ranks"] / r["factor_solve_s"]
+                                                      for r in rs], "o-", label=f"{rung}, {solver}")
+    ax[0].set(xlabel="unknowns", ylabel="factor + solve (s)", title="time")
+    ax[1].set(xlabel="unknowns", ylabel="peak RSS, largest rank (GiB)", title="memory")
+    ax[2].set(xlabel="ranks", ylabel="speedup vs fewest ranks", title="strong scaling")
+    for a in ax:
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _launcher():
+    env = os.environ.get("BCP_LAUNCH")
+    if env:
+        return shlex.split(env)
+    if os.environ.get("SLURM_JOB_ID") and shutil.which("srun"):
+        return ["srun"]
+    return ["mpirun", "--oversubscribe"]
+
+
+def run(args):
+    if args.single:
+        measure(args.rungs.split(",")[0], args.solver, args.csv)
+        return 0
+    from ..log import mpi_rank
+    if mpi_rank() != 0:
+        return 0
+    csv_path = args.csv or "bench-scaling.csv"
+    counts = []
+    k = 1
+    while k <= args.max_ranks:
+        counts.append(k)
+        k *= 2
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    for rung in args.rungs.split(","):
+        for solver in args.solver.split(","):
+            for k in counts:
+                cmd = _launcher() + ["-n", str(k), sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling",
+                                     "--single", "--rungs", rung, "--solver", solver, "--csv", csv_path]
+                rprint("$ " + " ".join(cmd))
+                r = subprocess.run(cmd, env=env)
+                if r.returncode != 0:
+                    rprint(f"  failed (exit {r.returncode}); continuing with the ladder")
+    rows = read_rows(csv_path)
+    summary = summarize(rows)
+    for e in summary["efficiency"]:
+        eff = e["parallel_efficiency"]
+        rprint(f"{e['rung']:>9s} {e['solver']:>10s} {e['ranks']:3d} ranks {e['unknowns']:>9d} unknowns "
+               f"{e['factor_solve_s']:8.2f} s  {e['peak_rss_bytes'] / 2**30:6.2f} GiB  "
+               f"efficiency {'-' if eff is None else f'{eff:.2f}'}")
+    for solver, g in summary["growth"].items():
+        rprint(f"growth ({solver}, 1 rank): time ~ N^{g['time_exponent']:.2f}, memory ~ N^{g['memory_exponent']:.2f}")
+    payload = {"benchmark": "scaling", "csv": csv_path, **summary,
+               "ranks": counts, "unknowns": sorted({r["unknowns"] for r in rows}),
+               "seconds": {f"{e['rung']}/{e['solver']}/{e['ranks']}": e["factor_solve_s"] for e in summary["efficiency"]},
+               "peak_rss_bytes": max([e["peak_rss_bytes"] for e in summary["efficiency"]] or [0])}
+    if args.plot or args.json:
+        p = plot(rows, args.plot or os.path.splitext(args.json)[0] + ".png")
+        payload["plot"] = p
+    if args.json:
+        write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+        rprint(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,68 @@
+"""Which steady-state solver path fits: ``-<prefix>solver auto|direct|ooc|structured``.
+
+Paths:
+
+* ``direct``: monolithic MUMPS LU in core (fastest while the factors fit in memory);
+* ``structured``: POP and labile DOP eliminated, MUMPS LU of the 2-field Schur complement,
+  GMRES on the full system (about half the memory of ``direct``; :mod:`.structured`);
+* ``ooc``: monolithic MUMPS LU out of core (``ICNTL(22) = 1``): factors on disk under
+  ``$MUMPS_OOC_TMPDIR`` (default the system temp dir), memory about 1/6 of in-core here.
+
+``auto`` estimates the in-core factor memory from the number of unknowns with the model
+``MB = 1060 (N / 165,932)^1.45`` (fitted on this package's P model: 1060 MB measured by MUMPS
+INFOG(22) on the embedded world, about 11 GB at OCIM2 size; ``bcp-hpc bench scaling`` refits
+it) and compares it with the memory available to the ranks of one node (``MemAvailable``
+from ``/proc/meminfo``, or ``BCP_MEM_AVAILABLE`` bytes): direct if it needs under 60 %,
+structured if half of it does, else ooc.  The choice is logged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+PATHS = ("auto", "direct", "structured", "ooc")
+REF_UNKNOWNS = 165_932
+REF_MB = 1060.0
+EXPONENT = 1.45
+SAFETY = 0.6
+
+
+def estimated_factor_bytes(unknowns: int, coefficient_mb: float = REF_MB, exponent: float = EXPONENT) -> float:
+    """In-core MUMPS factor memory (bytes, all ranks together) of the 4-tracer P model."""
+    return coefficient_mb * 2**20 * (unknowns / REF_UNKNOWNS) ** exponent
+
+
+def available_bytes() -> float:
+    env = os.environ.get("BCP_MEM_AVAILABLE")
+    if env:
+        return float(env)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def choose(unknowns: int, requested: str = "auto", available: float | None = None) -> str:
+    """The solver path for ``unknowns`` (``requested`` unless it is ``auto``)."""
+    if requested not in PATHS:
+        from ..errors import ConfigError
+        raise ConfigError(f"unknown solver path '{requested}' (choose {', '.join(PATHS)})")
+    if requested != "auto":
+        return requested
+    avail = available_bytes() if available is None else available
+    need = estimated_factor_bytes(unknowns)
+    if need < SAFETY * avail:
+        path = "direct"
+    elif 0.5 * need < SAFETY * avail:
+        path = "structured"
+    else:
+        path = "ooc"
+    log.info("solver auto: %d unknowns, estimated in-core factors %.1f GiB, available %.1f GiB -> %s",
+             unknowns, need / 2**30, avail / 2**30, path)
+    return path
