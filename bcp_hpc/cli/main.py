@@ -108,6 +108,12 @@ def build_parser():
     sr.add_argument("--venv", help="virtual environment to activate")
     sr.add_argument("--launcher", help="srun (default) or e.g. 'mpirun -n 16'")
 
+    pl = sub.add_parser("plan", help="predict memory, ranks and time for 1 and 0.5 degree grids (4 or 12 tracers)")
+    pl.add_argument("--csv", help="rows of `bcp-hpc bench scaling` to fit (default: the package's measured defaults)")
+    pl.add_argument("--mem-per-node", default="256G", help="memory per node (default 256G)")
+    pl.add_argument("--ranks-per-node", type=int, default=64, help="MPI ranks per node (default 64)")
+    pl.add_argument("--json", help="write the table to this JSON file")
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
     bo = bsub.add_parser("operators", help="synthetic circulation on the OCIM2 mask: assembly, ideal age")
@@ -150,6 +156,7 @@ COMMANDS = {
     "export": (".files", "export"),
     "data build": (".data", "data_build"),
     "slurm render": (".slurm", "run"),
+    "plan": (".plan", "run"),
     "data check": (".data", "data_check"),
     "bench operators": ("..bench.operators", "run"),
     "bench pmodel": ("..bench.pmodel", "run"),

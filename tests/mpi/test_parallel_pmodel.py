@@ -136,3 +136,35 @@ def test_structured_solver_parallel_equals_serial_direct(small):
     sysm.destroy()
     ok = rel(u, ref[0]) <= 1e-10 and all(rel(a, b) <= 1e-7 for a, b in zip(s1, ref[1]))
     assert all_ranks(ok)
+
+
+@pytest.mark.parametrize("path", ["ooc", "auto"])
+def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory):
+    """MUMPS out of core and the automatic choice give the serial in-core solution on N ranks."""
+    import os
+    g, T, npp, po4 = small
+    ref = solve_all(small, PETSc.COMM_SELF)
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    d = mpi.bcast(str(tmp_path_factory.mktemp("ooc")) if mpi.rank == 0 else None)
+    os.environ["MUMPS_OOC_TMPDIR"] = d
+    prefix = f"path{path}_"
+    PETSc.Options().setValue(prefix + "solver", path)
+    m = p_model(g, npp, po4, 2.1, sigma2=0.2)
+    m.parameters.set(alpha=0.08, beta=0.6)
+    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_WORLD), T)
+    with SteadyState(sysm, prefix=prefix) as ss:
+        chosen = ss.path
+        u = sysm.to_natural(ss.solve())
+        u1, u2 = ss.sensitivities(2)
+        s1 = [sysm.to_natural(v) for v in u1]
+        s2 = {k: sysm.to_natural(v) for k, v in u2.items()}
+        icntl22 = ss.solver._mumps().getMumpsIcntl(22) if chosen in ("ooc", "direct") else None
+    sysm.destroy()
+    PETSc.Options().delValue(prefix + "solver")
+    ok = rel(u, ref[0]) <= 1e-10 and all(rel(a, b) <= 1e-10 for a, b in zip(s1, ref[1]))
+    ok &= all(rel(s2[k], ref[2][k]) <= 1e-9 for k in ref[2])
+    if path == "ooc":
+        ok &= chosen == "ooc" and icntl22 == 1
+    else:
+        ok &= chosen == "direct"          # a tiny problem fits in memory
+    assert all_ranks(ok)

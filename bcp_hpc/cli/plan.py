@@ -1,0 +1,108 @@
+"""``bcp-hpc plan``: predicted memory, ranks and time for grids beyond this machine.
+
+Model (assumptions, documented in the README):
+
+* unknowns ``N = wet boxes x tracers``; wet boxes scale from OCIM2's 200,160 (2 deg, 24 layers)
+  with the number of columns (x4 per halving of the spacing) and layers;
+* direct in-core MUMPS: total factor memory ``M = c_m N^q`` and one-rank factor+solve time
+  ``t1 = c_t N^p``, fitted to ``bcp-hpc bench scaling`` rows (``--csv``; ranks = 1, solver direct) or,
+  without a CSV, the package defaults measured on the 2-core development machine;
+* strong scaling: each doubling of ranks keeps a fraction ``e`` of ideal speedup (measured 2-rank
+  efficiency; default 0.6), ``t(k) = t1 / (k e^log2(k))``;
+* ranks needed: the smallest power of two with ``1.3 M / k`` (30 % imbalance and workspace)
+  below 80 % of the memory per rank (``--mem-per-node / --ranks-per-node``);
+* out of core (``ooc``): memory / 6 (measured), same time; structured path: memory / 2.
+The coupling of 12 tracers is taken to fill like 12/4 times the unknowns of the P model (same
+law in N); real fill depends on the couplings of the model and is refitted once it runs.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from ..errors import InputError
+from ..log import rprint
+from ..solvers.choice import EXPONENT, REF_MB, REF_UNKNOWNS
+
+OCIM2_WET = 200_160
+#: one-rank factor+solve of the direct path on this machine: 7.6 s at 165,932 unknowns, ~92 s at 800,640
+DEFAULT_TIME = (7.6 / REF_UNKNOWNS ** 1.58, 1.58)
+DEFAULT_MEMORY = (REF_MB * 2**20 / REF_UNKNOWNS ** EXPONENT, EXPONENT)
+DEFAULT_EFFICIENCY = 0.6
+GRIDS = [("2deg", 24), ("1deg", 24), ("1deg", 48), ("0.5deg", 24), ("0.5deg", 48)]
+COLUMN_FACTOR = {"2deg": 1, "1deg": 4, "0.5deg": 16}
+
+
+def _fits(csv_path):
+    if not csv_path:
+        return DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY, "package defaults (2-core development machine)"
+    if not os.path.exists(csv_path):
+        raise InputError("scaling CSV not found (run `bcp-hpc bench scaling --csv FILE` first)", path=csv_path)
+    from ..bench.scaling import fit_power, read_rows, summarize
+    rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == "direct"]
+    one = {r["unknowns"]: r for r in rows if r["ranks"] == 1}
+    xs = sorted(one)
+    if len(xs) < 2:
+        raise InputError("need direct-solver rows on at least two grid sizes at 1 rank", path=csv_path)
+    t = fit_power(xs, [one[x]["factor_solve_s"] for x in xs])
+    mem = [one[x]["mumps_mb_total"] * 2**20 if one[x]["mumps_mb_total"] else one[x]["peak_rss_bytes"] for x in xs]
+    m = fit_power(xs, mem)
+    effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
+            if e["ranks"] == 2 and e["parallel_efficiency"]]
+    eff = max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else DEFAULT_EFFICIENCY
+    return t, m, eff, f"fitted to {len(rows)} rows of {csv_path}"
+
+
+def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank):
+    mem = mem_fit[0] * unknowns ** mem_fit[1]
+    t1 = time_fit[0] * unknowns ** time_fit[1]
+    out = {}
+    for path, factor in (("direct", 1.0), ("structured", 0.5), ("ooc", 1 / 6)):
+        k = 1
+        while 1.3 * factor * mem / k > 0.8 * mem_per_rank and k < 2**20:
+            k *= 2
+        out[path] = {"memory_bytes": factor * mem, "ranks": k, "seconds": t1 / (k * eff ** math.log2(k))}
+    return out
+
+
+def run(args):
+    tfit, mfit, eff, source = _fits(args.csv)
+    mem_node = _bytes(args.mem_per_node)
+    mem_rank = mem_node / args.ranks_per_node
+    rprint(f"bcp-hpc plan: {source}")
+    rprint(f"  time(1 rank) = {tfit[0]:.3e} N^{tfit[1]:.2f} s; factor memory = {mfit[0]:.3e} N^{mfit[1]:.2f} bytes; "
+           f"efficiency per doubling {eff:.2f}; node {mem_node / 2**30:.0f} GiB x {args.ranks_per_node} ranks")
+    rprint(f"{'grid':>8s} {'layers':>6s} {'tracers':>7s} {'unknowns':>12s} | {'direct: GiB':>11s} {'ranks':>6s} "
+           f"{'nodes':>5s} {'time':>9s} | {'ooc: ranks':>10s} {'time':>9s}")
+    rows = []
+    for res, nz in GRIDS:
+        for tracers in (4, 12):
+            n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * tracers
+            p = predict(n, tfit, mfit, eff, mem_rank)
+            d, o = p["direct"], p["ooc"]
+            nodes = math.ceil(d["ranks"] / args.ranks_per_node)
+            rprint(f"{res:>8s} {nz:6d} {tracers:7d} {n:12,d} | {d['memory_bytes'] / 2**30:11.1f} {d['ranks']:6d} "
+                   f"{nodes:5d} {_hms(d['seconds']):>9s} | {o['ranks']:10d} {_hms(o['seconds']):>9s}")
+            rows.append({"grid": res, "layers": nz, "tracers": tracers, "unknowns": n, **p, "nodes_direct": nodes})
+    if args.json:
+        import json
+        from ..io.atomic import write_text_atomic
+        write_text_atomic(args.json, json.dumps({"source": source, "efficiency": eff, "time_fit": tfit,
+                                                 "memory_fit": mfit, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+def _bytes(text):
+    t = str(text).strip().upper()
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    if t and t[-1] in mult:
+        return float(t[:-1]) * mult[t[-1]]
+    return float(t)
+
+
+def _hms(s):
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"

@@ -1,0 +1,81 @@
+"""Scale tooling: solver-path choice, scaling summary and growth fits, `plan`, solver paths agree."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bcp_hpc.bench.scaling import FIELDS, fit_power, read_rows, summarize
+from bcp_hpc.errors import ConfigError
+from bcp_hpc.solvers.choice import choose, estimated_factor_bytes
+
+
+def test_choice_from_memory_estimate():
+    n = 800_640
+    need = estimated_factor_bytes(n)
+    assert choose(n, "auto", available=10 * need) == "direct"
+    assert choose(n, "auto", available=1.2 * need) == "structured"     # half of it fits in 60 %
+    assert choose(n, "auto", available=0.3 * need) == "ooc"
+    assert choose(n, "structured", available=0.0) == "structured"      # an explicit choice is kept
+    with pytest.raises(ConfigError, match="unknown solver path"):
+        choose(n, "magic")
+
+
+def _write_rows(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+
+
+def test_summary_efficiency_and_growth_exponents(tmp_path):
+    # rows from an exact law t = 2e-7 N^1.5, M = 50 N^1.3, 2 ranks at efficiency 0.75
+    rows = []
+    for n in (1e5, 4e5, 1.6e6):
+        t1 = 2e-7 * n ** 1.5
+        for k, t in ((1, t1), (2, t1 / (2 * 0.75))):
+            rows.append({"rung": f"r{int(n)}", "grid": "g", "wet_boxes": int(n // 4), "unknowns": int(n), "ranks": k,
+                         "solver": "direct", "assemble_s": 0.1, "factor_solve_s": t, "total_s": t + 0.1,
+                         "factor_entries": 1.0, "mumps_mb_max_rank": 1, "mumps_mb_total": 50 * n ** 1.3 / 2**20,
+                         "peak_rss_bytes": 50 * n ** 1.3 / k, "status": "ok"})
+    rows.append({"rung": "huge", "grid": "g", "wet_boxes": 1, "unknowns": 10**8, "ranks": 1, "solver": "direct",
+                 "status": "skipped: estimated 9999 GiB > available 24 GiB"})
+    p = tmp_path / "ladder.csv"
+    _write_rows(p, rows)
+    s = summarize(read_rows(p))
+    effs = [e["parallel_efficiency"] for e in s["efficiency"] if e["ranks"] == 2]
+    np.testing.assert_allclose(effs, 0.75, rtol=1e-12)
+    g = s["growth"]["direct"]
+    assert abs(g["time_exponent"] - 1.5) < 1e-9 and abs(g["memory_exponent"] - 1.3) < 1e-9
+    a, q = fit_power([1, 2, 4], [3, 12, 48])
+    assert abs(q - 2) < 1e-12 and abs(a - 3) < 1e-12
+    # plan fits the same law and predicts from it
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(p), "--json",
+                        str(tmp_path / "plan.json"), "--mem-per-node", "128G", "--ranks-per-node", "32"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert abs(plan["time_fit"][1] - 1.5) < 1e-9 and abs(plan["memory_fit"][1] - 1.3) < 1e-9
+    assert abs(plan["efficiency"] - 0.75) < 1e-12
+    for row in plan["rows"]:
+        n = row["unknowns"]
+        d = row["direct"]
+        assert abs(d["memory_bytes"] - 50 * n ** 1.3) < 1e-6 * d["memory_bytes"]
+        k = d["ranks"]
+        assert 1.3 * d["memory_bytes"] / k <= 0.8 * 4 * 2**30           # fits a rank's share
+        assert k == 1 or 1.3 * d["memory_bytes"] / (k // 2) > 0.8 * 4 * 2**30
+        assert abs(d["seconds"] - 2e-7 * n ** 1.5 / (k * 0.75 ** np.log2(k))) < 1e-9 * d["seconds"]
+
+
+def test_plan_without_csv_and_bad_csv(tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "0.5deg" in r.stdout and "1deg" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(tmp_path / "none.csv")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "scaling CSV not found" in r.stderr
