@@ -13,7 +13,7 @@ cd "$here"
 VENV="${BCP_VENV:-$here/.venv}"
 APT_PACKAGES="python3-petsc4py python3-slepc4py python3-mpi4py python3-h5py python3-scipy python3-venv openmpi-bin"
 # data layer: HDF4 (pyhdf) for satellite NPP, netCDF4 + xarray/h5netcdf (tests write and read real formats)
-DATA_PACKAGES="python3-hdf4 python3-netcdf4 python3-xarray python3-h5netcdf"
+DATA_PACKAGES="python3-hdf4 python3-netcdf4 python3-xarray python3-h5netcdf python3-matplotlib"
 
 log() { echo "[setup] $*" >&2; }
 
@@ -46,7 +46,7 @@ if ! petsc_imports "$PY"; then
 fi
 
 # Data-layer extras: optional where apt is unavailable (the HDF4/NetCDF tests then skip with a reason).
-if ! "$PY" -c "import pyhdf.SD, netCDF4, xarray, h5netcdf" >/dev/null 2>&1; then
+if ! "$PY" -c "import pyhdf.SD, netCDF4, xarray, h5netcdf, matplotlib" >/dev/null 2>&1; then
   if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing the data-layer packages ($DATA_PACKAGES)"
     export DEBIAN_FRONTEND=noninteractive

@@ -94,8 +94,10 @@ def render(kind: str, cfg: dict, config_path: str | None, out_dir: str) -> str:
                  f'$LAUNCH bcp-hpc experiment sigma2-sweep{conf}{wflag} --sigma2 "$S2" --no-sensitivity-runs '
                  f'--out {out_q}/s2_"$S2" --resume &']
     elif kind == "bench-scaling":
-        body.append(f"$LAUNCH bcp-hpc bench scaling --max-ranks {ranks} --csv {out_q}/scaling.csv "
-                    f"--json {out_q}/scaling.json")
+        # the driver runs once and launches one job step per rank count with $BCP_LAUNCH -n k
+        body.append(f'BCP_LAUNCH="$LAUNCH" bcp-hpc bench scaling --rungs embedded,ocim2,2deg48 '
+                    f'--solver direct,structured,ooc --max-ranks {ranks} --csv {out_q}/scaling.csv '
+                    f'--json {out_q}/scaling.json')
     elif kind == "bench-pmodel":
         body += ["n=1", f'while [ "$n" -le {ranks} ]; do',
                  f'  $LAUNCH -n "$n" bcp-hpc bench pmodel --json {out_q}/pmodel_"$n"ranks.json', "  n=$((n * 2))",
