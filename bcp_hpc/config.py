@@ -45,9 +45,8 @@ Example::
 from __future__ import annotations
 
 import copy
-import tomllib
-
 from .errors import ConfigError
+from .io.tomlfile import load_toml
 
 SECONDS_PER_YEAR = 365 * 86400.0
 
@@ -85,13 +84,7 @@ def merge(base: dict, override: dict, source: str, path: str = "") -> dict:
 def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     if path:
-        try:
-            with open(path, "rb") as fh:
-                user = tomllib.load(fh)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} not found") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from exc
+        user = load_toml(path, "config file")
         cfg = merge(cfg, user, f"config file {path}")
     if overrides:
         cfg = merge(cfg, overrides, "command line")

@@ -93,7 +93,8 @@ def measure(rung: str, solver: str, csv_path: str | None):
         ss.solve()
         mpi.Barrier()
         t_fs = mpi.allreduce(time.perf_counter() - t1, op=MPI.MAX)
-        F = ss.solver._mumps() if hasattr(ss.solver, "_mumps") else getattr(ss.solver, "schur_mumps", lambda: None)()
+        lu = ss.solver.schur if ss.structured else ss.solver   # structured: the Schur complement's factor
+        F = lu._mumps() if lu is not None and hasattr(lu, "_mumps") else None
         if F is not None:
             row.update(factor_entries=int(F.getMumpsInfog(29)), mumps_mb_max_rank=int(F.getMumpsInfog(21)),
                        mumps_mb_total=int(F.getMumpsInfog(22)))

@@ -34,9 +34,9 @@ import glob
 import logging
 import os
 import time
-import tomllib
 
 from ..errors import ConfigError, InputError
+from ..io.tomlfile import load_toml
 from .climatology import FIELDS, bin_field, insitu_density
 from .esm import epc100_climatology
 from .grids import grid_from_spec
@@ -55,13 +55,7 @@ KEYS = {
 
 
 def load_recipe(path: str) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            r = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"recipe {path} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"recipe {path}: not valid TOML ({exc})") from exc
+    r = load_toml(path, "recipe")
     unknown = set(r) - {"grid", "fields", "npp", "traps", "esm"}
     if unknown:
         raise ConfigError(f"recipe {path}: unknown section(s) {sorted(unknown)} (known: grid, fields, npp, traps, esm)")
