@@ -79,3 +79,28 @@ def test_plan_without_csv_and_bad_csv(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(tmp_path / "none.csv")],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "scaling CSV not found" in r.stderr
+
+
+def test_iterative_path_equals_direct_on_embedded_world(embedded_world):
+    """Two-level FGMRES (no fine-grid factors) reaches the direct steady state on the embedded world."""
+    from bcp_hpc.grid.distributed import DistributedGrid
+    from bcp_hpc.models.pmodel import p_model
+    from bcp_hpc.models.system import ModelSystem
+    from bcp_hpc.petsc_env import import_petsc4py
+    from bcp_hpc.solvers.steady import SteadyState
+    PETSc = import_petsc4py()
+    w = embedded_world
+    out = {}
+    for path in ("direct", "iterative"):
+        PETSc.Options().setValue(f"emb{path}_solver", path)
+        m = p_model(w.grid, w.npp("vgpm"), w.dip_gamma, 2.1, sigma2=0.2)
+        s = ModelSystem(m, DistributedGrid(w.grid, PETSc.COMM_SELF), w.T)
+        with SteadyState(s, prefix=f"emb{path}_") as ss:
+            out[path] = s.to_natural(ss.solve())
+            assert ss.path == path
+            if path == "iterative":
+                assert ss.solver.total_iterations / ss.solver.solves < 100
+        s.destroy()
+        PETSc.Options().delValue(f"emb{path}_solver")
+    d = out["direct"]
+    assert np.abs(out["iterative"] - d).max() <= 1e-9 * np.abs(d).max()

@@ -38,7 +38,7 @@ RUNGS = {
     "1deg48": dict(nlat=181, nlon=360, nz=48),
 }
 FIELDS = ["timestamp", "rung", "grid", "wet_boxes", "unknowns", "ranks", "solver", "assemble_s", "factor_solve_s",
-          "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status"]
+          "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status", "iterations"]
 
 
 def _world(rung):
@@ -69,7 +69,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
     path = choose(n, solver)
     row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
            "unknowns": n, "ranks": comm.getSize(), "solver": path}
-    need = estimated_factor_bytes(n) * (0.5 if path == "structured" else (1 / 6 if path == "ooc" else 1))
+    need = estimated_factor_bytes(n) * {"direct": 1.0, "structured": 0.5, "ooc": 1 / 6, "iterative": 0.15}[path]
     if need > 0.9 * available_bytes():
         row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
         rprint(f"{rung}/{path}/{comm.getSize()} ranks: {row['status']}")
@@ -93,7 +93,10 @@ def measure(rung: str, solver: str, csv_path: str | None):
         ss.solve()
         mpi.Barrier()
         t_fs = mpi.allreduce(time.perf_counter() - t1, op=MPI.MAX)
-        lu = ss.solver.schur if ss.structured else ss.solver   # structured: the Schur complement's factor
+        # structured: the Schur complement's factor; iterative: the coarse operator's factor
+        lu = ss.solver.schur if ss.structured else (ss.solver.coarse if path == "iterative" else ss.solver)
+        if hasattr(ss.solver, "total_iterations"):
+            row["iterations"] = ss.solver.total_iterations
         F = lu._mumps() if lu is not None and hasattr(lu, "_mumps") else None
         if F is not None:
             row.update(factor_entries=int(F.getMumpsInfog(29)), mumps_mb_max_rank=int(F.getMumpsInfog(21)),
@@ -116,8 +119,12 @@ def _append(csv_path, row, mpi):
         return
     new = not os.path.exists(csv_path)
     os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
+    fields = FIELDS
+    if not new:
+        with open(csv_path, newline="") as fh:
+            fields = next(csv.reader(fh), FIELDS)      # keep an older file's columns
     with open(csv_path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, FIELDS)
+        w = csv.DictWriter(fh, fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow({k: row.get(k, "") for k in FIELDS})
@@ -130,7 +137,7 @@ def read_rows(csv_path):
         for k in ("wet_boxes", "unknowns", "ranks"):
             r[k] = int(r[k])
         for k in ("assemble_s", "factor_solve_s", "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total",
-                  "peak_rss_bytes"):
+                  "peak_rss_bytes", "iterations"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
     return rows
 

@@ -6,14 +6,17 @@ Paths:
 * ``structured``: POP and labile DOP eliminated, MUMPS LU of the 2-field Schur complement,
   GMRES on the full system (about half the memory of ``direct``; :mod:`.structured`);
 * ``ooc``: monolithic MUMPS LU out of core (``ICNTL(22) = 1``): factors on disk under
-  ``$MUMPS_OOC_TMPDIR`` (default the system temp dir), memory about 1/6 of in-core here.
+  ``$MUMPS_OOC_TMPDIR`` (default the system temp dir), memory about 1/6 of in-core here;
+* ``iterative``: two-level preconditioned FGMRES (:mod:`.twolevel`): no fine-grid factors at
+  all, a coarse LU 8x smaller; for grids whose factors fit neither memory nor disk.
 
 ``auto`` estimates the in-core factor memory from the number of unknowns with the model
 ``MB = 1060 (N / 165,932)^1.45`` (fitted on this package's P model: 1060 MB measured by MUMPS
 INFOG(22) on the embedded world, about 11 GB at OCIM2 size; ``bcp-hpc bench scaling`` refits
 it) and compares it with the memory available to the ranks of one node (``MemAvailable``
 from ``/proc/meminfo``, or ``BCP_MEM_AVAILABLE`` bytes): direct if it needs under 60 %,
-structured if half of it does, else ooc.  The choice is logged.
+structured if half of it does, ooc if a sixth does and the factors fit in half the free
+disk, else iterative.  The choice is logged.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import os
 
 log = logging.getLogger(__name__)
 
-PATHS = ("auto", "direct", "structured", "ooc")
+PATHS = ("auto", "direct", "structured", "ooc", "iterative")
 REF_UNKNOWNS = 165_932
 REF_MB = 1060.0
 EXPONENT = 1.45
@@ -48,6 +51,17 @@ def available_bytes() -> float:
     return float("inf")
 
 
+def free_disk_bytes() -> float:
+    """Free space where MUMPS writes out-of-core factors (``$MUMPS_OOC_TMPDIR``, else the temp dir)."""
+    import shutil
+    import tempfile
+    d = os.environ.get("MUMPS_OOC_TMPDIR") or tempfile.gettempdir()
+    try:
+        return float(shutil.disk_usage(d).free)
+    except OSError:
+        return 0.0
+
+
 def choose(unknowns: int, requested: str = "auto", available: float | None = None) -> str:
     """The solver path for ``unknowns`` (``requested`` unless it is ``auto``)."""
     if requested not in PATHS:
@@ -61,8 +75,10 @@ def choose(unknowns: int, requested: str = "auto", available: float | None = Non
         path = "direct"
     elif 0.5 * need < SAFETY * avail:
         path = "structured"
-    else:
+    elif need / 6 < SAFETY * avail and need < 0.5 * free_disk_bytes():
         path = "ooc"
+    else:
+        path = "iterative"
     log.info("solver auto: %d unknowns, estimated in-core factors %.1f GiB, available %.1f GiB -> %s",
              unknowns, need / 2**30, avail / 2**30, path)
     return path

@@ -63,7 +63,10 @@ class SteadyState:
         if self.solver is None or self.system.pattern_changed:
             if self.solver is not None:
                 self.solver.destroy()
-            if self.structured:
+            if self.path == "iterative":
+                from .twolevel import TwoLevelSolver
+                self.solver = TwoLevelSolver(self.system, J, self.prefix)
+            elif self.structured:
                 from .structured import StructuredSolver
                 self.solver = StructuredSolver(self.system, J, self.prefix)
             else:

@@ -138,7 +138,7 @@ def test_structured_solver_parallel_equals_serial_direct(small):
     assert all_ranks(ok)
 
 
-@pytest.mark.parametrize("path", ["ooc", "auto"])
+@pytest.mark.parametrize("path", ["ooc", "auto", "iterative"])
 def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory):
     """MUMPS out of core and the automatic choice give the serial in-core solution on N ranks."""
     import os
@@ -161,10 +161,15 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
         icntl22 = ss.solver._mumps().getMumpsIcntl(22) if chosen in ("ooc", "direct") else None
     sysm.destroy()
     PETSc.Options().delValue(prefix + "solver")
-    ok = rel(u, ref[0]) <= 1e-10 and all(rel(a, b) <= 1e-10 for a, b in zip(s1, ref[1]))
-    ok &= all(rel(s2[k], ref[2][k]) <= 1e-9 for k in ref[2])
+    # iterative: FGMRES to 1e-11 of ||b|| on a near-singular system -> sensitivities to ~1e-8
+    # (the structured path's tolerance, 1e-7, is used for them)
+    tol_u, tol_1, tol_2 = (1e-9, 1e-7, 1e-6) if path == "iterative" else (1e-10, 1e-10, 1e-9)
+    ok = rel(u, ref[0]) <= tol_u and all(rel(a, b) <= tol_1 for a, b in zip(s1, ref[1]))
+    ok &= all(rel(s2[k], ref[2][k]) <= tol_2 for k in ref[2])
     if path == "ooc":
         ok &= chosen == "ooc" and icntl22 == 1
+    elif path == "iterative":
+        ok &= chosen == "iterative"
     else:
         ok &= chosen == "direct"          # a tiny problem fits in memory
     assert all_ranks(ok)

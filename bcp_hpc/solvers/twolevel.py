@@ -1,0 +1,208 @@
+"""Iterative steady-state path for grids whose factors do not fit: two-level preconditioned FGMRES.
+
+Preconditioner (one application, multiplicative two-level cycle):
+
+1. smoother: a PETSc ``fieldsplit`` over the model's tracers (block Gauss-Seidel, symmetric by
+   default): particle tracers exactly by block-Jacobi LU (their operator is column-local and
+   every water column lives on one rank), fast-decaying dissolved pools (``Tracer.eliminate``)
+   by ILU, transported tracers by hypre BoomerAMG;
+2. coarse correction: the Galerkin operator ``J_c = P^T J P`` of piecewise-constant aggregates
+   (4 neighbouring columns along the rank's Hilbert-ordered column sequence x 2 layers, one
+   field), factored with MUMPS (``<prefix>coarse_`` options, e.g. out of core);
+3. the smoother again.
+
+The smoother alone fails on the coupled P cycle (uptake -> organic P -> remineralisation ->
+DIP, anchored only by the 1 Myr restoring): its slow modes are large-scale and the coarse
+solve removes them.  Aggregates never cross ranks, so ``P`` has no communication; ``J_c``
+is 8x smaller than ``J``.  Every option is under the prefix: ``-<prefix>ksp_*`` (outer
+FGMRES), ``-<prefix>smooth_*`` (the fieldsplit), ``-<prefix>coarse_*`` (the coarse LU).
+Stopping rule: ``||J x - b|| <= 1e-11 ||b||`` (``-<prefix>ksp_rtol``).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..errors import SolverError
+from ..petsc_env import import_petsc4py
+from .linear import LinearSolver, set_default_options
+
+PETSc = import_petsc4py()
+log = logging.getLogger(__name__)
+COLUMNS_PER_AGGREGATE = 4
+LAYERS_PER_AGGREGATE = 2
+
+
+class TwoLevelSolver:
+    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_it: int = 1000):
+        self.system = system
+        self.prefix = prefix
+        self.A = J
+        self.comm = J.getComm()
+        self.rtol, self.max_it = rtol, max_it
+        self.total_iterations = 0
+        self.solves = 0
+        self._build_prolongation()
+        self.coarse = None
+        self.Jc = None
+        self.ksp = None
+        self.smoother = None
+        self.setup()
+
+    # ------------------------------------------------------------------ aggregation
+    def _build_prolongation(self):
+        sysm = self.system
+        g = sysm.grid
+        lay = sysm.dgrid.layout
+        nt = sysm.nt
+        loc = sysm.dgrid.local_natural
+        k = g.box_k[loc]
+        col_pos = np.cumsum(k == 0) - 1                       # rank-local column number of each box
+        key = (col_pos // COLUMNS_PER_AGGREGATE) * (g.shape[2] // LAYERS_PER_AGGREGATE + 1) + k // LAYERS_PER_AGGREGATE
+        _, agg = np.unique(key, return_inverse=True)           # local aggregate of each box
+        nagg = int(agg.max()) + 1 if agg.size else 0
+        mpi = self.comm.tompi4py()
+        counts = mpi.allgather(nagg)
+        start = int(sum(counts[: mpi.rank]))
+        self.nagg_local, self.nagg = nagg, int(sum(counts))
+        nloc = sysm.nloc
+        r0 = nt * int(lay.box_bounds[lay.rank])
+        rows, cols = [], []
+        for f in range(nt):
+            rows.append(r0 + f * nloc + np.arange(nloc))
+            cols.append(nt * start + f * nagg + agg)
+        rows = np.concatenate(rows)
+        order = np.argsort(rows, kind="stable")
+        cols = np.concatenate(cols)[order].astype(PETSc.IntType)
+        indptr = np.arange(rows.size + 1, dtype=PETSc.IntType)
+        P = PETSc.Mat().createAIJ(((nt * nloc, None), (nt * nagg, None)), csr=(indptr, cols, np.ones(rows.size)),
+                                  comm=self.comm)
+        P.assemble()
+        self.P = P
+
+    # ------------------------------------------------------------------ setup
+    def _field_is(self):
+        sysm = self.system
+        lay = sysm.dgrid.layout
+        nloc = sysm.nloc
+        r0 = sysm.nt * int(lay.box_bounds[lay.rank])
+        return [(t.name, PETSc.IS().createStride(nloc, first=r0 + f * nloc, step=1, comm=self.comm))
+                for f, t in enumerate(sysm.model.tracers)]
+
+    def setup(self):
+        sysm = self.system
+        sp = self.prefix + "smooth_"
+        defaults = {"pc_fieldsplit_type": "symmetric_multiplicative"}
+        for t in sysm.model.tracers:
+            if t.transport == "sinking":
+                defaults.update({f"fieldsplit_{t.name}_pc_type": "bjacobi", f"fieldsplit_{t.name}_sub_pc_type": "lu"})
+            elif t.eliminate:
+                defaults.update({f"fieldsplit_{t.name}_pc_type": "bjacobi", f"fieldsplit_{t.name}_sub_pc_type": "ilu"})
+            else:
+                defaults.update({f"fieldsplit_{t.name}_pc_type": "hypre"})
+        set_default_options(sp, defaults)
+        if self.smoother is None:
+            self.smoother = PETSc.PC().create(comm=self.comm)
+            self.smoother.setOptionsPrefix(sp)
+            self.smoother.setType("fieldsplit")
+            for name, iset in self._field_is():
+                self.smoother.setFieldSplitIS((name, iset))
+        self.smoother.setOperators(self.A)
+        self.smoother.setFromOptions()
+        self.smoother.setUp()
+        # Galerkin coarse operator and its LU
+        if self.Jc is None:
+            self.Jc = self.A.ptap(self.P)
+        else:
+            self.A.ptap(self.P, result=self.Jc)
+        if self.coarse is None:
+            self.coarse = LinearSolver(self.Jc, self.prefix + "coarse_")
+            self.coarse.setup()
+        else:
+            self.coarse.refactor(self.Jc)
+        self._r = self.A.createVecLeft()
+        self._t = self.A.createVecRight()
+        self._rc = self.Jc.createVecLeft()
+        self._xc = self.Jc.createVecRight()
+        if self.ksp is None:
+            set_default_options(self.prefix, {"ksp_type": "fgmres", "ksp_gmres_restart": "200"})
+            self.ksp = PETSc.KSP().create(comm=self.comm)
+            self.ksp.setOptionsPrefix(self.prefix)
+            self.ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
+            pc = self.ksp.getPC()
+            pc.setType("python")
+            pc.setPythonContext(_Cycle(self))
+            self.ksp.setFromOptions()
+        self.ksp.setOperators(self.A)
+
+    def refactor(self, J=None):
+        if J is not None:
+            self.A = J
+        self.setup()
+
+    # ------------------------------------------------------------------ cycle
+    def apply(self, b, x):
+        """x = B b, one two-level cycle (smooth, coarse correction, smooth)."""
+        A, r, t = self.A, self._r, self._t
+        self.smoother.apply(b, x)
+        A.mult(x, r)
+        r.aypx(-1.0, b)                       # r = b - A x
+        self.P.multTranspose(r, self._rc)
+        self.coarse.ksp.solve(self._rc, self._xc)
+        self.P.multAdd(self._xc, x, x)        # x += P xc
+        A.mult(x, r)
+        r.aypx(-1.0, b)
+        self.smoother.apply(r, t)
+        x.axpy(1.0, t)
+
+    # ------------------------------------------------------------------ solves
+    def solve(self, b, x=None):
+        if x is None:
+            x = self.A.createVecRight()
+        x.set(0.0)
+        self.ksp.solve(b, x)
+        its = self.ksp.getIterationNumber()
+        self.total_iterations += its
+        self.solves += 1
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            r = self.A.createVecLeft()
+            self.A.mult(x, r)
+            r.aypx(-1.0, b)
+            rel = r.norm() / max(b.norm(), 1e-300)
+            r.destroy()
+            if rel > 1e-7:
+                raise SolverError(f"two-level FGMRES '{self.prefix}' failed (reason {reason}, {its} iterations, "
+                                  f"relative residual {rel:.2e})")
+            log.debug("two-level FGMRES stopped at round-off (relative residual %.2e)", rel)
+        log.debug("two-level FGMRES: %d iterations", its)
+        return x
+
+    def solve_many(self, B_cols):
+        return [self.solve(b) for b in B_cols]
+
+    def iterations(self) -> int:
+        return self.ksp.getIterationNumber()
+
+    def describe(self) -> str:
+        return (f"two-level FGMRES: fieldsplit smoother, Galerkin coarse LU of {self.Jc.getSize()[0]} unknowns "
+                f"({COLUMNS_PER_AGGREGATE} columns x {LAYERS_PER_AGGREGATE} layers per aggregate)")
+
+    def destroy(self):
+        for name in ("ksp", "smoother", "P", "Jc", "_r", "_t", "_rc", "_xc"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.destroy()
+                setattr(self, name, None)
+        if self.coarse is not None:
+            self.coarse.destroy()
+            self.coarse = None
+
+
+class _Cycle:
+    def __init__(self, solver):
+        self.solver = solver
+
+    def apply(self, pc, b, x):
+        self.solver.apply(b, x)
