@@ -1,7 +1,8 @@
 """Second-order forward-mode automatic differentiation over arrays ("hyper-dual" numbers).
 
 An :class:`AD2` holds a value ``v`` (shape ``(n,)``: one entry per box), its
-gradient ``g`` (``(m, n)``) and Hessian ``h`` (``(m, m, n)``) with respect to
+gradient ``g`` (``(m, n)``) and Hessian ``h`` (``(m, m, n)``, or None in first-order mode,
+which a Jacobian needs and which saves the ``m^2 n`` arrays) with respect to
 ``m`` seeded variables (tracers and transformed parameters).  Local
 source-minus-sink terms written with ``+ - * / **``, :func:`exp`, :func:`log`,
 :func:`tanh` and :func:`where` get exact first and second derivatives (no
@@ -30,13 +31,13 @@ class AD2:
 
     # ------------------------------------------------------------- constructors
     @staticmethod
-    def const(value, m: int, n: int) -> "AD2":
+    def const(value, m: int, n: int, order: int = 2) -> "AD2":
         v = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-        return AD2(v, np.zeros((m, n)), np.zeros((m, m, n)))
+        return AD2(v, np.zeros((m, n)), np.zeros((m, m, n)) if order >= 2 else None)
 
     @staticmethod
-    def variable(value, index: int, m: int, n: int) -> "AD2":
-        a = AD2.const(value, m, n)
+    def variable(value, index: int, m: int, n: int, order: int = 2) -> "AD2":
+        a = AD2.const(value, m, n, order)
         a.g[index] = 1.0
         return a
 
@@ -48,23 +49,24 @@ class AD2:
     def _unary(self, f0, f1, f2) -> "AD2":
         """Apply f with value f0, first derivative f1, second f2 (arrays over boxes)."""
         g = f1 * self.g
-        h = f1 * self.h + f2 * self.g[:, None, :] * self.g[None, :, :]
+        h = None if self.h is None else f1 * self.h + f2 * self.g[:, None, :] * self.g[None, :, :]
         return AD2(f0, g, h)
 
     def _lift(self, other):
         if isinstance(other, AD2):
             return other
-        return AD2.const(other, self.m, self.v.shape[0])
+        return AD2.const(other, self.m, self.v.shape[0], 1 if self.h is None else 2)
 
     def __add__(self, o):
         if not isinstance(o, AD2):
             return AD2(self.v + o, self.g, self.h)
-        return AD2(self.v + o.v, self.g + o.g, self.h + o.h)
+        h = None if self.h is None or o.h is None else self.h + o.h
+        return AD2(self.v + o.v, self.g + o.g, h)
 
     __radd__ = __add__
 
     def __neg__(self):
-        return AD2(-self.v, -self.g, -self.h)
+        return AD2(-self.v, -self.g, None if self.h is None else -self.h)
 
     def __sub__(self, o):
         return self + (-o)
@@ -75,9 +77,11 @@ class AD2:
     def __mul__(self, o):
         if not isinstance(o, AD2):
             o = np.asarray(o, dtype=float)
-            return AD2(self.v * o, self.g * o, self.h * o)
+            return AD2(self.v * o, self.g * o, None if self.h is None else self.h * o)
         v = self.v * o.v
         g = self.g * o.v + o.g * self.v
+        if self.h is None or o.h is None:
+            return AD2(v, g, None)
         h = (self.h * o.v + o.h * self.v + self.g[:, None, :] * o.g[None, :, :]
              + o.g[:, None, :] * self.g[None, :, :])
         return AD2(v, g, h)
@@ -130,7 +134,8 @@ def where(cond, a, b):
     ref = a if isinstance(a, AD2) else b
     a = ref._lift(a)
     b = ref._lift(b)
-    return AD2(np.where(cond, a.v, b.v), np.where(cond, a.g, b.g), np.where(cond, a.h, b.h))
+    h = None if a.h is None or b.h is None else np.where(cond, a.h, b.h)
+    return AD2(np.where(cond, a.v, b.v), np.where(cond, a.g, b.g), h)
 
 
 def value(a):

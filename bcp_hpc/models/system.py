@@ -63,10 +63,13 @@ class ModelSystem:
     def local_state(self, u) -> np.ndarray:
         return u.getArray(readonly=True).reshape(self.nt, self.nloc)
 
-    def evaluate(self, u, full: bool = True):
+    def evaluate(self, u, full=True):
         """Local terms and sinking scales at state ``u``: AD2 with first and second derivatives
-        (``full``) or values only (``full=False``, cheap: used by the residual).  Cached on the
-        state values and parameters."""
+        with respect to tracers and parameters (``full=True``), first derivatives with respect to
+        the tracers only (``full="jacobian"``: what ``F_u`` needs, without the ``m^2 n`` Hessian
+        arrays), first and second derivatives with respect to the tracers only
+        (``full="tracers"``: the linearity check), or values only (``full=False``, used by the residual).  Cached on the state
+        values and parameters."""
         c_arr = self.local_state(u)
         key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names), full)
         cache = self._cache if hasattr(self, "_cache") else {}
@@ -74,7 +77,12 @@ class ModelSystem:
         if key in cache:
             return cache[key]
         n = self.nloc
-        if full:
+        if full in ("jacobian", "tracers"):
+            m = self.nt
+            order = 1 if full == "jacobian" else 2
+            c = {t.name: AD2.variable(c_arr[a], a, m, n, order=order) for a, t in enumerate(self.model.tracers)}
+            p = self._params_ad(0, n, False)
+        elif full:
             m = self.nt + self.npar
             c = {t.name: AD2.variable(c_arr[a], a, m, n) for a, t in enumerate(self.model.tracers)}
             p = self._params_ad(m, n, True)
@@ -83,11 +91,12 @@ class ModelSystem:
             c = {t.name: AD2.const(c_arr[a], 0, n) for t_i, (a, t) in enumerate(enumerate(self.model.tracers))}
             p = self._params_ad(0, n, False)
         s = self.model.local_terms(c, p, self.local_fields)
-        s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n)) for k, v in s.items()}
+        order = 1 if full == "jacobian" else 2
+        s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, order)) for k, v in s.items()}
         scales = {}
         for k, spec in self.model.sinking.items():
             sc = spec.scale(p, self.local_fields)
-            scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n)
+            scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, order)
         cache.clear() if len(cache) > 3 else None
         cache[key] = (s, scales)
         return cache[key]
@@ -133,7 +142,7 @@ class ModelSystem:
         """``F_u`` at ``u``.  The same Mat is refilled on later calls while the block pattern
         is unchanged (so a factorization can reuse its symbolic analysis); ``self.pattern_changed``
         tells whether a new Mat had to be created."""
-        s, scales = self.evaluate(u)
+        s, scales = self.evaluate(u, full="jacobian")
         n = self.grid.nwet
         present = np.zeros((self.nt, self.nt), dtype=bool)
         for a, t in enumerate(self.model.tracers):
@@ -207,7 +216,7 @@ class ModelSystem:
 
     def is_linear(self, u) -> bool:
         """True if the local terms have no tracer-tracer curvature (checked at ``u``)."""
-        s, _ = self.evaluate(u)
+        s, _ = self.evaluate(u, full="tracers")
         local = all(not np.any(v.h[:self.nt, :self.nt]) for v in s.values())
         comm = self.dgrid.comm.tompi4py()
         from mpi4py import MPI

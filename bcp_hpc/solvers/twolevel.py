@@ -8,7 +8,8 @@ Preconditioner (one application, multiplicative two-level cycle):
    by ILU, transported tracers by hypre BoomerAMG;
 2. coarse correction: the Galerkin operator ``J_c = P^T J P`` of piecewise-constant aggregates
    (4 neighbouring columns along the rank's Hilbert-ordered column sequence x 2 layers, one
-   field), factored with MUMPS (``<prefix>coarse_`` options, e.g. out of core);
+   field; ``-<prefix>coarse_columns``, ``-<prefix>coarse_layers``), factored with MUMPS
+   (``-<prefix>coarse_*`` options, e.g. ``-<prefix>coarse_mat_mumps_icntl_22 1`` out of core);
 3. the smoother again.
 
 The smoother alone fails on the coupled P cycle (uptake -> organic P -> remineralisation ->
@@ -58,8 +59,11 @@ class TwoLevelSolver:
         nt = sysm.nt
         loc = sysm.dgrid.local_natural
         k = g.box_k[loc]
+        opts = PETSc.Options()
+        ncol = self.columns_per_aggregate = opts.getInt(self.prefix + "coarse_columns", COLUMNS_PER_AGGREGATE)
+        nlay = self.layers_per_aggregate = opts.getInt(self.prefix + "coarse_layers", LAYERS_PER_AGGREGATE)
         col_pos = np.cumsum(k == 0) - 1                       # rank-local column number of each box
-        key = (col_pos // COLUMNS_PER_AGGREGATE) * (g.shape[2] // LAYERS_PER_AGGREGATE + 1) + k // LAYERS_PER_AGGREGATE
+        key = (col_pos // ncol) * (g.shape[2] // nlay + 1) + k // nlay
         _, agg = np.unique(key, return_inverse=True)           # local aggregate of each box
         nagg = int(agg.max()) + 1 if agg.size else 0
         mpi = self.comm.tompi4py()
@@ -187,7 +191,7 @@ class TwoLevelSolver:
 
     def describe(self) -> str:
         return (f"two-level FGMRES: fieldsplit smoother, Galerkin coarse LU of {self.Jc.getSize()[0]} unknowns "
-                f"({COLUMNS_PER_AGGREGATE} columns x {LAYERS_PER_AGGREGATE} layers per aggregate)")
+                f"({self.columns_per_aggregate} columns x {self.layers_per_aggregate} layers per aggregate)")
 
     def destroy(self):
         for name in ("ksp", "smoother", "P", "Jc", "_r", "_t", "_rc", "_xc"):
