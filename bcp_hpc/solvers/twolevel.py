@@ -1,4 +1,4 @@
-"""Iterative steady-state path for grids whose factors do not fit: two-level preconditioned FGMRES.
+"""Iterative steady-state path for grids whose factors do not fit: two-level preconditioned GMRES.
 
 Preconditioner (one application, multiplicative two-level cycle):
 
@@ -15,8 +15,10 @@ Preconditioner (one application, multiplicative two-level cycle):
 The smoother alone fails on the coupled P cycle (uptake -> organic P -> remineralisation ->
 DIP, anchored only by the 1 Myr restoring): its slow modes are large-scale and the coarse
 solve removes them.  Aggregates never cross ranks, so ``P`` has no communication; ``J_c``
-is 8x smaller than ``J``.  Every option is under the prefix: ``-<prefix>ksp_*`` (outer
-FGMRES), ``-<prefix>smooth_*`` (the fieldsplit), ``-<prefix>coarse_*`` (the coarse LU).
+is 8x smaller than ``J``.  Every option is under the prefix: ``-<prefix>ksp_*`` (outer GMRES,
+right-preconditioned, restart 30: a long restart costs more memory than the fine-grid
+operator and converged no faster here), ``-<prefix>smooth_*`` (the fieldsplit),
+``-<prefix>coarse_*`` (the coarse LU).
 Stopping rule: ``||J x - b|| <= 1e-11 ||b||`` (``-<prefix>ksp_rtol``).
 """
 from __future__ import annotations
@@ -130,7 +132,9 @@ class TwoLevelSolver:
         self._rc = self.Jc.createVecLeft()
         self._xc = self.Jc.createVecRight()
         if self.ksp is None:
-            set_default_options(self.prefix, {"ksp_type": "fgmres", "ksp_gmres_restart": "200"})
+            # right-preconditioned GMRES (the cycle is a fixed linear operator), short restart: the
+            # Krylov basis is the largest memory item at fine resolution (30 vectors of the full state)
+            set_default_options(self.prefix, {"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": "30"})
             self.ksp = PETSc.KSP().create(comm=self.comm)
             self.ksp.setOptionsPrefix(self.prefix)
             self.ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
