@@ -8,7 +8,7 @@ Preconditioner (one application, multiplicative two-level cycle):
    by ILU, transported tracers by hypre BoomerAMG;
 2. coarse correction: the Galerkin operator ``J_c = P^T J P`` of piecewise-constant aggregates
    (4 neighbouring columns along the rank's Hilbert-ordered column sequence x 2 layers, one
-   field; ``-<prefix>coarse_columns``, ``-<prefix>coarse_layers``), factored with MUMPS
+   field; more columns when the coarse system would exceed 400,000 unknowns; ``-<prefix>coarse_columns``, ``-<prefix>coarse_layers``), factored with MUMPS
    (``-<prefix>coarse_*`` options, e.g. ``-<prefix>coarse_mat_mumps_icntl_22 1`` out of core);
 3. the smoother again.
 
@@ -35,6 +35,9 @@ PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 COLUMNS_PER_AGGREGATE = 4
 LAYERS_PER_AGGREGATE = 2
+#: the aggregates grow (columns x2) until the coarse system has at most this many unknowns, so its
+#: LU stays a few GB (1 deg x 48 layers: 8 columns per aggregate, 380,188 coarse unknowns)
+COARSE_MAX_UNKNOWNS = 400_000
 
 
 class TwoLevelSolver:
@@ -62,8 +65,11 @@ class TwoLevelSolver:
         loc = sysm.dgrid.local_natural
         k = g.box_k[loc]
         opts = PETSc.Options()
-        ncol = self.columns_per_aggregate = opts.getInt(self.prefix + "coarse_columns", COLUMNS_PER_AGGREGATE)
         nlay = self.layers_per_aggregate = opts.getInt(self.prefix + "coarse_layers", LAYERS_PER_AGGREGATE)
+        ncol = COLUMNS_PER_AGGREGATE
+        while nt * g.nwet / (ncol * nlay) > COARSE_MAX_UNKNOWNS:
+            ncol *= 2
+        ncol = self.columns_per_aggregate = opts.getInt(self.prefix + "coarse_columns", ncol)
         col_pos = np.cumsum(k == 0) - 1                       # rank-local column number of each box
         key = (col_pos // ncol) * (g.shape[2] // nlay + 1) + k // nlay
         _, agg = np.unique(key, return_inverse=True)           # local aggregate of each box
