@@ -104,3 +104,24 @@ def test_iterative_path_equals_direct_on_embedded_world(embedded_world):
         PETSc.Options().delValue(f"emb{path}_solver")
     d = out["direct"]
     assert np.abs(out["iterative"] - d).max() <= 1e-9 * np.abs(d).max()
+
+
+def test_bench_scaling_driver_end_to_end(tmp_path):
+    """The driver launches one job step per rank count, appends CSV rows, writes the JSON summary."""
+    import shutil
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun not available")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
+    env.pop("BCP_LAUNCH", None)
+    csv_path, js = tmp_path / "s.csv", tmp_path / "s.json"
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling", "--rungs", "tiny",
+                        "--solver", "direct,iterative", "--max-ranks", "2", "--csv", str(csv_path), "--json", str(js)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = read_rows(csv_path)
+    assert sorted((x["solver"], x["ranks"]) for x in rows) == [("direct", 1), ("direct", 2), ("iterative", 1),
+                                                                ("iterative", 2)]
+    assert all(x["status"] == "ok" and x["factor_solve_s"] > 0 and x["peak_rss_bytes"] > 0 for x in rows)
+    s = json.loads(js.read_text())
+    assert {e["ranks"] for e in s["efficiency"]} == {1, 2} and s["unknowns"] == [rows[0]["unknowns"]]

@@ -32,6 +32,7 @@ from ..io.atomic import write_text_atomic
 from ..log import rprint
 
 RUNGS = {
+    "tiny": dict(nlat=15, nlon=30, nz=8),          # for tests of the tooling
     "embedded": dict(nlat=45, nlon=90, nz=24),
     "ocim2": None,
     "2deg48": dict(nlat=91, nlon=180, nz=48),
@@ -58,7 +59,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
     from ..grid.distributed import DistributedGrid
     from ..models.pmodel import p_model
     from ..models.system import ModelSystem
-    from ..solvers.choice import available_bytes, choose, estimated_factor_bytes
+    from ..solvers.choice import available_bytes, choose, estimated_factor_bytes, estimated_iterative_bytes
     from ..solvers.steady import SteadyState
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
@@ -69,7 +70,8 @@ def measure(rung: str, solver: str, csv_path: str | None):
     path = choose(n, solver)
     row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
            "unknowns": n, "ranks": comm.getSize(), "solver": path}
-    need = estimated_factor_bytes(n) * {"direct": 1.0, "structured": 0.5, "ooc": 1 / 6, "iterative": 0.15}[path]
+    need = (estimated_iterative_bytes(n) if path == "iterative" else
+            estimated_factor_bytes(n) * {"direct": 1.0, "structured": 0.5, "ooc": 1 / 6}[path])
     if need > 0.9 * available_bytes():
         row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
         rprint(f"{rung}/{path}/{comm.getSize()} ranks: {row['status']}")

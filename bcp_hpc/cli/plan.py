@@ -11,7 +11,10 @@ Model (assumptions, documented in the README):
   efficiency; default 0.6), ``t(k) = t1 / (k e^log2(k))``;
 * ranks needed: the smallest power of two with ``1.3 M / k`` (30 % imbalance and workspace)
   below 80 % of the memory per rank (``--mem-per-node / --ranks-per-node``);
-* out of core (``ooc``): memory / 6 (measured), same time; structured path: memory / 2.
+* out of core (``ooc``): memory / 6 (measured), same time; structured path: memory / 2;
+* iterative (two-level GMRES): memory ``2.3 kB x N`` (linear, measured to 5.8 M unknowns),
+  one-rank time ``c_i N^p_i`` fitted to the iterative rows (default: measured here, p_i = 1.23),
+  efficiency per doubling of the iterative rows (default 0.8).
 The coupling of 12 tracers is taken to fill like 12/4 times the unknowns of the P model (same
 law in N); real fill depends on the couplings of the model and is refitted once it runs.
 """
@@ -22,20 +25,24 @@ import os
 
 from ..errors import InputError
 from ..log import rprint
-from ..solvers.choice import EXPONENT, REF_MB, REF_UNKNOWNS
+from ..solvers.choice import EXPONENT, REF_MB, REF_UNKNOWNS, estimated_iterative_bytes
 
 OCIM2_WET = 200_160
 #: one-rank factor+solve of the direct path on this machine: 7.6 s at 165,932 unknowns, ~92 s at 800,640
 DEFAULT_TIME = (7.6 / REF_UNKNOWNS ** 1.58, 1.58)
 DEFAULT_MEMORY = (REF_MB * 2**20 / REF_UNKNOWNS ** EXPONENT, EXPONENT)
 DEFAULT_EFFICIENCY = 0.6
+#: iterative path: 6.52 s at 165,932 unknowns, time ~ N^1.23 (embedded, OCIM2 size, 2 and 1 deg x 48 layers)
+DEFAULT_ITERATIVE_TIME = (6.52 / REF_UNKNOWNS ** 1.23, 1.23)
+DEFAULT_ITERATIVE_EFFICIENCY = 0.8
 GRIDS = [("2deg", 24), ("1deg", 24), ("1deg", 48), ("0.5deg", 24), ("0.5deg", 48)]
 COLUMN_FACTOR = {"2deg": 1, "1deg": 4, "0.5deg": 16}
 
 
 def _fits(csv_path):
     if not csv_path:
-        return DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY, "package defaults (2-core development machine)"
+        return (DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY, "package defaults (2-core development machine)",
+                DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY)
     if not os.path.exists(csv_path):
         raise InputError("scaling CSV not found (run `bcp-hpc bench scaling --csv FILE` first)", path=csv_path)
     from ..bench.scaling import fit_power, read_rows, summarize
@@ -50,10 +57,20 @@ def _fits(csv_path):
     effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
             if e["ranks"] == 2 and e["parallel_efficiency"]]
     eff = max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else DEFAULT_EFFICIENCY
-    return t, m, eff, f"fitted to {len(rows)} rows of {csv_path}"
+    it_rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == "iterative"]
+    it_one = {r["unknowns"]: r for r in it_rows if r["ranks"] == 1}
+    it_t = DEFAULT_ITERATIVE_TIME
+    if len(it_one) >= 2:
+        xs_i = sorted(it_one)
+        it_t = fit_power(xs_i, [it_one[x]["factor_solve_s"] for x in xs_i])
+    it_effs = [e["parallel_efficiency"] for e in summarize(it_rows)["efficiency"]
+               if e["ranks"] == 2 and e["parallel_efficiency"]]
+    it_eff = max(min(sum(it_effs) / len(it_effs), 1.0), 0.3) if it_effs else DEFAULT_ITERATIVE_EFFICIENCY
+    return t, m, eff, f"fitted to {len(rows)} direct rows of {csv_path}", it_t, it_eff
 
 
-def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank):
+def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank, it_time=DEFAULT_ITERATIVE_TIME,
+            it_eff=DEFAULT_ITERATIVE_EFFICIENCY):
     mem = mem_fit[0] * unknowns ** mem_fit[1]
     t1 = time_fit[0] * unknowns ** time_fit[1]
     out = {}
@@ -62,33 +79,44 @@ def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank):
         while 1.3 * factor * mem / k > 0.8 * mem_per_rank and k < 2**20:
             k *= 2
         out[path] = {"memory_bytes": factor * mem, "ranks": k, "seconds": t1 / (k * eff ** math.log2(k))}
+    mem_i = estimated_iterative_bytes(unknowns)
+    k = 1
+    while 1.3 * mem_i / k > 0.8 * mem_per_rank and k < 2**20:
+        k *= 2
+    t1_i = it_time[0] * unknowns ** it_time[1]
+    out["iterative"] = {"memory_bytes": mem_i, "ranks": k, "seconds": t1_i / (k * it_eff ** math.log2(k))}
     return out
 
 
 def run(args):
-    tfit, mfit, eff, source = _fits(args.csv)
+    tfit, mfit, eff, source, it_time, it_eff = _fits(args.csv)
     mem_node = _bytes(args.mem_per_node)
     mem_rank = mem_node / args.ranks_per_node
     rprint(f"bcp-hpc plan: {source}")
     rprint(f"  time(1 rank) = {tfit[0]:.3e} N^{tfit[1]:.2f} s; factor memory = {mfit[0]:.3e} N^{mfit[1]:.2f} bytes; "
            f"efficiency per doubling {eff:.2f}; node {mem_node / 2**30:.0f} GiB x {args.ranks_per_node} ranks")
+    rprint(f"  iterative: time(1 rank) = {it_time[0]:.3e} N^{it_time[1]:.2f} s, memory 2.3 kB x N, "
+           f"efficiency per doubling {it_eff:.2f}")
     rprint(f"{'grid':>8s} {'layers':>6s} {'tracers':>7s} {'unknowns':>12s} | {'direct: GiB':>11s} {'ranks':>6s} "
-           f"{'nodes':>5s} {'time':>9s} | {'ooc: ranks':>10s} {'time':>9s}")
+           f"{'nodes':>5s} {'time':>9s} | {'ooc: ranks':>10s} {'time':>9s} | {'iterative: GiB':>14s} {'ranks':>5s} "
+           f"{'time':>9s}")
     rows = []
     for res, nz in GRIDS:
         for tracers in (4, 12):
             n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * tracers
             p = predict(n, tfit, mfit, eff, mem_rank)
-            d, o = p["direct"], p["ooc"]
+            d, o, it = p["direct"], p["ooc"], p["iterative"]
             nodes = math.ceil(d["ranks"] / args.ranks_per_node)
             rprint(f"{res:>8s} {nz:6d} {tracers:7d} {n:12,d} | {d['memory_bytes'] / 2**30:11.1f} {d['ranks']:6d} "
-                   f"{nodes:5d} {_hms(d['seconds']):>9s} | {o['ranks']:10d} {_hms(o['seconds']):>9s}")
+                   f"{nodes:5d} {_hms(d['seconds']):>9s} | {o['ranks']:10d} {_hms(o['seconds']):>9s} | "
+                   f"{it['memory_bytes'] / 2**30:14.1f} {it['ranks']:5d} {_hms(it['seconds']):>9s}")
             rows.append({"grid": res, "layers": nz, "tracers": tracers, "unknowns": n, **p, "nodes_direct": nodes})
     if args.json:
         import json
         from ..io.atomic import write_text_atomic
         write_text_atomic(args.json, json.dumps({"source": source, "efficiency": eff, "time_fit": tfit,
-                                                 "memory_fit": mfit, "rows": rows}, indent=2) + "\n")
+                                                 "memory_fit": mfit, "iterative_time_fit": it_time,
+                                                 "iterative_efficiency": it_eff, "rows": rows}, indent=2) + "\n")
     return 0
 
 
