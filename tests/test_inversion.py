@@ -149,3 +149,23 @@ def test_cli_bad_config_exits_nonzero_without_output(tmp_path):
     assert r.returncode != 0
     assert "parameter 'b'" in r.stderr
     assert not out.exists() or not any(f.name.endswith((".h5", "result.json")) for f in out.iterdir())
+
+
+def test_structured_path_at_sigma2_zero_gives_direct_objective(twin):
+    """sigma2 = 0 leaves labile DOP uncoupled; the structured path must still give the direct f, g, H."""
+    out = {}
+    for path in ("direct", "structured"):
+        PETSc.Options().setValue(f"s0{path}_solver", path)
+        g, T, npp, po4, obs = twin
+        m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+        m.parameters.set(**START)
+        sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
+        obj = Objective(sysm, [Observation("DIP", obs)], prefix=f"s0{path}_")
+        out[path] = obj.evaluate(m.parameters.get_x())
+        obj.destroy()
+        sysm.destroy()
+        PETSc.Options().delValue(f"s0{path}_solver")
+    (f0, g0, H0), (f1, g1, H1) = out["direct"], out["structured"]
+    assert abs(f1 - f0) <= 1e-9 * abs(f0)
+    assert np.abs(g1 - g0).max() <= 1e-6 * np.abs(g0).max()
+    assert np.abs(H1 - H0).max() <= 1e-5 * np.abs(H0).max()

@@ -142,6 +142,7 @@ def build_parser():
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
     bi.add_argument("--data", help="OCIM2 data directory")
+    bi.add_argument("--solver", help="steady-state path: direct | structured (default, as runs) | iterative | ooc | auto")
     bi.add_argument("--json", help="write figures to this JSON file")
     return p
 

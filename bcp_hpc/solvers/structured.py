@@ -214,7 +214,9 @@ class StructuredSolver:
         for i, a in enumerate(self.K):
             X[a] = xK[i]
         for e in self.E:
-            coupling = sum(self.diag[(e, b)][:, None] * X[b] for b in self.K if (e, b) in self.diag)
+            # start from zeros: with sigma2 = 0 labile DOP receives nothing, so it may have no coupling at all
+            coupling = sum((self.diag[(e, b)][:, None] * X[b] for b in self.K if (e, b) in self.diag),
+                           np.zeros_like(y[e]))
             X[e] = y[e] - self._apply_cinv(e, coupling)
         return X
 
