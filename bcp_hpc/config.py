@@ -58,9 +58,9 @@ DEFAULTS = {
     "truth": {"alpha": 0.08, "beta": 0.6, "b": 1.0, "kappa_d": 1.0 / (0.4 * SECONDS_PER_YEAR)},
     "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code"},
     "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
-    # runs use the structured path by default: same iterates as the monolithic LU, about half the
-    # memory and time for the P model (README "Solver paths"); `steady_solver = "direct"` restores it
-    "solver": {"steady_solver": "structured"},
+    # `steady_solver = "structured"` halves time and memory at sigma2 = 0 but its Krylov sensitivities
+    # slow down as the labile pool grows (README "Structured steady-state solver"): runs default to direct
+    "solver": {},
     "output": {"dir": "out/run"},
     "slurm": {"nodes": 1, "ranks_per_node": 8, "mem": "32G", "time": "04:00:00", "partition": "", "account": "",
               "modules": [], "venv": "", "launcher": "srun"},
