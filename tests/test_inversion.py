@@ -169,3 +169,19 @@ def test_structured_path_at_sigma2_zero_gives_direct_objective(twin):
     assert abs(f1 - f0) <= 1e-9 * abs(f0)
     assert np.abs(g1 - g0).max() <= 1e-6 * np.abs(g0).max()
     assert np.abs(H1 - H0).max() <= 1e-5 * np.abs(H0).max()
+
+
+def test_posterior_of_an_unconstrained_direction_stays_finite(twin):
+    """A (near-)singular Hessian at an optimum on a bound: intervals stay finite and are flagged."""
+    g, T, npp, po4, obs = twin
+    m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+    m.parameters.set(**START)
+    x = m.parameters.get_x()
+    H = np.diag([1e-300, 1.0, 1.0, 1.0])          # alpha not constrained at all
+    post = posterior(m.parameters, x, 1.0, H, 100)
+    a = post["parameters"]["alpha"]
+    assert np.isfinite(a["lower_1sigma"]) and a["poorly_constrained"]
+    assert not post["parameters"]["beta"]["poorly_constrained"]
+    H[0, 0] = 0.0                                  # exactly singular: pseudo-inverse, no exception
+    post = posterior(m.parameters, x, 1.0, H, 100)
+    assert np.isfinite(post["parameters"]["beta"]["sigma"])

@@ -90,7 +90,10 @@ def invert(args):
     res, post, diag = out["result"], out["posterior"], out["diagnostics"]
     rprint(f"converged in {res['iterations']} iterations (TAO reason {res['reason']}), objective {res['objective']:.6e}")
     for n, v in post["parameters"].items():
-        rprint(f"  {n:8s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  [{v['lower_1sigma']:.4g}, {v['upper_1sigma']:.4g}]")
+        flags = ("  (at a bound)" if v.get("at_bound") else "") + \
+            ("  (not constrained by the data)" if v.get("poorly_constrained") else "")
+        rprint(f"  {n:8s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  "
+               f"[{v['lower_1sigma']:.4g}, {v['upper_1sigma']:.4g}]{flags}")
     rprint(f"  best-constrained combination: {post['eigen']['best_constrained']}")
     rprint(f"  worst-constrained combination: {post['eigen']['worst_constrained']}")
     rprint(f"model NPP {diag['npp_pg_c_per_yr']:.2f} Pg C/yr, R2(DIP) {diag['r2_dip']:.4f}")

@@ -20,15 +20,24 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     names = params.optimized
     H = np.asarray(H, float)
     s2 = 2.0 * f / n_obs if noise_scale == "code" else 1.0
-    cov = s2 * np.linalg.inv(H)
+    try:
+        cov = s2 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        cov = s2 * np.linalg.pinv(H)      # singular Hessian (e.g. an optimum on a bound): pseudo-inverse
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     out = {"noise_variance": s2, "covariance_x": cov.tolist(), "parameters": {}}
     for k, n in enumerate(names):
         p = params[n]
         v = p.from_x(x[k])
-        lo, hi = p.from_x(x[k] - sd[k]), p.from_x(x[k] + sd[k])
+        # a direction the data do not constrain can give sigma_x of hundreds: keep exp() finite
+        span = min(float(sd[k]), 700.0) if np.isfinite(sd[k]) else 700.0
+        lo, hi = p.from_x(x[k] - span), p.from_x(x[k] + span)
+        lo_b, hi_b = p.bounds
+        at_bound = bool(np.isclose(v, lo_b, rtol=1e-6) or (np.isfinite(hi_b) and np.isclose(v, hi_b, rtol=1e-6)))
         out["parameters"][n] = {"value": v, "sigma": (hi - lo) / 2.0, "lower_1sigma": lo, "upper_1sigma": hi,
-                                "sigma_x": float(sd[k]), "transform": p.transform, "units": p.units}
+                                "sigma_x": float(sd[k]), "transform": p.transform, "units": p.units,
+                                "at_bound": at_bound,
+                                "poorly_constrained": bool(not np.isfinite(sd[k]) or sd[k] > 5.0)}
     out["eigen"] = hessian_eigen(H, names)
     return out
 
@@ -39,7 +48,8 @@ def hessian_eigen(H, names) -> dict:
     SLEPc = import_slepc4py()
     H = np.asarray(H, float)
     d = np.sqrt(np.abs(np.diag(H)))
-    S = H / np.outer(d, d)
+    d[~(d > 0)] = 1.0                      # an exactly unconstrained parameter: leave its row unscaled
+    S = np.nan_to_num(H / np.outer(d, d))
     m = S.shape[0]
     A = PETSc.Mat().createDense((m, m), array=np.ascontiguousarray(S), comm=PETSc.COMM_SELF)
     eps = SLEPc.EPS().create(comm=PETSc.COMM_SELF)
