@@ -126,6 +126,7 @@ def build_parser():
     bp.add_argument("--embedded", action="store_true", help="the small embedded world (quick check)")
     bp.add_argument("--no-scipy", action="store_true", help="skip the SciPy splu reference")
     bp.add_argument("--monolithic", action="store_true", help="package path = monolithic LU (not the structured solver)")
+    bp.add_argument("--solver", help="package path: direct | structured | ooc | iterative | auto (overrides --monolithic)")
     bp.add_argument("--json", help="write figures to this JSON file")
     bd = bsub.add_parser("data", help="parallel loading of an input file: hyperslab / scatter / whole")
     bd.add_argument("--data", help="OCIM2 data directory")
