@@ -45,6 +45,7 @@ Example::
 from __future__ import annotations
 
 import copy
+
 from .errors import ConfigError
 from .io.tomlfile import load_toml
 

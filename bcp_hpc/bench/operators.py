@@ -1,7 +1,6 @@
 """``bcp-hpc bench operators``: synthetic circulation on the OCIM2 mask, PETSc assembly, ideal age."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..diagnostics.age import age_summary, ideal_age
 from ..grid.distributed import DistributedGrid
@@ -10,7 +9,7 @@ from ..operators.circulation import CirculationConfig, synthetic_circulation
 from ..operators.sinking import martin_operator
 from ..operators.transport import conservation_defects
 from ..operators.world import default_shared_data_dir
-from .common import PETSc, PhaseTimer, peak_rss_bytes, write_json
+from .common import PETSc, PhaseTimer, write_json
 
 
 def run(args):

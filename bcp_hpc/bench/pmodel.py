@@ -11,7 +11,6 @@ time.  Also SciPy ``splu`` of the transport operator alone, as a reference point
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np

@@ -59,7 +59,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
     from ..grid.distributed import DistributedGrid
     from ..models.pmodel import p_model
     from ..models.system import ModelSystem
-    from ..solvers.choice import available_bytes, choose, estimated_factor_bytes, estimated_iterative_bytes
+    from ..solvers.choice import available_bytes, choose, estimated_path_bytes
     from ..solvers.steady import SteadyState
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
@@ -70,8 +70,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
     path = choose(n, solver)
     row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
            "unknowns": n, "ranks": comm.getSize(), "solver": path}
-    need = (estimated_iterative_bytes(n) if path == "iterative" else
-            estimated_factor_bytes(n) * {"direct": 1.0, "structured": 0.5, "ooc": 1 / 6}[path])
+    need = estimated_path_bytes(n, path)
     if need > 0.9 * available_bytes():
         row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
         rprint(f"{rung}/{path}/{comm.getSize()} ranks: {row['status']}")

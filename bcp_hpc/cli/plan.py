@@ -25,7 +25,7 @@ import os
 
 from ..errors import InputError
 from ..log import rprint
-from ..solvers.choice import EXPONENT, REF_MB, REF_UNKNOWNS, estimated_iterative_bytes
+from ..solvers.choice import EXPONENT, FACTOR_MEMORY_FRACTION, REF_MB, REF_UNKNOWNS, estimated_iterative_bytes
 
 OCIM2_WET = 200_160
 #: one-rank factor+solve of the direct path on this machine: 7.6 s at 165,932 unknowns, ~92 s at 800,640
@@ -74,7 +74,7 @@ def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank, it_time=DEFAULT_ITER
     mem = mem_fit[0] * unknowns ** mem_fit[1]
     t1 = time_fit[0] * unknowns ** time_fit[1]
     out = {}
-    for path, factor in (("direct", 1.0), ("structured", 0.5), ("ooc", 1 / 6)):
+    for path, factor in FACTOR_MEMORY_FRACTION.items():
         k = 1
         while 1.3 * factor * mem / k > 0.8 * mem_per_rank and k < 2**20:
             k *= 2

@@ -35,6 +35,8 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from ..errors import ConfigError, InputError
 from ..io.tomlfile import load_toml
 from .climatology import FIELDS, bin_field, insitu_density
@@ -119,7 +121,6 @@ def build(recipe_path: str, out: str, grid_override: str | None = None) -> dict:
                                      fill=s.get("fill"))
             log.info("binned %s from %s", name, s["file"])
     if "temperature" in fields and "salinity" in fields:
-        import numpy as np
         density = insitu_density(grid, np.maximum(fields["temperature"].values, -2.0), fields["salinity"].values)
     for name, s in specs.items():
         if name in fields:

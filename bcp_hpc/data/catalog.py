@@ -112,20 +112,38 @@ class Ocim2Directory:
         return a
 
     def _density(self, grid):
-        try:
-            T = grid.from3d(self.raw("temperature"))
-            S = grid.from3d(self.raw("salinity"))
-        except InputError:
-            return None
-        return seawater_density(np.maximum(T, -2.0), S, grid.box_zt)
+        """In-situ density (kg m^-3) from this folder's T and S, computed once per grid (None without them)."""
+        key = id(grid)
+        if getattr(self, "_rho_key", None) != key:
+            try:
+                T = grid.from3d(self.raw("temperature"))
+                S = grid.from3d(self.raw("salinity"))
+                self._rho = seawater_density(np.maximum(T, -2.0), S, grid.box_zt)
+            except InputError:
+                self._rho = None
+            self._rho_key = key
+        return self._rho
 
-    def field(self, name, grid) -> np.ndarray:
-        e = CATALOG.get(name)
-        if e is None:
-            raise InputError(f"unknown field '{name}' (known: {sorted(CATALOG)})", path=self.path)
-        v = grid.from3d(self.raw(name), name=e.variable, path=self.file(name))
+    def to_model_units(self, name, raw3d, grid) -> np.ndarray:
+        """The wet-box n-vector of ``raw3d`` (as returned by :meth:`raw`) in model units."""
+        e = CATALOG[name]
+        v = grid.from3d(raw3d, name=e.variable, path=self.file(name))
         rho = self._density(grid) if e.units == "umol/kg" else None
         return to_model_units(v, e.units, e.kind, rho)
+
+    def field(self, name, grid) -> np.ndarray:
+        if name not in CATALOG:
+            raise InputError(f"unknown field '{name}' (known: {sorted(CATALOG)})", path=self.path)
+        return self.to_model_units(name, self.raw(name), grid)
+
+    def close(self):
+        """Nothing to release (files are read per call); present so both sources work in ``with``."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def open_data(path: str):

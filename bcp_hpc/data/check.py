@@ -93,7 +93,7 @@ def check_directory(d: Ocim2Directory, grid):
             rows.append({"name": name, "where": where, "status": "error",
                          "detail": f"shape {raw.shape} differs from the grid {grid.shape}"})
             continue
-        vals = d.field(name, grid)
+        vals = d.to_model_units(name, raw, grid)
         land = int(np.isfinite(raw[~grid.mask]).sum())
         rows.append(_judge(name, vals, e.full, land, where))
     return rows

@@ -307,13 +307,13 @@ def _read(src, path, variable, units_override):
             e = np.clip(e, lo, hi)
         if not (np.all(np.diff(e) > 0) or np.all(np.diff(e) < 0)):
             raise InputError(f"{ax} coordinate is not monotonic", path=path, variable=c)
-        return e, cattrs, centres
+        return e, cattrs
 
-    lat_e, _, _ = edges("lat", -90.0, 90.0)
-    lon_e, _, _ = edges("lon")
+    lat_e, _ = edges("lat", -90.0, 90.0)
+    lon_e, _ = edges("lon")
     depth_e = None
     if "depth" in axes:
-        depth_e, dattrs, _ = edges("depth")
+        depth_e, dattrs = edges("depth")
         if str(_attr(dattrs, "positive", "down")).lower() == "up" and np.all(depth_e <= 0):
             depth_e = -depth_e
         depth_e = np.maximum(depth_e, 0.0)

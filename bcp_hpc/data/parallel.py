@@ -13,7 +13,6 @@ chunked, so a hyperslab read decompresses only the chunks it touches.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import InputError
@@ -83,6 +82,3 @@ def load_local(path: str, names, grid, layout, comm, strategy: str = "hyperslab"
         else:
             raise ValueError(f"unknown strategy {strategy}")
     return out
-
-
-

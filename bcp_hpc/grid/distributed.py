@@ -100,8 +100,6 @@ class DistributedGrid:
         loc = self.local_natural
         nloc = loc.size
         rows_ptr = []
-        cols_all = []
-        vals_all = []
         for fi in range(nfields):
             parts = []
             for fj in range(nfields):

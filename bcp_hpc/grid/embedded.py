@@ -46,7 +46,6 @@ def land_mask(lat2, lon2) -> np.ndarray:
     # Greenland
     land |= (L >= 60) & (L <= 80) & (X >= 300) & (X <= 340)
     # Africa: 36 N - 35 S
-    aw = np.where(L > 5, 343.0, 8.0)
     ae = np.where(L > 10, 50.0, 40.0 - np.clip(-L, 0, 35) * 0.4)
     africa = (L <= 36) & (L >= -35) & (_in_lon(X, 343, 360) & (L > 5) | (X >= np.where(L > 5, 0, 8)) & (X <= ae))
     land |= africa & ~((X > 60) & (X < 340))

@@ -68,8 +68,8 @@ class ModelSystem:
         with respect to tracers and parameters (``full=True``), first derivatives with respect to
         the tracers only (``full="jacobian"``: what ``F_u`` needs, without the ``m^2 n`` Hessian
         arrays), first and second derivatives with respect to the tracers only
-        (``full="tracers"``: the linearity check), or values only (``full=False``, used by the residual).  Cached on the state
-        values and parameters."""
+        (``full="tracers"``: the linearity check), or values only (``full=False``, used by the
+        residual).  Cached on the state values and parameters."""
         c_arr = self.local_state(u)
         key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names), full)
         cache = self._cache if hasattr(self, "_cache") else {}
@@ -77,9 +77,9 @@ class ModelSystem:
         if key in cache:
             return cache[key]
         n = self.nloc
+        order = 1 if full == "jacobian" else 2
         if full in ("jacobian", "tracers"):
             m = self.nt
-            order = 1 if full == "jacobian" else 2
             c = {t.name: AD2.variable(c_arr[a], a, m, n, order=order) for a, t in enumerate(self.model.tracers)}
             p = self._params_ad(0, n, False)
         elif full:
@@ -91,7 +91,6 @@ class ModelSystem:
             c = {t.name: AD2.const(c_arr[a], 0, n) for t_i, (a, t) in enumerate(enumerate(self.model.tracers))}
             p = self._params_ad(0, n, False)
         s = self.model.local_terms(c, p, self.local_fields)
-        order = 1 if full == "jacobian" else 2
         s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, order)) for k, v in s.items()}
         scales = {}
         for k, spec in self.model.sinking.items():

@@ -112,8 +112,7 @@ def apply_inputs(world: World, inputs: str) -> World:
     build`` or a directory of pre-binned OCIM2 fields): NPP products, phosphate for the uptake
     term (``po4``), temperature.  The source must be on the world's grid."""
     from ..data.catalog import open_data
-    src = open_data(inputs)
-    try:
+    with open_data(inputs) as src:
         names = src.fields()
         if "po4" in names:
             world.dip_gamma = np.maximum(src.field("po4", world.grid), 0.05)
@@ -125,9 +124,6 @@ def apply_inputs(world: World, inputs: str) -> World:
         world.info["inputs"] = inputs
         world.info["inputs_fields"] = names
         world.info["inputs_npp"] = prods
-    finally:
-        if hasattr(src, "close"):
-            src.close()
     return world
 
 

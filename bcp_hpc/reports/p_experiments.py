@@ -18,7 +18,6 @@ import os
 import h5py
 import numpy as np
 
-from ..config import SECONDS_PER_YEAR
 from ..diagnostics.pmodel import p_diagnostics
 from ..errors import InputError
 from ..grid.distributed import DistributedGrid
@@ -80,28 +79,24 @@ class PSetup:
             dd = matfile.load(path, ["po4raw"])
             raw = np.asarray(matfile.get(dd, "po4raw", path), dtype=float)
             obs = g.from3d(raw, name="po4raw", path=path)
-            obs[(obs < 0.05) | ~np.isfinite(obs)] = np.nan
-            V = g.box_volume
-            ok = np.isfinite(obs)
-            return obs, float((obs[ok] * V[ok]).sum() / V[ok].sum()), {"kind": "glodap", "file": path}
+            return self._observed(obs, {"kind": "glodap", "file": path})
         if oc["dip"] == "inputs":
             src_path = self.cfg["world"].get("inputs") or ""
             if not src_path:
                 raise InputError("observations dip = 'inputs' needs [world] inputs (a data file or directory)")
             from ..data.catalog import open_data
-            src = open_data(src_path)
-            try:
+            with open_data(src_path) as src:
                 name = "po4_obs" if "po4_obs" in src.fields() else "po4"
                 obs = src.field(name, g)
-            finally:
-                if hasattr(src, "close"):
-                    src.close()
-            obs[(obs < 0.05) | ~np.isfinite(obs)] = np.nan
-            V = g.box_volume
-            ok = np.isfinite(obs)
-            return obs, float((obs[ok] * V[ok]).sum() / V[ok].sum()), {"kind": "inputs", "file": src_path,
-                                                                        "field": name}
+            return self._observed(obs, {"kind": "inputs", "file": src_path, "field": name})
         raise InputError(f"unknown observation source '{oc['dip']}' (synthetic, glodap or inputs)")
+
+    def _observed(self, obs, info):
+        """Observed DIP (mmol m-3; values below 0.05 and NaN unobserved), its volume-weighted mean, info."""
+        obs[(obs < 0.05) | ~np.isfinite(obs)] = np.nan
+        V = self.grid.box_volume
+        ok = np.isfinite(obs)
+        return obs, float((obs[ok] * V[ok]).sum() / V[ok].sum()), info
 
 
 def run_inversion(setup: PSetup, out_dir: str, tag: str, resume: bool = False, x0=None) -> dict:

@@ -1,4 +1,4 @@
-"""Which steady-state solver path fits: ``-<prefix>solver auto|direct|ooc|structured``.
+"""Which steady-state solver path fits: ``-<prefix>solver auto|direct|structured|ooc|iterative``.
 
 Paths:
 
@@ -47,6 +47,17 @@ def estimated_iterative_bytes(unknowns: int) -> float:
     return ITERATIVE_BYTES_PER_UNKNOWN * unknowns
 
 
+#: in-core memory of each factorization path relative to the monolithic LU (measured on the ladder)
+FACTOR_MEMORY_FRACTION = {"direct": 1.0, "structured": 0.5, "ooc": 1 / 6}
+
+
+def estimated_path_bytes(unknowns: int, path: str) -> float:
+    """Peak memory (bytes, all ranks) of solver ``path`` for the 4-tracer P model."""
+    if path == "iterative":
+        return estimated_iterative_bytes(unknowns)
+    return estimated_factor_bytes(unknowns) * FACTOR_MEMORY_FRACTION[path]
+
+
 def available_bytes() -> float:
     env = os.environ.get("BCP_MEM_AVAILABLE")
     if env:
@@ -81,11 +92,12 @@ def choose(unknowns: int, requested: str = "auto", available: float | None = Non
         return requested
     avail = available_bytes() if available is None else available
     need = estimated_factor_bytes(unknowns)
-    if need < SAFETY * avail:
+    fits = {p: estimated_path_bytes(unknowns, p) < SAFETY * avail for p in FACTOR_MEMORY_FRACTION}
+    if fits["direct"]:
         path = "direct"
-    elif 0.5 * need < SAFETY * avail:
+    elif fits["structured"]:
         path = "structured"
-    elif need / 6 < SAFETY * avail and need < 0.5 * free_disk_bytes():
+    elif fits["ooc"] and need < 0.5 * free_disk_bytes():
         path = "ooc"
     else:
         path = "iterative"

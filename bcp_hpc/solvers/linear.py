@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 
 from ..errors import SolverError
 from ..petsc_env import import_petsc4py

@@ -13,7 +13,7 @@ residual in mmol m-3 s-1 this is a relative residual *per unit time*) or a Newto
 whose only anchor is the 1/(1 Myr) restoring).  A linear model factors once; later steps
 are iterative refinement with the same factors.
 Solver options live under the prefix (default ``steady_``); ``-<prefix>solver
-auto|direct|structured|ooc`` picks the path (:mod:`.choice`; default direct, or structured
+auto|direct|structured|ooc|iterative`` picks the path (:mod:`.choice`; default direct, or structured
 with ``-<prefix>structured``).
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class SteadyState:
         from .structured import StructuredSolver
         self.structured = self.path == "structured" and StructuredSolver.applicable(system)
         if self.path == "iterative":
-            # FGMRES stops at 1e-11 of ||b||; the Newton step after one refinement is ~1e-10 of ||u||,
+            # GMRES stops at 1e-11 of ||b||; the Newton step after one refinement is ~1e-10 of ||u||,
             # the accuracy the Krylov tolerance allows: accept it instead of a third solve
             step_rtol = max(step_rtol, 1e-9)
         if self.path == "ooc" and not opts.hasName(prefix + "mat_mumps_icntl_22"):

@@ -78,7 +78,6 @@ class StructuredSolver:
     def _block(self, a, b):
         """Sum of the terms of J_ab restricted to local rows/cols: (sparse local, diag local or None)."""
         terms = self.system.blocks.get((a, b), [])
-        n = self.system.grid.nwet
         loc = self.system.loc
         mats = []
         for t in terms:

@@ -133,10 +133,11 @@ class TwoLevelSolver:
             self.coarse.setup()
         else:
             self.coarse.refactor(self.Jc)
-        self._r = self.A.createVecLeft()
-        self._t = self.A.createVecRight()
-        self._rc = self.Jc.createVecLeft()
-        self._xc = self.Jc.createVecRight()
+        if getattr(self, "_r", None) is None:          # work vectors: same layout at every refactor
+            self._r = self.A.createVecLeft()
+            self._t = self.A.createVecRight()
+            self._rc = self.Jc.createVecLeft()
+            self._xc = self.Jc.createVecRight()
         if self.ksp is None:
             # right-preconditioned GMRES (the cycle is a fixed linear operator), short restart: the
             # Krylov basis is the largest memory item at fine resolution (30 vectors of the full state)
@@ -187,10 +188,10 @@ class TwoLevelSolver:
             rel = r.norm() / max(b.norm(), 1e-300)
             r.destroy()
             if rel > 1e-7:
-                raise SolverError(f"two-level FGMRES '{self.prefix}' failed (reason {reason}, {its} iterations, "
+                raise SolverError(f"two-level GMRES '{self.prefix}' failed (reason {reason}, {its} iterations, "
                                   f"relative residual {rel:.2e})")
-            log.debug("two-level FGMRES stopped at round-off (relative residual %.2e)", rel)
-        log.debug("two-level FGMRES: %d iterations", its)
+            log.debug("two-level GMRES stopped at round-off (relative residual %.2e)", rel)
+        log.debug("two-level GMRES: %d iterations", its)
         return x
 
     def solve_many(self, B_cols):
@@ -200,7 +201,7 @@ class TwoLevelSolver:
         return self.ksp.getIterationNumber()
 
     def describe(self) -> str:
-        return (f"two-level FGMRES: fieldsplit smoother, Galerkin coarse LU of {self.Jc.getSize()[0]} unknowns "
+        return (f"two-level GMRES: fieldsplit smoother, Galerkin coarse LU of {self.Jc.getSize()[0]} unknowns "
                 f"({self.columns_per_aggregate} columns x {self.layers_per_aggregate} layers per aggregate)")
 
     def destroy(self):
