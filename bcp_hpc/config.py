@@ -29,6 +29,8 @@ Example::
 
     [inversion]
     max_it = 50
+    hessian = "adjoint"          # adjoint (one transposed solve) | forward (one solve per parameter pair)
+    noise_scale = "code"         # posterior scaling 2f/N_obs of spec §5.6 | none
 
     [solver]                     # PETSc options database entries (without the leading dash)
     steady_pc_factor_mat_solver_type = "mumps"
@@ -57,7 +59,7 @@ DEFAULTS = {
     "parameters": {},
     "observations": {"dip": "synthetic", "noise": 0.05, "coverage": 0.5, "seed": 0},
     "truth": {"alpha": 0.08, "beta": 0.6, "b": 1.0, "kappa_d": 1.0 / (0.4 * SECONDS_PER_YEAR)},
-    "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code"},
+    "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code", "hessian": "adjoint"},
     "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
     # `steady_solver = "structured"` halves time and memory at sigma2 = 0 but its Krylov sensitivities
     # slow down as the labile pool grows (README "Structured steady-state solver"): runs default to direct

@@ -170,6 +170,34 @@ def test_structured_path_at_sigma2_zero_gives_direct_objective(twin):
     assert np.abs(H1 - H0).max() <= 1e-5 * np.abs(H0).max()
 
 
+@pytest.mark.parametrize("path", ["direct", "structured"])
+def test_adjoint_hessian_equals_forward_second_order_sensitivities(twin, path):
+    """The adjoint Hessian (one transposed solve) equals the one from the 10 second-order
+    sensitivities, on the direct path and on the structured path's transposed GMRES, with a
+    labile pool (sigma2 = 0.3) so that every block of the transposed preconditioner is used."""
+    g, T, npp, po4, obs = twin
+    out = {}
+    for mode in ("adjoint", "forward"):
+        prefix = f"h{mode}{path}_"
+        PETSc.Options().setValue(prefix + "solver", path)
+        m = p_model(g, npp, po4, 2.1, sigma2=0.3)
+        m.parameters.set(**START)
+        sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
+        obj = Objective(sysm, [Observation("DIP", obs)], prefix=prefix, hessian=mode)
+        x0 = m.parameters.get_x()
+        obj.evaluate(x0, order=1)                 # the gradient call first, as TAO does
+        out[mode] = obj.evaluate(x0)
+        assert obj.steady.has_adjoint
+        obj.destroy()
+        sysm.destroy()
+        PETSc.Options().delValue(prefix + "solver")
+    (fa, ga, Ha), (ff, gf, Hf) = out["adjoint"], out["forward"]
+    assert fa == ff and np.array_equal(ga, gf)
+    assert np.abs(Ha - Hf).max() <= 1e-8 * np.abs(Hf).max()
+    with pytest.raises(InputError):
+        Objective(None, [], hessian="newton")
+
+
 def test_posterior_of_an_unconstrained_direction_stays_finite(twin):
     """A (near-)singular Hessian at an optimum on a bound: intervals stay finite and are flagged."""
     g, T, npp, po4, obs = twin

@@ -29,7 +29,14 @@ PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
 TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "tao_grtol": "1e-10",
-                "tao_gttol": "0", "tao_ksp_type": "stcg", "tao_pc_type": "none"}
+                "tao_gttol": "0", "tao_ksp_type": "stcg", "tao_pc_type": "none",
+                "tao_bnk_init_type": "constant"}
+#: initial trust radius in the transformed (log) parameter space: a factor e in any one parameter.
+#: TAO's "interpolation" initialisation spends 4-6 extra steady states probing for a radius and
+#: then starts far too small (1e-3..1e-2 here), so Newton steps with the exact Hessian are cut for
+#: several iterations; a constant radius of 1 lets the first full Newton step through.  Override
+#: with ``-inv_tao_trust0`` or ``-inv_tao_bnk_init_type interpolation``.
+INITIAL_TRUST_RADIUS = 1.0
 
 
 class InversionResult(dict):
@@ -165,6 +172,8 @@ class Inversion:
             if not opts.hasName(self.prefix + "tao_bnk_init_type"):
                 opts.setValue(self.prefix + "tao_bnk_init_type", "constant")
             tao.setInitialTrustRegionRadius(radius0)
+        else:
+            tao.setInitialTrustRegionRadius(INITIAL_TRUST_RADIUS)
         tao.setFromOptions()
         try:
             tao.solve()

@@ -100,7 +100,8 @@ class PSetup:
 
 
 def run_inversion(setup: PSetup, out_dir: str, tag: str, resume: bool = False, x0=None) -> dict:
-    obj = Objective(setup.system, [Observation("DIP", setup.obs)])
+    obj = Objective(setup.system, [Observation("DIP", setup.obs)],
+                    hessian=setup.cfg["inversion"].get("hessian", "adjoint"))
     ck = os.path.join(out_dir, f"checkpoint_{tag}.h5")
     jl = os.path.join(out_dir, f"iterations_{tag}.jsonl")
     inv = Inversion(obj, checkpoint=ck, log_jsonl=jl)

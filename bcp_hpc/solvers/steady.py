@@ -45,6 +45,10 @@ class SteadyState:
             # GMRES stops at 1e-11 of ||b||; the Newton step after one refinement is ~1e-10 of ||u||,
             # the accuracy the Krylov tolerance allows: accept it instead of a third solve
             step_rtol = max(step_rtol, 1e-9)
+        elif self.structured:
+            # its GMRES stops at 1e-11 of ||b||, so the first refinement step is ~1e-11 of ||u||:
+            # accept that instead of a third solve (the direct path refines to the same level)
+            step_rtol = max(step_rtol, 1e-10)
         if self.path == "ooc" and not opts.hasName(prefix + "mat_mumps_icntl_22"):
             opts.setValue(prefix + "mat_mumps_icntl_22", "1")   # MUMPS out of core (factors on disk)
         self.prefix = prefix
@@ -129,11 +133,17 @@ class SteadyState:
             return self._sensitivities(order)
 
     def _sensitivities(self, order):
+        u1 = self.first_order()
+        if order < 2:
+            return u1, {}
+        return u1, self.second_order(u1)
+
+    def first_order(self):
+        """``F_u u_i = -F_i`` for every optimised parameter (one block solve); list of Vecs."""
         sysm, u = self.system, self.u
-        m = sysm.npar
         t0 = time.perf_counter()
         rhs = []
-        for i in range(m):
+        for i in range(sysm.npar):
             r = sysm.F_x(u, i)
             r.scale(-1.0)
             rhs.append(r)
@@ -141,27 +151,64 @@ class SteadyState:
         for r in rhs:
             r.destroy()
         self.timings["sens1"] = time.perf_counter() - t0
-        if order < 2:
-            return u1, {}
+        return u1
+
+    def second_order(self, u1):
+        """``F_u u_ij = -r_ij`` for every pair ``i <= j`` (one block solve); dict ``(i, j) -> Vec``."""
+        m = self.system.npar
         t0 = time.perf_counter()
         pairs = [(i, j) for i in range(m) for j in range(i, m)]
         rhs = []
         for i, j in pairs:
-            r = sysm.F_xx(u, i, j)
-            for a, b in ((i, j), (j, i)):
-                t = sysm.F_ux(u, a, u1[b])
-                r.axpy(1.0, t)
-                t.destroy()
-            t = sysm.F_uu(u, u1[i], u1[j])
-            r.axpy(1.0, t)
-            t.destroy()
+            r = self.second_order_rhs(u1, i, j)
             r.scale(-1.0)
             rhs.append(r)
         sols = self.solver.solve_many(rhs)
         for r in rhs:
             r.destroy()
         self.timings["sens2"] = time.perf_counter() - t0
-        return u1, dict(zip(pairs, sols))
+        return dict(zip(pairs, sols))
+
+    @property
+    def has_adjoint(self) -> bool:
+        """Whether the current factorization/preconditioner can solve with ``F_u^T``."""
+        from .twolevel import TwoLevelSolver
+        return self.solver is not None and not isinstance(self.solver, TwoLevelSolver)
+
+    def adjoint_solve(self, rhs):
+        """``F_u^T mu = rhs`` with the factorization of the current state (one transposed solve)."""
+        with stage(SENSITIVITIES):
+            t0 = time.perf_counter()
+            mu = self.solver.solve(rhs, transpose=True)
+            self.timings["adjoint"] = time.perf_counter() - t0
+            return mu
+
+    def second_order_rhs(self, u1, i: int, j: int):
+        """``r_ij = F_ij + F_ui u_j + F_uj u_i + F_uu(u_i, u_j)`` (so ``F_u u_ij = -r_ij``, spec §2.5)."""
+        sysm, u = self.system, self.u
+        r = sysm.F_xx(u, i, j)
+        for a, b in ((i, j), (j, i)):
+            t = sysm.F_ux(u, a, u1[b])
+            r.axpy(1.0, t)
+            t.destroy()
+        t = sysm.F_uu(u, u1[i], u1[j])
+        r.axpy(1.0, t)
+        t.destroy()
+        return r
+
+    def second_order_projections(self, u1, lam):
+        """``lam^T u_ij`` for all pairs ``i <= j`` by the adjoint method: ``-mu^T r_ij`` with
+        ``F_u^T mu = lam``, one transposed solve instead of one solve per pair."""
+        mu = self.adjoint_solve(lam)
+        out = {}
+        m = self.system.npar
+        for i in range(m):
+            for j in range(i, m):
+                r = self.second_order_rhs(u1, i, j)
+                out[(i, j)] = -r.dot(mu)
+                r.destroy()
+        mu.destroy()
+        return out
 
     def destroy(self):
         if self.solver is not None:

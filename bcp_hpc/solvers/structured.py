@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class StructuredSolver:
-    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-7):
+    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-7,
+                 lump: bool = True):
         self.stall_tol = stall_tol
+        self.lump = lump
         self.system = system
         self.prefix = prefix
         self.rtol = rtol
@@ -89,6 +91,19 @@ class StructuredSolver:
             return None
         return sp.csr_matrix(sum(mats[1:], mats[0]))
 
+    def _global_colsum(self, a, b):
+        """Volume-weighted column sums ``sum_i V_i J_ab[i, j]`` over all rows, at the local columns j."""
+        sysm = self.system
+        vol = sysm.grid.box_volume
+        loc = sysm.loc
+        out = np.zeros(loc.size)
+        for t in sysm.blocks.get((a, b), []):
+            if isinstance(t, np.ndarray) and t.ndim == 1:
+                out += (vol * t)[loc]
+            else:
+                out += np.asarray(sp.csr_matrix(t).T @ vol)[loc]
+        return out
+
     def _is_diag(self, M):
         if M is None:
             return True
@@ -97,6 +112,8 @@ class StructuredSolver:
 
     # ------------------------------------------------------------------ setup
     def setup(self):
+        import time
+        t0 = time.perf_counter()
         sysm = self.system
         nloc = sysm.nloc
         self.diag = {}
@@ -121,6 +138,18 @@ class StructuredSolver:
             M = self._block(e, e).tocoo()
             same = colid[M.row] == colid[M.col]
             r, c, v = M.row[same], M.col[same], M.data[same]
+            if self.lump:
+                # mass-conserving lumping: what the dropped (horizontal) entries of column j carry,
+                # sum_i V_i J[i, j] over rows outside j's water column (any rank), moves to the
+                # diagonal, so 1^T V C_e = 1^T V J_ee.  Without it the approximation leaks tracer
+                # and the near-singular P-inventory mode (fixed only by geological restoring,
+                # 1/(10^6 yr)) costs extra outer iterations.
+                vol = sysm.grid.box_volume[sysm.loc]
+                kept = np.bincount(c, weights=v * vol[r], minlength=nloc)
+                lumped = (self._global_colsum(e, e) - kept) / vol
+                r = np.r_[r, np.arange(nloc)]
+                c = np.r_[c, np.arange(nloc)]
+                v = np.r_[v, lumped]
             inv = {}
             for K, idx in self.groups.items():
                 inv[K] = np.zeros((idx.shape[0], K, K))
@@ -132,21 +161,25 @@ class StructuredSolver:
                 slot_of[idx.ravel()] = np.repeat(np.arange(idx.shape[0]), K)
             for K in self.groups:
                 sel = group_of[r] == K
-                inv[K][slot_of[r[sel]], self.pos[r[sel]], self.pos[c[sel]]] = v[sel]
+                np.add.at(inv[K], (slot_of[r[sel]], self.pos[r[sel]], self.pos[c[sel]]), v[sel])
             for K in inv:
                 inv[K] = np.linalg.inv(inv[K])
             self.cinv[e] = inv
+        t1 = time.perf_counter()
         self._build_schur()
+        log.debug("structured setup: column inverses %.2f s, Schur assembly + factorization %.2f s",
+                  t1 - t0, time.perf_counter() - t1)
 
-    def _apply_cinv(self, e, X):
-        """Column-local ``C_e^-1 X`` for X of shape (nloc,) or (nloc, nrhs)."""
+    def _apply_cinv(self, e, X, transpose: bool = False):
+        """Column-local ``C_e^-1 X`` (``C_e^-T X`` with ``transpose``) for X of shape (nloc,) or (nloc, nrhs)."""
         out = np.empty_like(X)
+        sub = "cji" if transpose else "cij"
         for K, idx in self.groups.items():
             blk = X[idx]                                   # (ncol, K[, nrhs])
             if X.ndim == 1:
-                out[idx] = np.einsum("cij,cj->ci", self.cinv[e][K], blk)
+                out[idx] = np.einsum(sub + ",cj->ci", self.cinv[e][K], blk)
             else:
-                out[idx] = np.einsum("cij,cjr->cir", self.cinv[e][K], blk)
+                out[idx] = np.einsum(sub + ",cjr->cir", self.cinv[e][K], blk)
         return out
 
     def _build_schur(self):
@@ -182,6 +215,7 @@ class StructuredSolver:
                         terms.append(sp.csr_matrix((np.concatenate(vals), (r, c)), shape=(n, n)))
                 blocks[(i, j)] = terms
         self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.K), mat=self._S)
+        log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
@@ -194,18 +228,27 @@ class StructuredSolver:
         self.setup()
 
     # ------------------------------------------------------------------ preconditioner
-    def _precondition(self, R):
-        """Block-LU solve with C_E for J_EE.  R: (nt, nloc, nrhs) local arrays."""
+    def _precondition(self, R, transpose: bool = False):
+        """Block-LU solve with C_E for J_EE.  R: (nt, nloc, nrhs) local arrays.
+
+        With ``transpose`` the transposed preconditioner (for the adjoint system): the same
+        block elimination of ``J^T``, whose couplings are the diagonal blocks swapped
+        (``D_Ke <-> D_eK``), with ``C_e^-T`` and ``S^-T``."""
         nrhs = R.shape[2]
-        y = {e: self._apply_cinv(e, R[e]) for e in self.E}
-        rK = np.array([R[a] - sum(self.diag[(a, e)][:, None] * y[e] for e in self.E if (a, e) in self.diag)
+        into = (lambda a, e: (e, a)) if transpose else (lambda a, e: (a, e))    # coupling K<-E
+        outof = (lambda e, b: (b, e)) if transpose else (lambda e, b: (e, b))   # coupling E<-K
+        y = {e: self._apply_cinv(e, R[e], transpose) for e in self.E}
+        rK = np.array([R[a] - sum(self.diag[into(a, e)][:, None] * y[e] for e in self.E if into(a, e) in self.diag)
                        for a in self.K])                          # (nK, nloc, nrhs)
         cols = []
         for r in range(nrhs):
             v = self.system.dgrid.create_vec(len(self.K))
             v.getArray()[:] = rK[:, :, r].ravel()
             cols.append(v)
-        xs = self.schur.solve_many(cols) if nrhs > 1 else [self.schur.solve(cols[0])]
+        if transpose:
+            xs = [self.schur.solve(c, transpose=True) for c in cols]
+        else:
+            xs = self.schur.solve_many(cols) if nrhs > 1 else [self.schur.solve(cols[0])]
         xK = np.stack([x.getArray(readonly=True).reshape(len(self.K), -1) for x in xs], axis=2)
         for v in cols + xs:
             v.destroy()
@@ -214,15 +257,16 @@ class StructuredSolver:
             X[a] = xK[i]
         for e in self.E:
             # start from zeros: with sigma2 = 0 labile DOP receives nothing, so it may have no coupling at all
-            coupling = sum((self.diag[(e, b)][:, None] * X[b] for b in self.K if (e, b) in self.diag),
+            coupling = sum((self.diag[outof(e, b)][:, None] * X[b] for b in self.K if outof(e, b) in self.diag),
                            np.zeros_like(y[e]))
-            X[e] = y[e] - self._apply_cinv(e, coupling)
+            X[e] = y[e] - self._apply_cinv(e, coupling, transpose)
         return X
 
     # ------------------------------------------------------------------ solves
-    def solve_many(self, B_cols):
-        """Right-preconditioned GMRES on the full Jacobian, run in lockstep for all right-hand sides
-        so that every preconditioner application is one block (MatMatSolve) solve with ``S``."""
+    def solve_many(self, B_cols, transpose: bool = False):
+        """Right-preconditioned GMRES on the full Jacobian (its transpose with ``transpose``, for
+        adjoint solves), run in lockstep for all right-hand sides so that every preconditioner
+        application is one block (MatMatSolve) solve with ``S``."""
         if not B_cols:
             return []
         from mpi4py import MPI
@@ -245,12 +289,12 @@ class StructuredSolver:
         yv = self.A.createVecLeft()
         rel = np.ones(nr)
         for j in range(m):
-            Zj = self._precondition(V[j])
+            Zj = self._precondition(V[j], transpose)
             Z.append(Zj)
             W = np.empty_like(Zj)
             for r in range(nr):
                 xv.getArray()[:] = Zj[:, :, r].ravel()
-                self.A.mult(xv, yv)
+                (self.A.multTranspose if transpose else self.A.mult)(xv, yv)
                 W[:, :, r] = yv.getArray(readonly=True).reshape(nt, nloc)
             for i in range(j + 1):                      # modified Gram-Schmidt (twice for stability)
                 h = dots(W, V[i])
@@ -281,7 +325,7 @@ class StructuredSolver:
         for r in range(nr):
             v = self.system.dgrid.create_vec(nt)
             v.getArray()[:] = X[:, :, r].ravel()
-            self.A.mult(v, yv)
+            (self.A.multTranspose if transpose else self.A.mult)(v, yv)
             yv.aypx(-1.0, B_cols[r])
             worst = max(worst, yv.norm() / safe[r])
             out.append(v)
@@ -293,9 +337,7 @@ class StructuredSolver:
         return out
 
     def solve(self, b, x=None, transpose=False):
-        if transpose:
-            raise SolverError("structured solver has no transpose solve")
-        res = self.solve_many([b])[0]
+        res = self.solve_many([b], transpose=transpose)[0]
         if x is not None:
             res.copy(x)
             res.destroy()
