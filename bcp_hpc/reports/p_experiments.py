@@ -37,6 +37,32 @@ PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
 
+def synthetic_observations(truth_field, volume, noise: float, coverage: float, seed: int,
+                           noise_model: str = "likelihood"):
+    """Twin-experiment observations: the true field on a random ``coverage`` fraction of boxes plus
+    Gaussian noise; returns (observations with NaN where unobserved, noise std per box), mmol m-3.
+
+    ``noise_model = "likelihood"`` (default) draws the noise the objective's error model assumes:
+    the volume weights ``w_i = V_i / sum V`` of spec §5.2 are precisions, so box i gets variance
+    ``noise^2 * Vbar / V_i`` (``Vbar`` the mean observed volume; average precision ``1/noise^2``).
+    Then the Laplace posterior of spec §5.6 (``2f/N_obs`` times the inverse Hessian) is the right
+    yardstick for the recovered parameters.  ``"iid"`` uses one std ``noise`` for every box: the
+    volume-weighted misfit then has fewer effective observations than ``N_obs`` (Kish factor
+    ``N sum w_i^2``) and the §5.6 error bars are optimistic by its square root."""
+    if noise_model not in ("likelihood", "iid"):
+        raise InputError(f"[observations] noise_model must be 'likelihood' or 'iid', got {noise_model!r}")
+    if not 0.0 < coverage <= 1.0:
+        raise InputError(f"[observations] coverage must be in (0, 1], got {coverage}")
+    rng = np.random.default_rng(seed)
+    observed = rng.random(truth_field.size) < coverage
+    std = np.full(truth_field.size, noise)
+    if noise_model == "likelihood":
+        std = noise * np.sqrt(volume[observed].mean() / volume)
+    obs = truth_field + std * rng.standard_normal(truth_field.size)
+    obs[~observed] = np.nan
+    return obs, std
+
+
 class PSetup:
     """World, distributed grid, P model and observations for a configuration."""
 
@@ -68,11 +94,10 @@ class PSetup:
                 ss.solve()
                 dip = ss.system.to_natural(ss.u)[0]
                 ss.system.destroy()
-            rng = np.random.default_rng(int(oc["seed"]))
-            obs = dip + float(oc["noise"]) * rng.standard_normal(g.nwet)
-            obs[rng.random(g.nwet) >= float(oc["coverage"])] = np.nan
+            obs, std = synthetic_observations(dip, g.box_volume, float(oc["noise"]), float(oc["coverage"]),
+                                              int(oc["seed"]), oc.get("noise_model", "likelihood"))
             return obs, dip_mean, {"kind": "synthetic", "truth": truth, "noise_mmol_m3": oc["noise"],
-                                   "sigma2_truth": 0.0}
+                                   "noise_model": oc.get("noise_model", "likelihood"), "sigma2_truth": 0.0}
         if oc["dip"] == "glodap":
             d = self.cfg["world"].get("path") or ""
             path = os.path.join(d, "GLODAPv2_91x180x24raw.mat")
