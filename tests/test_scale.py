@@ -125,3 +125,22 @@ def test_bench_scaling_driver_end_to_end(tmp_path):
     assert all(x["status"] == "ok" and x["factor_solve_s"] > 0 and x["peak_rss_bytes"] > 0 for x in rows)
     s = json.loads(js.read_text())
     assert {e["ranks"] for e in s["efficiency"]} == {1, 2} and s["unknowns"] == [rows[0]["unknowns"]]
+
+
+def test_bench_invert_with_baseline_writes_its_figures(tmp_path):
+    """`bench invert --baseline` runs the package and the first release's formulation in one
+    process: both reach the same optimum, and the JSON holds the figures the brief asks for."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "inv.json"
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "invert", "--world", "tiny", "--baseline",
+                        "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    for key in ("ranks", "unknowns", "seconds", "peak_rss_bytes", "baseline_seconds", "speedup_vs_baseline",
+                "iterations", "baseline_iterations"):
+        assert key in d, key
+    assert d["solver"] == "structured" and d["hessian"] == "adjoint"
+    assert d["objective_rel_diff_vs_baseline"] < 1e-8
+    assert abs(d["speedup_vs_baseline"] - d["baseline_seconds"] / d["seconds"]["inversion"]) < 1e-12

@@ -10,7 +10,7 @@ from .common import PETSc, PhaseTimer, write_json
 
 def run(args):
     comm = PETSc.COMM_WORLD
-    over = {"world": {"source": "embedded"}}
+    over = {"world": {"source": getattr(args, "world", None) or "embedded"}}
     if args.ocim2:
         d = args.data or default_shared_data_dir()
         over = {"world": {"source": "ocim2-mask" if d else "generated-2deg", "path": d or ""}}
@@ -20,6 +20,40 @@ def run(args):
         over["solver"] = {"steady_solver": args.solver}
     cfg = load_config(None, over)
     apply_solver_options(cfg)
+    package = _one(cfg, comm, "package")
+    payload = {"benchmark": "invert", "source": package["source"], "ranks": comm.getSize(),
+               "solver": package["solver"], "hessian": package["hessian"], "unknowns": package["unknowns"],
+               "iterations": package["iterations"], "evaluations": package["evaluations"],
+               "seconds": package["seconds"], "seconds_per_iteration": package["seconds_per_iteration"],
+               "peak_rss_bytes": package["peak_rss_bytes"], "objective": package["objective"]}
+    if args.baseline:
+        opts = PETSc.Options()
+        saved = {k: opts.getString(k, None) for k in ("steady_solver", "inv_tao_bnk_init_type")}
+        opts.setValue("steady_solver", "direct")
+        opts.setValue("inv_tao_bnk_init_type", "interpolation")
+        cfg_base = dict(cfg, inversion=dict(cfg["inversion"], hessian="forward"))
+        try:
+            base = _one(cfg_base, comm, "baseline")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    opts.delValue(k)
+                else:
+                    opts.setValue(k, v)
+        t_pkg, t_base = package["seconds"]["inversion"], base["seconds"]["inversion"]
+        payload.update({"baseline": "monolithic MUMPS LU, forward second-order sensitivities, TAO interpolation start",
+                        "baseline_seconds": t_base, "baseline_iterations": base["iterations"],
+                        "baseline_peak_rss_bytes": base["peak_rss_bytes"], "speedup_vs_baseline": t_base / t_pkg,
+                        "objective_rel_diff_vs_baseline":
+                            abs(package["objective"] - base["objective"]) / abs(base["objective"])})
+        rprint(f"speedup_vs_baseline {t_base / t_pkg:.2f} (baseline {t_base:.1f} s in {base['iterations']} iterations, "
+               f"package {t_pkg:.1f} s in {package['iterations']}); objectives differ by "
+               f"{payload['objective_rel_diff_vs_baseline']:.1e} relative")
+    write_json(args.json, payload)
+    return 0
+
+
+def _one(cfg, comm, label):
     timer = PhaseTimer()
     with timer.phase("setup (world, model, observations)"):
         setup = PSetup(cfg, comm)
@@ -30,15 +64,15 @@ def run(args):
         res = run_inversion(setup, out, "bench")
     its = res["result"]["iterations"]
     evals = res["result"]["evaluations"]
-    timer.report(f"bench invert: {setup.world.source}, {4 * setup.grid.nwet} unknowns, {comm.getSize()} rank(s)")
+    solver_path = PETSc.Options().getString("steady_solver", "direct")
+    hessian = cfg["inversion"].get("hessian", "adjoint")
+    timer.report(f"bench invert ({label}): {setup.world.source}, {4 * setup.grid.nwet} unknowns, "
+                 f"{comm.getSize()} rank(s), solver {solver_path}, {hessian} Hessian")
     per_it = timer.seconds["inversion"] / max(its, 1)
     rprint(f"iterations {its}, objective evaluations {evals}, {per_it:.2f} s per iteration, "
            f"{timer.seconds['inversion'] / max(evals, 1):.2f} s per evaluation (f + gradient; Hessian at accepted iterates)")
-    solver_path = PETSc.Options().getString("steady_solver", "direct")
-    rprint(f"steady-state solver path: {solver_path}")
-    payload = {"benchmark": "invert", "source": setup.world.source, "ranks": comm.getSize(), "solver": solver_path,
-               "unknowns": 4 * setup.grid.nwet, "iterations": its, "evaluations": evals, "seconds": timer.seconds,
-               "seconds_per_iteration": per_it, "peak_rss_bytes": max(timer.peak_rss.values())}
-    write_json(args.json, payload)
+    out = {"source": setup.world.source, "solver": solver_path, "hessian": hessian, "unknowns": 4 * setup.grid.nwet,
+           "iterations": its, "evaluations": evals, "seconds": dict(timer.seconds), "seconds_per_iteration": per_it,
+           "peak_rss_bytes": max(timer.peak_rss.values()), "objective": float(res["result"]["objective"])}
     setup.system.destroy()
-    return 0
+    return out

@@ -142,8 +142,12 @@ def build_parser():
     bs.add_argument("--single", action="store_true", help="one measurement on the current ranks (used by the driver)")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
+    bi.add_argument("--world", default="embedded", help="world without --ocim2: embedded (default) | tiny | generated-2deg")
     bi.add_argument("--data", help="OCIM2 data directory")
     bi.add_argument("--solver", help="steady-state path: direct | structured (default, as runs) | iterative | ooc | auto")
+    bi.add_argument("--baseline", action="store_true",
+                    help="also run the first release's formulation in the same process (monolithic LU, 10 "
+                         "second-order solves per Hessian, TAO interpolation start) and report speedup_vs_baseline")
     bi.add_argument("--json", help="write figures to this JSON file")
     return p
 

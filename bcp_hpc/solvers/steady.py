@@ -46,9 +46,9 @@ class SteadyState:
             # the accuracy the Krylov tolerance allows: accept it instead of a third solve
             step_rtol = max(step_rtol, 1e-9)
         elif self.structured:
-            # its GMRES stops at 1e-11 of ||b||, so the first refinement step is ~1e-11 of ||u||:
+            # its GMRES stops at 1e-11 of ||b||, so the first refinement step is ~1e-10 of ||u||:
             # accept that instead of a third solve (the direct path refines to the same level)
-            step_rtol = max(step_rtol, 1e-10)
+            step_rtol = max(step_rtol, 1e-9)
         if self.path == "ooc" and not opts.hasName(prefix + "mat_mumps_icntl_22"):
             opts.setValue(prefix + "mat_mumps_icntl_22", "1")   # MUMPS out of core (factors on disk)
         self.prefix = prefix

@@ -133,6 +133,7 @@ class StructuredSolver:
                     self.diag[(b, a)] = M.diagonal() if M is not None else np.zeros(nloc)
         # dense per-column inverses of the column-local part of J_ee
         self.cinv = {}
+        self.lower = {}
         colid = self.col_start
         for e in self.E:
             M = self._block(e, e).tocoo()
@@ -162,6 +163,9 @@ class StructuredSolver:
             for K in self.groups:
                 sel = group_of[r] == K
                 np.add.at(inv[K], (slot_of[r[sel]], self.pos[r[sel]], self.pos[c[sel]]), v[sel])
+            # structurally lower triangular (downward sinking) column blocks: decided from the
+            # pattern, so S keeps one nonzero pattern across refactorizations
+            self.lower[e] = bool(np.all(self.pos[r] >= self.pos[c]))
             for K in inv:
                 inv[K] = np.linalg.inv(inv[K])
             self.cinv[e] = inv
@@ -205,10 +209,16 @@ class StructuredSolver:
                             continue
                         cc, jj = nz
                         # all rows ii of the column for each nonzero (cc, jj)
-                        val = -dKe[idx[cc]] * Minv[cc, :, jj] * w[cc, jj][:, None]
-                        rows.append(idx[cc].ravel())
-                        cols.append(np.repeat(idx[cc, jj], K))
-                        vals.append(val.ravel())
+                        val = -dKe[idx[cc]] * Minv[cc, :, jj] * w[cc, jj][:, None]     # (nnz, K)
+                        keep = np.ones(val.shape, dtype=bool)
+                        if self.lower[e]:
+                            # a sinking operator's column block is lower triangular, so is its inverse:
+                            # rows above the source box are structural zeros, left out of S (MUMPS'
+                            # analysis crashed intermittently on 1 rank with ~190k explicit zeros)
+                            keep = np.arange(K)[None, :] >= jj[:, None]
+                        rows.append(idx[cc][keep])
+                        cols.append(np.broadcast_to(idx[cc, jj][:, None], val.shape)[keep])
+                        vals.append(val[keep])
                     if rows:
                         r = loc[np.concatenate(rows)]
                         c = loc[np.concatenate(cols)]
@@ -217,6 +227,14 @@ class StructuredSolver:
         self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.K), mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
+            opts = PETSc.Options()
+            key = self.prefix + "schur_mat_mumps_icntl_7"
+            if self._S.getComm().getSize() == 1 and not opts.hasName(key):
+                # Debian's MUMPS 5.5: PORD (the default ordering) segfaults intermittently on this
+                # Schur graph on one rank (in findIndMultisecs, during analysis; seen at OCIM2 size,
+                # depending on the process' heap, never on 2 ranks).  AMF is safe: 44 s instead of
+                # 27 s for the OCIM2-size Schur factor.  -<prefix>schur_mat_mumps_icntl_7 4 restores PORD.
+                opts.setValue(key, "2")
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
         else:
