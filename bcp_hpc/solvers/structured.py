@@ -300,7 +300,6 @@ class StructuredSolver:
         safe = np.where(beta > 0, beta, 1.0)
         m = self.max_sweeps
         V = [B / safe]
-        Z = []
         H = np.zeros((nr, m + 1, m))
         X = np.zeros_like(B)
         xv = self.A.createVecRight()
@@ -308,7 +307,6 @@ class StructuredSolver:
         rel = np.ones(nr)
         for j in range(m):
             Zj = self._precondition(V[j], transpose)
-            Z.append(Zj)
             W = np.empty_like(Zj)
             for r in range(nr):
                 xv.getArray()[:] = Zj[:, :, r].ravel()
@@ -336,7 +334,10 @@ class StructuredSolver:
             if rel.max() <= self.rtol or j == m - 1:
                 break
         for r in range(nr):
-            X[:, :, r] = sum(Z[i][:, :, r] * ys[r][i] for i in range(len(ys[r])))
+            X[:, :, r] = sum(V[i][:, :, r] * ys[r][i] for i in range(len(ys[r])))
+        # x = P^-1 (V y): the preconditioner is a fixed linear operator, so one more block
+        # application replaces storing every P^-1 v_i (halves the Krylov memory)
+        X = self._precondition(X, transpose)
         # true residual check
         out = []
         worst = 0.0
