@@ -173,3 +173,32 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
     else:
         ok &= chosen == "direct"          # a tiny problem fits in memory
     assert all_ranks(ok)
+
+
+def test_structured_adjoint_hessian_on_n_ranks_equals_serial_forward(small):
+    """What runs use by default (structured path, adjoint Hessian through the transposed block
+    GMRES) on N ranks equals the serial direct path with forward second-order sensitivities."""
+    g, T, npp, po4 = small
+    rng = np.random.default_rng(11)
+    u, _, _ = solve_all(small, PETSc.COMM_SELF, sigma2=0.3)
+    obs = u[0] + 0.02 * rng.standard_normal(g.nwet)
+    obs[rng.random(g.nwet) > 0.6] = np.nan
+    out = {}
+    for comm, path, mode in ((PETSc.COMM_SELF, "direct", "forward"), (PETSc.COMM_WORLD, "structured", "adjoint")):
+        prefix = f"ah{comm.getSize()}{path}_"
+        PETSc.Options().setValue(prefix + "solver", path)
+        m = p_model(g, npp, po4, 2.1, sigma2=0.3)
+        m.parameters.set(alpha=0.06, beta=0.55)
+        sysm = ModelSystem(m, DistributedGrid(g, comm), T)
+        obj = Objective(sysm, [Observation("DIP", obs)], prefix=prefix, hessian=mode)
+        x0 = m.parameters.get_x()
+        obj.evaluate(x0, order=1)
+        out[path] = obj.evaluate(x0)
+        assert obj.steady.path == path
+        obj.destroy()
+        sysm.destroy()
+    (f0, g0, H0), (f1, g1, H1) = out["direct"], out["structured"]
+    ok = abs(f1 - f0) <= 1e-9 * abs(f0)
+    ok &= np.abs(g1 - g0).max() <= 1e-7 * np.abs(g0).max()
+    ok &= np.abs(H1 - H0).max() <= 1e-7 * np.abs(H0).max()
+    assert all_ranks(bool(ok))
