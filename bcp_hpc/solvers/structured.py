@@ -33,6 +33,9 @@ from .linear import LinearSolver
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
+#: Schur complements larger than this are ordered with AMF instead of PORD (see _build_schur)
+AMF_ABOVE_UNKNOWNS = 200_000
+
 
 class StructuredSolver:
     def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-7,
@@ -231,11 +234,16 @@ class StructuredSolver:
         if self.schur is None:
             opts = PETSc.Options()
             key = self.prefix + "schur_mat_mumps_icntl_7"
-            if self._S.getComm().getSize() == 1 and not opts.hasName(key):
+            one_rank = self._S.getComm().getSize() == 1
+            if not opts.hasName(key) and one_rank and self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
                 # Debian's MUMPS 5.5: PORD (the default ordering) segfaults intermittently on this
-                # Schur graph on one rank (in findIndMultisecs, during analysis; seen at OCIM2 size,
-                # depending on the process' heap, never on 2 ranks).  AMF is safe: 44 s instead of
-                # 27 s for the OCIM2-size Schur factor.  -<prefix>schur_mat_mumps_icntl_7 4 restores PORD.
+                # Schur graph at OCIM2 size (gdb: findIndMultisecs, during analysis): 5 of 8 runs on
+                # one rank, depending on the process' heap; on 2 ranks once in ~10 runs (with a
+                # modified circulation); never in ~100 analyses of the embedded world's 83k-unknown
+                # Schur.  A segfault cannot be caught, so one-rank runs of large Schur factors use AMF
+                # (44 s instead of 27 s at OCIM2 size).  On 2 ranks AMF would cost 100 s instead of
+                # 63 s for `bench pmodel`, so PORD stays; -<prefix>schur_mat_mumps_icntl_7 2 selects AMF
+                # there (inversions resume from their checkpoints after a crash).
                 opts.setValue(key, "2")
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
