@@ -1,5 +1,6 @@
 """LinearSolver: the MUMPS workspace retry, and the structured solver's mass-conserving lumping."""
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from bcp_hpc.petsc_env import import_petsc4py
@@ -65,7 +66,6 @@ def test_mumps_workspace_error_is_retried_with_more_workspace_and_reported(caplo
 
 
 def test_persistent_workspace_error_gives_up_with_a_clear_error():
-    import pytest
     from bcp_hpc.errors import SolverError
     A, M = _matrix()
     ls = LinearSolver(M, "retry2_")
@@ -79,15 +79,14 @@ def test_persistent_workspace_error_gives_up_with_a_clear_error():
     PETSc.Options().delValue("retry2_mat_mumps_icntl_14")
 
 
-def test_structured_lumping_keeps_the_volume_weighted_column_sums(small_grid):
-    """The column-local stand-in C for labile DOP's transport block keeps 1^T V C = 1^T V J
-    (what horizontal transport moves is put back on the diagonal), without lumping it does not."""
+@pytest.fixture
+def labile_system(small_grid):
+    """P model with a labile pool (sigma2 = 0.3) on the small world: (grid, model, system, zero state, Jacobian)."""
     from bcp_hpc.grid.distributed import DistributedGrid
     from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
     from bcp_hpc.models.pmodel import p_model
     from bcp_hpc.models.system import ModelSystem
     from bcp_hpc.operators.circulation import synthetic_circulation
-    from bcp_hpc.solvers.structured import StructuredSolver
     g = small_grid
     T, _ = synthetic_circulation(g)
     m = p_model(g, synthetic_npp(g, "vgpm"), synthetic_phosphate(g), 2.1, sigma2=0.3)
@@ -95,6 +94,17 @@ def test_structured_lumping_keeps_the_volume_weighted_column_sums(small_grid):
     u0 = sysm.dgrid.create_vec(sysm.nt)
     u0.set(0.0)
     J = sysm.jacobian(u0)
+    yield g, m, sysm, u0, J
+    J.destroy()
+    u0.destroy()
+    sysm.destroy()
+
+
+def test_structured_lumping_keeps_the_volume_weighted_column_sums(labile_system):
+    """The column-local stand-in C for labile DOP's transport block keeps 1^T V C = 1^T V J
+    (what horizontal transport moves is put back on the diagonal), without lumping it does not."""
+    from bcp_hpc.solvers.structured import StructuredSolver
+    g, m, sysm, u0, J = labile_system
     e = m.tracer_names.index("DOPl")
     vol = g.box_volume[sysm.loc]
     defects = {}
@@ -113,26 +123,13 @@ def test_structured_lumping_keeps_the_volume_weighted_column_sums(small_grid):
         s.destroy()
     assert defects[True] < 1e-10
     assert defects[False] > 1e-4
-    J.destroy()
-    sysm.destroy()
 
 
-def test_structured_refinement_recovers_from_an_inexact_preconditioner(small_grid, caplog):
+def test_structured_refinement_recovers_from_an_inexact_preconditioner(labile_system, caplog):
     """If applying P^-1 is noisy (an ill-conditioned Schur factor near parameter bounds), the
     true residual lags the GMRES estimate; restarts on the true residual must close the gap."""
-    from bcp_hpc.grid.distributed import DistributedGrid
-    from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
-    from bcp_hpc.models.pmodel import p_model
-    from bcp_hpc.models.system import ModelSystem
-    from bcp_hpc.operators.circulation import synthetic_circulation
     from bcp_hpc.solvers.structured import StructuredSolver
-    g = small_grid
-    T, _ = synthetic_circulation(g)
-    m = p_model(g, synthetic_npp(g, "vgpm"), synthetic_phosphate(g), 2.1, sigma2=0.3)
-    sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
-    u0 = sysm.dgrid.create_vec(sysm.nt)
-    u0.set(0.0)
-    J = sysm.jacobian(u0)
+    g, m, sysm, u0, J = labile_system
     b = sysm.residual(u0)
     ref = LinearSolver(J, "refdirect_")
     x_ref = ref.solve(b).getArray().copy()
@@ -147,5 +144,3 @@ def test_structured_refinement_recovers_from_an_inexact_preconditioner(small_gri
     s._precondition = exact
     s.destroy()
     ref.destroy()
-    J.destroy()
-    sysm.destroy()

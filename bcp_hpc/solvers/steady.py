@@ -172,8 +172,7 @@ class SteadyState:
     @property
     def has_adjoint(self) -> bool:
         """Whether the current factorization/preconditioner can solve with ``F_u^T``."""
-        from .twolevel import TwoLevelSolver
-        return self.solver is not None and not isinstance(self.solver, TwoLevelSolver)
+        return self.solver is not None and getattr(self.solver, "supports_transpose", True)
 
     def adjoint_solve(self, rhs):
         """``F_u^T mu = rhs`` with the factorization of the current state (one transposed solve)."""

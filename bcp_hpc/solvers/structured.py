@@ -22,6 +22,7 @@ model the factorization is of a 2n system instead of 4n.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -117,7 +118,6 @@ class StructuredSolver:
 
     # ------------------------------------------------------------------ setup
     def setup(self):
-        import time
         t0 = time.perf_counter()
         sysm = self.system
         nloc = sysm.nloc
@@ -144,8 +144,9 @@ class StructuredSolver:
             M = self._block(e, e).tocoo()
             same = colid[M.row] == colid[M.col]
             r, c, v = M.row[same], M.col[same], M.data[same]
-            if self.lump:
-                # mass-conserving lumping: what the dropped (horizontal) entries of column j carry,
+            if self.lump and sysm.model.tracers[e].transport != "sinking":
+                # mass-conserving lumping (sinking operators are column-local: nothing dropped):
+                # what the dropped (horizontal) entries of column j carry,
                 # sum_i V_i J[i, j] over rows outside j's water column (any rank), moves to the
                 # diagonal, so 1^T V C_e = 1^T V J_ee.  Without it the approximation leaks tracer
                 # and the near-singular P-inventory mode (fixed only by geological restoring,

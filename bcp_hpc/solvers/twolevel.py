@@ -41,6 +41,9 @@ COARSE_MAX_UNKNOWNS = 400_000
 
 
 class TwoLevelSolver:
+    #: no transposed solve (the adjoint Hessian falls back to forward second-order sensitivities)
+    supports_transpose = False
+
     def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_it: int = 1000):
         self.system = system
         self.prefix = prefix
