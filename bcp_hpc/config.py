@@ -10,6 +10,8 @@ Example::
     inputs = ""                  # forcing from `bcp-hpc data build` output or an OCIM2 data folder
 
     [model]
+    cycle = "P"                  # P (4-tracer P model) | PCO (joint P-C-O model, 21 parameters)
+    labile = true                # PCO: labile production N_sat - P_C (false: the first-stage model without it)
     sigma2 = 0.0
     pop_to = "DOPs"              # paper (default) | "DIP" (group's code)
     uptake = "w19"               # W19 form (default for P-only) | "bgc"
@@ -27,6 +29,12 @@ Example::
 
     [truth]                      # parameters that generate synthetic observations
     alpha = 0.08
+
+    [joint]                      # the joint inversion ([model] cycle = "PCO")
+    observations = "synthetic"   # twin experiment (truth: the BGC defaults of spec §4.2, or [joint.truth])
+    observed = ["DIP", "DIC", "ALK", "O2"]
+    noise_fraction = 0.02        # noise std / the tracer's volume-weighted spatial std
+    start_perturbation = 0.1     # std of the start's offset from the truth in transformed parameters
 
     [inversion]
     max_it = 50
@@ -56,11 +64,14 @@ SECONDS_PER_YEAR = 365 * 86400.0
 
 DEFAULTS = {
     "world": {"source": "embedded", "path": "", "npp_product": "vgpm", "inputs": ""},
-    "model": {"sigma2": 0.0, "pop_to": "DOPs", "uptake": "w19"},
+    "model": {"cycle": "P", "sigma2": 0.0, "pop_to": "DOPs", "uptake": "w19", "labile": True},
     "parameters": {},
     "observations": {"dip": "synthetic", "noise": 0.05, "coverage": 0.5, "seed": 0, "noise_model": "likelihood"},
     "truth": {"alpha": 0.08, "beta": 0.6, "b": 1.0, "kappa_d": 1.0 / (0.4 * SECONDS_PER_YEAR)},
     "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code", "hessian": "adjoint"},
+    # the joint P-C-O inversion ([model] cycle = "PCO"): twin experiment on DIP, DIC, ALK, O2
+    "joint": {"observations": "synthetic", "observed": ["DIP", "DIC", "ALK", "O2"], "noise_fraction": 0.02,
+              "start_perturbation": 0.1, "truth": {}},
     "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
     # runs use the structured path (Schur factor of [DIP, DOPs], block GMRES, adjoint Hessian): on the
     # embedded world an inversion takes 25 s at sigma2 = 0 and 65 s at 0.5 against 54 s and 94 s with the
@@ -70,7 +81,7 @@ DEFAULTS = {
     "slurm": {"nodes": 1, "ranks_per_node": 8, "mem": "32G", "time": "04:00:00", "partition": "", "account": "",
               "modules": [], "venv": "", "launcher": "srun"},
 }
-OPEN_SECTIONS = {"parameters", "truth", "solver"}
+OPEN_SECTIONS = {"parameters", "truth", "solver", "joint.truth"}
 
 
 def merge(base: dict, override: dict, source: str, path: str = "") -> dict:

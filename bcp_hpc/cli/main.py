@@ -63,8 +63,10 @@ def build_parser():
     ex = sub.add_parser("experiment", help="the paper's experiments")
     exs = ex.add_subparsers(dest="experiment", required=True)
     run_flags(exs.add_parser("sigma2-sweep", help="sigma2 = 0..0.5 inversions + sensitivity runs"), "out/sigma2-sweep")
-    inv = sub.add_parser("invert", help="one P-model inversion (sigma2 from the config)")
+    inv = sub.add_parser("invert", help="one inversion: the P model (sigma2 from the config) or, with --cycle PCO, "
+                                        "the joint P-C-O model (21 parameters)")
     run_flags(inv, "out/invert")
+    inv.add_argument("--cycle", choices=["P", "PCO"], help="model to invert (overrides [model] cycle; default P)")
 
     i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")
     i.add_argument("file")

@@ -32,6 +32,8 @@ def _config(args) -> dict:
     if args.no_sensitivity_runs:
         over.setdefault("experiment", {})["sensitivity_runs"] = False
     over.setdefault("output", {})["dir"] = args.out
+    if getattr(args, "cycle", None):
+        over.setdefault("model", {})["cycle"] = args.cycle
     cfg = load_config(args.config, over)
     apply_solver_options(cfg)
     if cfg["inversion"].get("max_it"):
@@ -85,6 +87,11 @@ def invert(args):
     from ..reports.p_experiments import PSetup, run_inversion
     cfg = _config(args)
     _save_config(cfg, args.out)
+    if cfg["model"]["cycle"] == "PCO":
+        return invert_joint(cfg, args)
+    if cfg["model"]["cycle"] != "P":
+        from ..errors import ConfigError
+        raise ConfigError(f"[model] cycle must be 'P' or 'PCO', got {cfg['model']['cycle']!r}")
     setup = PSetup(cfg)
     out = run_inversion(setup, args.out, "single", resume=args.resume)
     res, post, diag = out["result"], out["posterior"], out["diagnostics"]
@@ -104,5 +111,19 @@ def invert(args):
         write_text_atomic(os.path.join(args.out, "result.json"), json.dumps(payload, indent=2, default=float) + "\n")
         if args.json:
             write_text_atomic(args.json, json.dumps(payload, indent=2, default=float) + "\n")
+    setup.system.destroy()
+    return 0
+
+
+def invert_joint(cfg, args):
+    """The joint P-C-O inversion (twin experiment), results in ``args.out``."""
+    from ..reports.joint_experiments import JointSetup, report, run_joint_inversion, write_joint_outputs
+    setup = JointSetup(cfg)
+    rprint(f"joint model variant: {setup.model.variant}; synthetic forcing: "
+           f"{setup.world.info.get('synthetic_forcing', [])}")
+    out = run_joint_inversion(setup, args.out, resume=args.resume)
+    payload = write_joint_outputs(setup, out, args.out, args.json)
+    report(payload)
+    rprint(f"results: {args.out}/joint_result.json, joint_state.h5")
     setup.system.destroy()
     return 0

@@ -168,3 +168,38 @@ def synthetic_temperature(grid: Grid) -> np.ndarray:
     z = grid.box_zt
     sst = -1.5 + 29.5 * np.exp(-(lat / 32.0) ** 2)
     return 1.5 + (sst - 1.5) * np.exp(-z / 700.0)
+
+
+def synthetic_salinity(grid: Grid) -> np.ndarray:
+    """Salinity climatology (PSS-78), n-vector: saltier subtropics, fresher high latitudes, 34.7 at depth."""
+    lat = grid.box_lat
+    sss = 34.0 + 1.6 * np.exp(-((np.abs(lat) - 25.0) / 12.0) ** 2) - 0.8 * np.exp(-((np.abs(lat) - 65.0) / 10.0) ** 2)
+    return 34.7 + (sss - 34.7) * np.exp(-grid.box_zt / 500.0)
+
+
+def synthetic_silicate(grid: Grid) -> np.ndarray:
+    """Silicate climatology (mmol m^-3), n-vector: high in the Southern Ocean and at depth."""
+    lat = grid.box_lat
+    surf = 2.0 + 50.0 * np.exp(-((lat + 62.0) / 8.0) ** 2) + 10.0 * np.exp(-((lat - 55.0) / 10.0) ** 2)
+    deep = 90.0 + 60.0 * np.clip((lat + 40.0) / 100.0, 0.0, 1.0)
+    return surf + (deep - surf) * (1.0 - np.exp(-grid.box_zt / 1000.0))
+
+
+def synthetic_piston_velocity(grid: Grid) -> np.ndarray:
+    """Gas-transfer (piston) velocity for Schmidt number 660 (m s^-1) on (nlat, nlon): windier westerlies."""
+    lat2 = np.broadcast_to(grid.lat[:, None], grid.shape[:2])
+    kw_cm_h = 12.0 + 14.0 * np.exp(-((np.abs(lat2) - 50.0) / 12.0) ** 2)
+    kw_cm_h = np.where(np.abs(lat2) > 70, 0.3 * kw_cm_h, kw_cm_h)          # sea ice
+    return np.where(grid.mask[:, :, 0], kw_cm_h / 100.0 / 3600.0, np.nan)
+
+
+def synthetic_pme(grid: Grid) -> np.ndarray:
+    """Virtual freshwater flux P - E over the surface layer (s^-1), n-vector, zero area integral."""
+    lat = grid.box_lat
+    surf = grid.box_k == 0
+    e = 1.2 * np.exp(-(lat / 6.0) ** 2) - 1.0 * np.exp(-((np.abs(lat) - 22.0) / 8.0) ** 2) \
+        + 0.8 * np.exp(-((np.abs(lat) - 50.0) / 10.0) ** 2)                  # m yr^-1
+    e = np.where(surf, e, 0.0)
+    area = grid.box_area
+    e = np.where(surf, e - (e * area)[surf].sum() / area[surf].sum(), 0.0)
+    return e / (365.0 * 86400.0) / grid.box_dz

@@ -140,3 +140,27 @@ def where(cond, a, b):
 
 def value(a):
     return a.v if isinstance(a, AD2) else a
+
+
+def take(a, idx):
+    """The entries ``idx`` of ``a`` (a subset of boxes, e.g. the surface ones)."""
+    if not isinstance(a, AD2):
+        return np.asarray(a)[idx] if np.ndim(a) else a
+    return AD2(a.v[idx], a.g[:, idx], None if a.h is None else a.h[:, :, idx])
+
+
+def scatter(a, idx, n: int):
+    """Inverse of :func:`take`: an ``n``-box value equal to ``a`` on ``idx`` and 0 elsewhere."""
+    if not isinstance(a, AD2):
+        out = np.zeros(n)
+        out[idx] = a
+        return out
+    v = np.zeros(n)
+    v[idx] = a.v
+    g = np.zeros((a.g.shape[0], n))
+    g[:, idx] = a.g
+    h = None
+    if a.h is not None:
+        h = np.zeros(a.h.shape[:2] + (n,))
+        h[:, :, idx] = a.h
+    return AD2(v, g, h)

@@ -62,6 +62,8 @@ class Model:
     fields: dict = field(default_factory=dict)   #: natural-order n-vectors the terms use
     description: str = ""
     variant: dict = field(default_factory=dict)  #: switches actually used (documented in outputs)
+    #: first guess of the steady state for nonlinear models: tracer -> value (mmol m-3; 0 if absent)
+    initial: dict = field(default_factory=dict)
 
     @property
     def tracer_names(self):

@@ -37,6 +37,24 @@ class World:
     temperature: np.ndarray        #: deg C (n-vector)
     source: str = "embedded"
     info: dict = field(default_factory=dict)
+    #: extra forcing of the carbon/oxygen cycles when the source has it: "salinity" (n-vector),
+    #: "silicate" (n-vector, mmol m-3), "piston_velocity" ((nlat, nlon), m s-1), "pme" (n-vector, s-1),
+    #: "sea_level_pressure" ((nlat, nlon), atm); missing ones are generated (see ``forcing``)
+    extra: dict = field(default_factory=dict)
+
+    def forcing(self, name: str) -> np.ndarray:
+        """Forcing field ``name``; the synthetic stand-in when the world has none (recorded in ``info``)."""
+        if name in self.extra:
+            return self.extra[name]
+        from ..grid import embedded as gen
+        makers = {"salinity": gen.synthetic_salinity, "silicate": gen.synthetic_silicate,
+                  "piston_velocity": gen.synthetic_piston_velocity, "pme": gen.synthetic_pme,
+                  "sea_level_pressure": lambda g: np.where(g.mask[:, :, 0], 1.0, np.nan)}
+        if name not in makers:
+            raise InputError(f"unknown forcing field '{name}' (have {sorted(makers)})")
+        self.info.setdefault("synthetic_forcing", []).append(name)
+        self.extra[name] = makers[name](self.grid)
+        return self.extra[name]
 
     def npp(self, product: str | None = None) -> np.ndarray:
         if product is None:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class SteadyState:
-    def __init__(self, system, prefix: str = "steady_", rtol: float = 1e-12, atol: float = 0.0, max_newton: int = 40,
+    def __init__(self, system, prefix: str = "steady_", rtol: float = 1e-12, atol: float = 0.0, max_newton: int = 100,
                  step_rtol: float = 1e-11, structured: bool | None = None):
         self.system = system
         from .choice import choose
@@ -86,9 +86,7 @@ class SteadyState:
     def solve(self, u0=None):
         """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
         sysm = self.system
-        u = u0.copy() if u0 is not None else sysm.dgrid.create_vec(sysm.nt)
-        if u0 is None:
-            u.set(0.0)
+        u = u0.copy() if u0 is not None else self.initial_guess()
         F = sysm.residual(u)
         f0 = F.norm()
         fk = f0
@@ -103,11 +101,23 @@ class SteadyState:
                 du = self.solver.solve(F)
             self.timings["solve"] = self.timings.get("solve", 0.0) + time.perf_counter() - t0
             u.axpy(-1.0, du)
-            step = du.norm() / max(u.norm(), 1e-300)
-            du.destroy()
             F.destroy()
             F = sysm.residual(u)
-            fk = F.norm()
+            fnew = F.norm()
+            lam = 1.0
+            if not linear:
+                # Armijo backtracking on ||F|| (spec §3.6): accept when ||F|| < (1 - 1e-4 lam) ||F_old||
+                while not fnew < (1.0 - 1e-4 * lam) * fk and lam > 2.0 ** -20:
+                    u.axpy(0.5 * lam, du)
+                    lam *= 0.5
+                    F.destroy()
+                    F = sysm.residual(u)
+                    fnew = F.norm()
+                if lam < 1.0:
+                    log.info("newton %d: line search took lam = %.3g", it + 1, lam)
+            step = lam * du.norm() / max(u.norm(), 1e-300)
+            du.destroy()
+            fk = fnew
             self.newton_iterations = it + 1
             log.debug("newton %d: ||F|| = %.3e, ||du||/||u|| = %.3e", it + 1, fk, step)
             if fk <= self.atol + self.rtol * f0 or step <= self.step_rtol:
@@ -126,6 +136,20 @@ class SteadyState:
             self.u.destroy()
         self.u = u
         return u
+
+    def initial_guess(self):
+        """The model's declared first guess (``Model.initial``, tracer -> mmol m-3), zeros elsewhere."""
+        sysm = self.system
+        guess = sysm.model.initial
+        if not guess:
+            u = sysm.dgrid.create_vec(sysm.nt)
+            u.set(0.0)
+            return u
+        import numpy as np
+        arr = np.zeros((sysm.nt, sysm.grid.nwet))
+        for a, name in enumerate(sysm.model.tracer_names):
+            arr[a] = guess.get(name, 0.0)
+        return sysm.vec_from_natural(list(arr))
 
     def sensitivities(self, order: int = 2):
         """First (list ``u_i``) and, if ``order == 2``, second (dict ``(i, j) -> u_ij``, ``i <= j``) sensitivities."""

@@ -1,0 +1,184 @@
+"""The joint P-C-O inversion (spec §3.7, §4.2): 21 parameters fitted to DIP, DIC, ALK and O2.
+
+Observations: ``[joint] observations = "synthetic"`` (the default, and the only source until a
+user's OCIM2 transport matrix and satellite NPP make a real-data fit meaningful): a twin
+experiment whose truth is the model at ``[joint] truth`` parameters (default: the BGC defaults of
+spec §4.2), observed on a random ``[observations] coverage`` fraction of boxes with noise
+``noise_fraction`` times each tracer's volume-weighted spatial standard deviation, drawn with the
+objective's error model (variance ~ 1/V_i).  The inversion starts from the truth perturbed by
+``start_perturbation`` in transformed-parameter space (seeded).
+
+Outputs under ``out``: ``joint_result.json`` (parameters +- 1 sigma, diagnostics of spec §6, fit
+statistics per tracer, variant switches), ``joint_state.h5`` (named dimensions, units), the
+TAO checkpoint and the JSON-lines iteration log; all written atomically; ``resume`` continues
+from the last accepted iterate.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import h5py
+import numpy as np
+
+from ..diagnostics.jointmodel import joint_diagnostics
+from ..errors import InputError
+from ..grid.distributed import DistributedGrid
+from ..inversion.objective import Objective, Observation
+from ..inversion.posterior import posterior
+from ..inversion.tao_driver import Inversion
+from ..io.atomic import atomic_path, write_text_atomic
+from ..log import rprint
+from ..models.jointmodel import joint_model
+from ..models.system import ModelSystem
+from ..operators.world import load_world
+from ..petsc_env import import_petsc4py
+from ..solvers.steady import SteadyState
+from .p_experiments import synthetic_observations
+
+PETSc = import_petsc4py()
+log = logging.getLogger(__name__)
+DIP_MEAN_SYNTHETIC = 2.1     #: mmol m-3, the P inventory of the twin experiments
+
+
+class JointSetup:
+    """World, distributed grid, joint model, truth and observations for a configuration."""
+
+    def __init__(self, cfg: dict, comm=None):
+        self.cfg = cfg
+        self.comm = comm or PETSc.COMM_WORLD
+        w = cfg["world"]
+        jc = cfg["joint"]
+        if jc["observations"] != "synthetic":
+            raise InputError(f"[joint] observations = {jc['observations']!r}: only 'synthetic' (twin experiment) "
+                             "is available; real DIC/ALK/O2 fits need a real transport matrix ([world] source = ocim2)")
+        self.world = load_world(w["source"], w.get("path") or None, inputs=w.get("inputs") or None)
+        self.grid = self.world.grid
+        self.dgrid = DistributedGrid(self.grid, self.comm)
+        self.npp = self.world.npp(w.get("npp_product") or None)
+        self.labile = bool(cfg["model"].get("labile", True))
+        self.model = joint_model(self.world, self.npp, DIP_MEAN_SYNTHETIC, labile=self.labile)
+        self.model.parameters.update_from(cfg.get("parameters", {}), "config [parameters]")
+        self.truth = {p.name: p.value for p in self.model.parameters}
+        self.truth.update({k: float(v) for k, v in jc.get("truth", {}).items()})
+        self.system = ModelSystem(self.model, self.dgrid, self.world.T)
+        self.obs = self._observations()
+
+    def _observations(self) -> dict:
+        oc, jc = self.cfg["observations"], self.cfg["joint"]
+        ps = self.model.parameters
+        saved = {p.name: p.value for p in ps}
+        ps.set(**self.truth)
+        with SteadyState(self.system, prefix="truth_") as ss:
+            ss.solve()
+            truth_state = self.system.to_natural(ss.u)
+        ps.set(**saved)
+        self.truth_state = truth_state
+        V = self.grid.box_volume
+        obs = {}
+        for k, name in enumerate(jc["observed"]):
+            if name not in self.model.tracer_names:
+                raise InputError(f"[joint] observed tracer {name!r} is not a joint-model tracer "
+                                 f"({self.model.tracer_names})")
+            field = truth_state[self.model.tracer_names.index(name)]
+            mean = (field * V).sum() / V.sum()
+            std = float(np.sqrt((V * (field - mean) ** 2).sum() / V.sum()))
+            obs[name], _ = synthetic_observations(field, V, float(jc["noise_fraction"]) * std, float(oc["coverage"]),
+                                                  int(oc["seed"]) + k, oc.get("noise_model", "likelihood"))
+        return obs
+
+    def start(self) -> np.ndarray:
+        """Transformed starting parameters: the truth perturbed by ``start_perturbation`` (seeded)."""
+        ps = self.model.parameters
+        saved = {p.name: p.value for p in ps}
+        ps.set(**self.truth)
+        x_true = ps.get_x()
+        ps.set(**saved)
+        rng = np.random.default_rng(int(self.cfg["observations"]["seed"]) + 1000)
+        x0 = x_true + float(self.cfg["joint"]["start_perturbation"]) * rng.standard_normal(x_true.size)
+        for k, name in enumerate(ps.optimized):
+            lo, hi = ps[name].bounds
+            par = ps[name]
+            x_lo = par.to_x(lo) if (par.transform != "log" or lo > 0) else -np.inf
+            x_hi = par.to_x(hi) if np.isfinite(hi) else np.inf
+            x0[k] = float(np.clip(x0[k], x_lo + 1e-9 * abs(x_lo), x_hi - 1e-9 * abs(x_hi)))
+        return x0, x_true
+
+
+def run_joint_inversion(setup: JointSetup, out_dir: str, resume: bool = False) -> dict:
+    cfg = setup.cfg
+    obs = [Observation(name, values, source="synthetic") for name, values in setup.obs.items()]
+    obj = Objective(setup.system, obs, hessian=cfg["inversion"].get("hessian", "adjoint"))
+    ck = os.path.join(out_dir, "checkpoint_joint.h5")
+    jl = os.path.join(out_dir, "iterations_joint.jsonl")
+    x0, x_true = setup.start()
+    rprint(f"joint P-C-O inversion: {setup.system.npar} parameters, {setup.system.nt} tracers x "
+           f"{setup.grid.nwet} boxes, observed {', '.join(setup.obs)} ({obj.n_obs} boxes)")
+    inv = Inversion(obj, checkpoint=ck, log_jsonl=jl)
+    res = inv.run(x0=x0, resume=resume)
+    post = posterior(setup.model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
+                     cfg["inversion"].get("noise_scale", "code"))
+    state = obj.state_to_natural()
+    diag = joint_diagnostics(setup.model, setup.grid, state, setup.dgrid, setup.world.T, setup.obs)
+    obj.destroy()
+    ps = setup.model.parameters
+    names = ps.optimized
+    z = {}
+    for k, name in enumerate(names):
+        sig = post["parameters"][name]["sigma_x"] if "sigma_x" in post["parameters"][name] else None
+        if sig:
+            z[name] = float((res["x"][k] - x_true[k]) / sig)
+    return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z}
+
+
+def write_joint_outputs(setup: JointSetup, out: dict, out_dir: str, json_path: str | None = None) -> dict:
+    """``joint_result.json`` and ``joint_state.h5`` (rank 0, atomic); returns the JSON payload."""
+    res, post, diag = out["result"], out["posterior"], out["diagnostics"]
+    scalars = {k: v for k, v in diag.items() if not isinstance(v, np.ndarray)}
+    payload = {"model": setup.model.name, "variant": setup.model.variant,
+               "world": setup.world.source, "synthetic_forcing": setup.world.info.get("synthetic_forcing", []),
+               "iterations": int(res["iterations"]), "objective": float(res["objective"]),
+               "tao_reason": res.get("reason"), "parameters": post["parameters"], "eigen": post["eigen"],
+               "truth": {n: setup.truth[n] for n in setup.model.parameters.optimized},
+               "z_from_truth": out["z"], "diagnostics": scalars}
+    if setup.comm.getRank() == 0:
+        text = json.dumps(payload, indent=2, default=float) + "\n"
+        write_text_atomic(os.path.join(out_dir, "joint_result.json"), text)
+        if json_path:
+            write_text_atomic(json_path, text)
+        with atomic_path(os.path.join(out_dir, "joint_state.h5")) as tmp:
+            with h5py.File(tmp, "w") as h:
+                h.attrs["model"] = setup.model.description
+                h.attrs["variant"] = json.dumps(setup.model.variant, default=float)
+                for a, tr in enumerate(setup.model.tracers):
+                    d = h.create_dataset(f"state/{tr.name}", data=out["state"][a])
+                    d.attrs["units"] = tr.units
+                    d.attrs["description"] = tr.description
+                    d.attrs["dimension"] = "wet box (natural order)"
+                for name, values in setup.obs.items():
+                    h.create_dataset(f"observations/{name}", data=values).attrs["units"] = "mmol m-3"
+                for key in ("poc_export_map_mg_c_m2_d", "poc_flux_100m_map_mg_c_m2_d"):
+                    d = h.create_dataset(f"maps/{key}", data=diag[key])
+                    d.attrs["units"] = "mg C m-2 d-1"
+                    d.attrs["dimensions"] = "lat, lon"
+    return payload
+
+
+def report(payload: dict):
+    d = payload["diagnostics"]
+    rprint(f"converged in {payload['iterations']} iterations, objective {payload['objective']:.6e}")
+    for n, v in payload["parameters"].items():
+        zs = payload["z_from_truth"].get(n)
+        flags = ("  (at a bound)" if v.get("at_bound") else "") + \
+            ("  (not constrained by the data)" if v.get("poorly_constrained") else "")
+        rprint(f"  {n:6s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  truth {payload['truth'][n]:.5g}"
+               + (f"  ({zs:+.2f} sigma)" if zs is not None else "") + flags)
+    rprint(f"model NPP {d['npp_model_pg_c_per_yr']:.2f} of satellite {d['npp_satellite_pg_c_per_yr']:.2f} Pg C/yr; "
+           f"DOC_l production {d['docl_production_pg_c_per_yr']:.2f}")
+    rprint(f"export at the euphotic base (Pg C/yr): POC {d['poc_export_pg_c_per_yr']:.3f}, "
+           f"DOC_s {d['docs_export_pg_c_per_yr']:.3f} (adjoint {d.get('docs_export_adjoint_pg_c_per_yr', float('nan')):.3f}), "
+           f"DOC_l {d['docl_export_pg_c_per_yr']:.3f} (adjoint {d.get('docl_export_adjoint_pg_c_per_yr', float('nan')):.3f}), "
+           f"TOC {d['toc_export_pg_c_per_yr']:.3f}; north of 30 S: TOC {d['toc_export_north_of_30s_pg_c_per_yr']:.3f}")
+    for name, st in d.get("fit", {}).items():
+        rprint(f"  fit {name:4s}: R2 {st['r2']:.4f}, RMSE {st['rmse_mmol_m3']:.4g} mmol m-3 ({st['n_obs']} boxes)")
