@@ -95,7 +95,7 @@ def build_parser():
     sl = sub.add_parser("slurm", help="SLURM job scripts")
     ssub = sl.add_subparsers(dest="slurm", required=True)
     sr = ssub.add_parser("render", help="render a SLURM script for a run from its config ([slurm] section) and flags")
-    sr.add_argument("kind", help="forward | invert | sigma2-sweep | bench-scaling | bench-pmodel")
+    sr.add_argument("kind", help="forward | invert | sigma2-sweep | joint-invert | bench-scaling | bench-pmodel")
     sr.add_argument("--config", help="run configuration (TOML); its [slurm] section gives the defaults")
     sr.add_argument("--world", help="world when no config is given (default embedded)")
     sr.add_argument("--out", help="script file to write (default: print)")

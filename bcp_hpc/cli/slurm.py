@@ -1,8 +1,8 @@
 """``bcp-hpc slurm render KIND``: a SLURM batch script for a run, from its config and flags.
 
 Kinds: ``forward`` (``bcp-hpc run``), ``invert`` (one P inversion), ``sigma2-sweep`` (job
-array, one sigma2 per task), ``bench-scaling`` (the scaling ladder), ``bench-pmodel``.
-(The joint P-C-O inversion gets its kind when that model lands.)
+array, one sigma2 per task), ``joint-invert`` (the 21-parameter joint P-C-O inversion,
+``bcp-hpc invert --cycle PCO``), ``bench-scaling`` (the scaling ladder), ``bench-pmodel``.
 
 Resources come from the config's ``[slurm]`` section, overridden by flags: nodes, ranks per
 node, memory per node, wall time, partition, account, ``module load`` lines, the virtual
@@ -21,8 +21,8 @@ import stat
 from ..errors import ConfigError
 from ..io.atomic import atomic_path
 
-KINDS = ("forward", "invert", "sigma2-sweep", "bench-scaling", "bench-pmodel")
-REQUEUE_KINDS = {"forward", "invert", "sigma2-sweep"}
+KINDS = ("forward", "invert", "sigma2-sweep", "joint-invert", "bench-scaling", "bench-pmodel")
+REQUEUE_KINDS = {"forward", "invert", "sigma2-sweep", "joint-invert"}
 
 
 def _header(name, s, array=None):
@@ -86,6 +86,9 @@ def render(kind: str, cfg: dict, config_path: str | None, out_dir: str) -> str:
         body.append(f'$LAUNCH bcp-hpc run{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
     elif kind == "invert":
         body.append(f'$LAUNCH bcp-hpc invert{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
+    elif kind == "joint-invert":
+        body.append(f'$LAUNCH bcp-hpc invert --cycle PCO{conf}{wflag} --out {out_q} --resume '
+                    f'-log_view :{out_q}/log_view.txt &')
     elif kind == "sigma2-sweep":
         values = [float(v) for v in cfg["experiment"]["sigma2_values"]]
         array = f"0-{len(values) - 1}"

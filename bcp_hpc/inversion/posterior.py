@@ -33,7 +33,8 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
         span = min(float(sd[k]), 700.0) if np.isfinite(sd[k]) else 700.0
         lo, hi = p.from_x(x[k] - span), p.from_x(x[k] + span)
         lo_b, hi_b = p.bounds
-        at_bound = bool(np.isclose(v, lo_b, rtol=1e-6) or (np.isfinite(hi_b) and np.isclose(v, hi_b, rtol=1e-6)))
+        at_bound = bool(np.isclose(v, lo_b, rtol=1e-6, atol=0.0)
+                        or (np.isfinite(hi_b) and np.isclose(v, hi_b, rtol=1e-6, atol=0.0)))
         out["parameters"][n] = {"value": v, "sigma": (hi - lo) / 2.0, "lower_1sigma": lo, "upper_1sigma": hi,
                                 "sigma_x": float(sd[k]), "transform": p.transform, "units": p.units,
                                 "at_bound": at_bound,

@@ -47,6 +47,7 @@ class CarbonateConstants:
     TF: np.ndarray
     TP: np.ndarray       #: total phosphate, mol kg-1
     TSi: np.ndarray      #: total silicate, mol kg-1
+    fugacity: np.ndarray  #: fugacity factor fCO2/pCO2 at 1 atm (Weiss 1974); K0 / fugacity is Weiss's K0
 
 
 def _pressure_factor(dv_coeffs, dk_coeffs, tc, tk, pbar):
@@ -110,7 +111,8 @@ def constants(temp_c, salinity, phosphate=0.0, silicate=0.0, pressure_dbar=0.0) 
                               KP1=KP1 * tot, KP2=KP2 * tot, KP3=KP3 * tot, KSi=KSi * tot, KS=KS, KF=KF,
                               TB=TB, TS=TS, TF=TF,
                               TP=np.broadcast_to(np.asarray(phosphate, float) * 1e-6, tc.shape).copy(),
-                              TSi=np.broadcast_to(np.asarray(silicate, float) * 1e-6, tc.shape).copy())
+                              TSi=np.broadcast_to(np.asarray(silicate, float) * 1e-6, tc.shape).copy(),
+                              fugacity=fug)
 
 
 def constants_free_scale(tc, s):

@@ -1,0 +1,267 @@
+"""The joint P-C-O model: carbonate chemistry, derivatives, steady state, budgets, exports, inversion."""
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from bcp_hpc.models import ad2, carbonate
+
+# ----------------------------------------------------------------------------- carbonate chemistry
+
+
+def test_constants_match_published_check_values():
+    """Check values of Dickson, Sabine & Christian (2007, SOP guide) at S = 35, t = 25 degC, and the
+    Garcia & Gordon check value of the spec (T = 10 degC, S = 35 -> 0.282015 mol m-3)."""
+    k = carbonate.constants(np.array([25.0]), np.array([35.0]))
+    assert np.log(k.K0 / k.fugacity)[0] == pytest.approx(-3.5617, abs=2e-4)     # Weiss (1974)
+    assert np.log(k.KB)[0] == pytest.approx(-19.7964, abs=2e-4)                 # Dickson (1990), total scale
+    KS, KF, TS, TF = carbonate.constants_free_scale(np.array([25.0]), np.array([35.0]))
+    assert np.log(KS)[0] == pytest.approx(-2.30, abs=0.01)                      # Dickson (1990a)
+    assert 0.99 < k.fugacity[0] < 1.0
+    assert carbonate.o2_saturation(10.0, 35.0) == pytest.approx(0.282015, abs=5e-7)
+
+
+def test_hydrogen_ion_solves_the_alkalinity_equation():
+    """The safeguarded Newton root equals an independent bracketing root (Brent) of the same equation."""
+    rng = np.random.default_rng(1)
+    t = rng.uniform(-1.5, 29.0, 40)
+    s = rng.uniform(32.0, 37.0, 40)
+    k = carbonate.constants(t, s, rng.uniform(0, 2, 40), rng.uniform(0, 60, 40), 18.07)
+    dic = rng.uniform(1850, 2250, 40) * 1e-6
+    alk = dic + rng.uniform(80, 350, 40) * 1e-6
+    H = carbonate.solve_hydrogen(dic, alk, k)
+    for i in range(40):
+        ki = carbonate.CarbonateConstants(**{f: getattr(k, f)[i] for f in k.__dataclass_fields__})
+        ref = brentq(lambda h: carbonate.alkalinity_residual(h, dic[i], alk[i], ki), 1e-11, 1e-5, xtol=1e-22, rtol=1e-14)
+        assert H[i] == pytest.approx(ref, rel=1e-10)
+    ph = -np.log10(H)
+    assert np.all((ph > 7.2) & (ph < 8.8))
+
+
+def test_co2_star_derivatives_are_exact():
+    """AD first and second derivatives of [CO2*](DIC, ALK) (two Newton steps on the implicit H+)
+    against central differences of the float function."""
+    t = np.array([2.0, 15.0, 28.0])
+    s = np.array([34.0, 35.0, 36.0])
+    k = carbonate.constants(t, s, 0.5, 10.0, 18.07)
+    dic0 = np.array([2150.0, 2050.0, 1950.0])
+    alk0 = np.array([2300.0, 2330.0, 2380.0])
+    dic = ad2.AD2.variable(dic0, 0, 2, 3)
+    alk = ad2.AD2.variable(alk0, 1, 2, 3)
+    c = carbonate.co2_star(dic, alk, k)
+    assert np.allclose(c.v, carbonate.co2_star(dic0, alk0, k), rtol=1e-13)
+    h = 1e-2
+
+    def f(d, a):
+        return carbonate.co2_star(dic0 + d, alk0 + a, k)
+    g_fd = [(f(h, 0) - f(-h, 0)) / (2 * h), (f(0, h) - f(0, -h)) / (2 * h)]
+    for i in range(2):
+        assert np.allclose(c.g[i], g_fd[i], rtol=1e-7)
+    hh = 1.0
+    d2 = [[(f(hh, 0) - 2 * f(0, 0) + f(-hh, 0)) / hh ** 2,
+           (f(hh, hh) - f(hh, -hh) - f(-hh, hh) + f(-hh, -hh)) / (4 * hh ** 2)],
+          [None, (f(0, hh) - 2 * f(0, 0) + f(0, -hh)) / hh ** 2]]
+    assert np.allclose(c.h[0, 0], d2[0][0], rtol=1e-4)
+    assert np.allclose(c.h[0, 1], d2[0][1], rtol=1e-4)
+    assert np.allclose(c.h[1, 0], c.h[0, 1], rtol=1e-12)
+    assert np.allclose(c.h[1, 1], d2[1][1], rtol=1e-4)
+    # physics: more DIC -> more CO2*, more ALK -> less
+    assert np.all(c.g[0] > 0) and np.all(c.g[1] < 0)
+
+
+# ----------------------------------------------------------------------------- the model on a tiny world
+
+
+@pytest.fixture(scope="module")
+def joint():
+    from bcp_hpc.grid.distributed import DistributedGrid
+    from bcp_hpc.models.jointmodel import joint_model
+    from bcp_hpc.models.system import ModelSystem
+    from bcp_hpc.operators.world import load_world
+    from bcp_hpc.petsc_env import import_petsc4py
+    from bcp_hpc.solvers.steady import SteadyState
+    PETSc = import_petsc4py()
+    world = load_world("tiny")
+    dgrid = DistributedGrid(world.grid, PETSc.COMM_WORLD)
+    model = joint_model(world, world.npp(), 2.1)
+    system = ModelSystem(model, dgrid, world.T)
+    steady = SteadyState(system, prefix="jt_", structured=False)
+    steady.solve()
+    state = system.to_natural(steady.u)
+    yield {"world": world, "dgrid": dgrid, "model": model, "system": system, "steady": steady, "state": state}
+    steady.destroy()
+    system.destroy()
+
+
+def test_local_derivatives_against_finite_differences(joint):
+    err = joint["system"].check_derivatives(joint["steady"].u)
+    assert err["first"] < 1e-6 and err["second"] < 1e-5, err
+
+
+def test_steady_state_residual_and_nonlinearity(joint):
+    st = joint["steady"]
+    assert not joint["system"].is_linear(st.u)           # gas exchange and the O2 switch
+    assert st.residual_norm <= 1e-11 * st.initial_residual_norm
+    names = joint["model"].tracer_names
+    X = joint["state"]
+    for nm in ("DIC", "ALK"):
+        assert 1500 < X[names.index(nm)].min() and X[names.index(nm)].max() < 6000
+    assert np.all(np.isfinite(X))
+
+
+def test_carbon_sources_close_boxwise_and_budgets_close(joint):
+    """Organic and inorganic transfers cancel box by box (sigma_C + phi = 1, labile = N_sat - P_C), so the
+    carbon sources sum to the air-sea plus virtual fluxes; at steady state their global sum vanishes
+    (transport and sinking conserve mass); the P budget closes likewise."""
+    from bcp_hpc.diagnostics.jointmodel import _carbon_budget, joint_diagnostics
+    system, model, X = joint["system"], joint["model"], joint["state"]
+    grid = joint["world"].grid
+    names = model.tracer_names
+    n = system.nloc
+    c = {t: ad2.AD2.const(system.local_state(joint["steady"].u)[a], 0, n) for a, t in enumerate(names)}
+    p = {q.name: q.value for q in model.parameters}
+    s = model.local_terms(c, p, system.local_fields)
+    total = sum(s[t].v for t in ("DIC", "POC", "DOCs", "PIC", "DOCl", "DOCr"))
+    budget = _carbon_budget(model, grid, {t: X[a] for a, t in enumerate(names)})
+    loc = system.loc
+    f = system.local_fields
+    surf = np.flatnonzero(f["is_surface"] > 0)
+    kc = carbonate.constants(f["temp_surface"][surf], f["salt_surface"][surf], f["po4_surface"][surf],
+                             f["si_surface"][surf], f["pressure_dbar"][surf])
+    jg = np.zeros(n)
+    jg[surf] = (kc.K0 * p["pco2_atm"] - carbonate.co2_star(X[names.index("DIC")][loc][surf],
+                                                            X[names.index("ALK")][loc][surf], kc)) \
+        * f["k_co2"][surf] * p["rho"] / 1000.0
+    expect = jg - f["pme"] * model.variant["s_dic"]
+    assert np.allclose(total, expect, rtol=1e-10, atol=1e-12 * np.abs(expect).max())
+    assert budget["relative_imbalance"] < 1e-8, budget
+    # P: total uptake = total remineralisation + restoring (POP -> DIP in the joint model)
+    V = grid.box_volume
+    sP = sum(np.sum(s[t].v * V[loc]) for t in ("DIP", "POP", "DOPs"))
+    gross = np.sum(np.abs(s["POP"].v) * V[loc])
+    assert abs(sP) < 1e-10 * gross
+    diag = joint_diagnostics(model, grid, X)
+    assert diag["toc_export_pg_c_per_yr"] == pytest.approx(
+        diag["poc_export_pg_c_per_yr"] + diag["docs_export_pg_c_per_yr"] + diag["docl_export_pg_c_per_yr"])
+    assert diag["npp_satellite_pg_c_per_yr"] == pytest.approx(52.0, rel=1e-6)   # the synthetic VGPM's total
+
+
+def test_doc_export_adjoint_equals_forward(joint):
+    """Spec §6.3: the adjoint export (one transposed solve) equals the forward formula; 0 <= xi <= 1."""
+    from bcp_hpc.diagnostics.jointmodel import joint_diagnostics
+    d = joint_diagnostics(joint["model"], joint["world"].grid, joint["state"], joint["dgrid"], joint["world"].T)
+    for key in ("docs", "docl"):
+        assert d[f"{key}_export_adjoint_pg_c_per_yr"] == pytest.approx(d[f"{key}_export_pg_c_per_yr"], rel=1e-8)
+        lo, hi = d[f"{key}_export_probability_range"]
+        assert lo >= -1e-10 and hi <= 1 + 1e-10
+
+
+def test_state_sensitivities_against_finite_differences(joint):
+    """First-order state sensitivities (the nonlinear model's F_u at the solution) against central
+    differences of the Newton steady state, for P, C and O parameters."""
+    system, steady = joint["system"], joint["steady"]
+    ps = joint["model"].parameters
+    x0 = ps.get_x()
+    u1 = steady.first_order()
+    names = ps.optimized
+    for pname in ("alpha", "sigC", "d", "rO2C", "bP_T"):
+        k = names.index(pname)
+        h = 1e-4
+        sols = []
+        for sign in (1, -1):
+            x = x0.copy()
+            x[k] += sign * h
+            ps.set_x(x)
+            from bcp_hpc.solvers.steady import SteadyState
+            with SteadyState(system, prefix="jtfd_", structured=False) as ss:
+                ss.solve(steady.u)
+                sols.append(system.to_natural(ss.u))
+        ps.set_x(x0)
+        fd = (sols[0] - sols[1]) / (2 * h)
+        ad = system.to_natural(u1[k])
+        for a in range(system.nt):
+            # truncation O(h^2) ~ 1e-8 relative; round-off of the Newton states ~ 1e-12 |X| / h
+            floor = 1e-11 * np.abs(joint["state"][a]).max() / h
+            assert np.abs(fd[a] - ad[a]).max() <= 1e-5 * np.abs(ad[a]).max() + floor, \
+                (pname, joint["model"].tracer_names[a])
+    for v in u1:
+        v.destroy()
+
+
+@pytest.fixture(scope="module")
+def joint_objective(joint):
+    from bcp_hpc.inversion.objective import Objective, Observation
+    from bcp_hpc.reports.p_experiments import synthetic_observations
+    X, names, V = joint["state"], joint["model"].tracer_names, joint["world"].grid.box_volume
+    obs = []
+    for k, nm in enumerate(("DIP", "DIC", "ALK", "O2")):
+        field = X[names.index(nm)]
+        y, _ = synthetic_observations(field, V, 0.02 * field.std(), 0.6, k)
+        obs.append(Observation(nm, y))
+    objs = {mode: Objective(joint["system"], obs, prefix="jto_", hessian=mode) for mode in ("adjoint", "forward")}
+    yield objs
+    for o in objs.values():
+        o.destroy()
+
+
+def test_gradient_and_hessian_of_the_joint_objective(joint, joint_objective):
+    """Gradient against central differences of f (all 21 parameters); the adjoint Hessian equals the
+    forward second-order one and central differences of the gradient."""
+    ps = joint["model"].parameters
+    x0 = ps.get_x().copy() + 0.02
+    obj = joint_objective["adjoint"]
+    f0, g, H = obj.evaluate(x0, 2)
+    _, g_fwd, H_fwd = joint_objective["forward"].evaluate(x0, 2)
+    assert np.allclose(g, g_fwd, rtol=1e-8, atol=1e-12 * np.abs(g).max())
+    assert np.allclose(H, H_fwd, rtol=1e-6, atol=1e-8 * np.abs(H).max())
+    h = 1e-5
+    for k in range(x0.size):
+        xp, xm = x0.copy(), x0.copy()
+        xp[k] += h
+        xm[k] -= h
+        fd = (obj.evaluate(xp, 0)[0] - obj.evaluate(xm, 0)[0]) / (2 * h)
+        assert fd == pytest.approx(g[k], rel=1e-4, abs=1e-6 * np.abs(g).max()), ps.optimized[k]
+    for k in (0, 5, 12, 20):
+        xp, xm = x0.copy(), x0.copy()
+        xp[k] += h
+        xm[k] -= h
+        col = (obj.evaluate(xp, 1)[1] - obj.evaluate(xm, 1)[1]) / (2 * h)
+        assert np.allclose(col, H[:, k], rtol=1e-3, atol=1e-5 * np.abs(H).max()), ps.optimized[k]
+    ps.set_x(ps.get_x())
+
+
+def test_joint_cli_inversion_on_tiny_world(tmp_path):
+    """`bcp-hpc invert --cycle PCO` on the tiny world: converges, recovers the truth within the posterior,
+    writes its results atomically and resumes."""
+    import json
+    import subprocess
+    import sys
+    env_cmd = [sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--cycle", "PCO", "--world", "tiny",
+               "--out", str(tmp_path / "out"), "--json", str(tmp_path / "r.json")]
+    r = subprocess.run(env_cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["model"] == "PCO" and res["variant"]["labile"] is True
+    assert res["iterations"] <= 40
+    fit = res["diagnostics"]["fit"]
+    assert all(fit[t]["r2"] > 0.99 for t in ("DIP", "DIC", "ALK", "O2"))
+    constrained = [n for n, v in res["parameters"].items() if not v["poorly_constrained"] and not v["at_bound"]]
+    assert len(constrained) >= 15
+    assert all(abs(res["z_from_truth"][n]) < 4.0 for n in constrained), res["z_from_truth"]
+    assert (tmp_path / "out" / "joint_state.h5").exists()
+    r2 = subprocess.run(env_cmd + ["--resume"], capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert json.loads((tmp_path / "r.json").read_text())["objective"] == pytest.approx(res["objective"], rel=1e-8)
+
+
+def test_bad_joint_configuration_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[model]\ncycle = "PCO"\n[joint]\nobserved = ["DIP", "NO3"]\n[world]\nsource = "tiny"\n')
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--config", str(cfg),
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode != 0 and "NO3" in r.stderr
+    cfg.write_text('[model]\ncycle = "PC"\n')
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--config", str(cfg),
+                        "--out", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert r.returncode != 0 and "cycle" in r.stderr
