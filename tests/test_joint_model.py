@@ -207,7 +207,7 @@ def test_gradient_and_hessian_of_the_joint_objective(joint, joint_objective):
     """Gradient against central differences of f (all 21 parameters); the adjoint Hessian equals the
     forward second-order one and central differences of the gradient."""
     ps = joint["model"].parameters
-    x0 = ps.get_x().copy() + 0.02
+    x0 = ps.get_x().copy() - 0.02
     obj = joint_objective["adjoint"]
     f0, g, H = obj.evaluate(x0, 2)
     _, g_fwd, H_fwd = joint_objective["forward"].evaluate(x0, 2)
@@ -227,30 +227,6 @@ def test_gradient_and_hessian_of_the_joint_objective(joint, joint_objective):
         col = (obj.evaluate(xp, 1)[1] - obj.evaluate(xm, 1)[1]) / (2 * h)
         assert np.allclose(col, H[:, k], rtol=1e-3, atol=1e-5 * np.abs(H).max()), ps.optimized[k]
     ps.set_x(ps.get_x())
-
-
-def test_joint_cli_inversion_on_tiny_world(tmp_path):
-    """`bcp-hpc invert --cycle PCO` on the tiny world: converges, recovers the truth within the posterior,
-    writes its results atomically and resumes."""
-    import json
-    import subprocess
-    import sys
-    env_cmd = [sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--cycle", "PCO", "--world", "tiny",
-               "--out", str(tmp_path / "out"), "--json", str(tmp_path / "r.json")]
-    r = subprocess.run(env_cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path / "r.json").read_text())
-    assert res["model"] == "PCO" and res["variant"]["labile"] is True
-    assert res["iterations"] <= 40
-    fit = res["diagnostics"]["fit"]
-    assert all(fit[t]["r2"] > 0.99 for t in ("DIP", "DIC", "ALK", "O2"))
-    constrained = [n for n, v in res["parameters"].items() if not v["poorly_constrained"] and not v["at_bound"]]
-    assert len(constrained) >= 15
-    assert all(abs(res["z_from_truth"][n]) < 4.0 for n in constrained), res["z_from_truth"]
-    assert (tmp_path / "out" / "joint_state.h5").exists()
-    r2 = subprocess.run(env_cmd + ["--resume"], capture_output=True, text=True)
-    assert r2.returncode == 0, r2.stderr[-3000:]
-    assert json.loads((tmp_path / "r.json").read_text())["objective"] == pytest.approx(res["objective"], rel=1e-8)
 
 
 def test_bad_joint_configuration_is_a_clear_error(tmp_path):

@@ -77,3 +77,39 @@ def test_rendered_script_runs_locally_with_mpirun(tmp_path):
     r2 = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert (r2.stdout + r2.stderr).count("already done (resume)") == 2
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not available")
+def test_rendered_joint_inversion_runs_locally_and_resumes(tmp_path):
+    """The joint-invert kind on the tiny world with `mpirun -n 2` in place of srun: the 21-parameter
+    twin inversion converges, recovers the constrained parameters within the posterior, writes its
+    results; the requeued job resumes from the checkpoint at the optimum."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG)
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    script = tmp_path / "joint.slurm"
+    r = cli("slurm", "render", "joint-invert", "--config", str(cfg), "--venv", venv, "--run-out", "out-joint",
+            "--out", str(script))
+    assert r.returncode == 0, r.stderr
+    assert "bcp-hpc invert --cycle PCO" in script.read_text()
+    env = dict(ENV, LAUNCH="mpirun -n 2 --oversubscribe")
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = tmp_path / "out-joint"
+    res = json.loads((out / "joint_result.json").read_text())
+    assert res["model"] == "PCO" and res["variant"]["labile"] is True and len(res["parameters"]) == 21
+    assert res["iterations"] <= 40
+    fit = res["diagnostics"]["fit"]
+    assert all(fit[t]["r2"] > 0.99 for t in ("DIP", "DIC", "ALK", "O2"))
+    constrained = [n for n, v in res["parameters"].items() if not v["poorly_constrained"] and not v["at_bound"]]
+    assert len(constrained) >= 15
+    assert all(abs(res["z_from_truth"][n]) < 4.0 for n in constrained), res["z_from_truth"]
+    d = res["diagnostics"]
+    assert d["docs_export_adjoint_pg_c_per_yr"] == pytest.approx(d["docs_export_pg_c_per_yr"], rel=1e-8)
+    assert (out / "joint_state.h5").exists() and (out / "log_view.txt").stat().st_size > 0
+    r2 = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    again = json.loads((out / "joint_result.json").read_text())
+    assert again["objective"] == pytest.approx(res["objective"], rel=1e-8)
+    assert again["iterations"] == res["iterations"]      # resumed at the optimum: no new accepted iterate
+    assert "resuming from" in r2.stdout + r2.stderr

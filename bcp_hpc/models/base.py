@@ -36,6 +36,9 @@ class Tracer:
     #: neglected in the approximation and corrected by the outer iteration)
     eliminate: bool = False
     description: str = ""
+    #: Newton keeps the tracer positive where it is (steps shortened box by box, see
+    #: :meth:`bcp_hpc.solvers.steady.SteadyState._keep_positive`); for switches such as O2's
+    positive: bool = False
 
     def __post_init__(self):
         if self.transport not in TRANSPORTS:

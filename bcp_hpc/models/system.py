@@ -193,24 +193,40 @@ class ModelSystem:
         s, scales = self.evaluate(u)
         vl = self.local_state(v)
         out = np.empty((self.nt, self.nloc))
+        pairs = self._nonzero_pairs(s)
         for a, t in enumerate(self.model.tracers):
             acc = self._op_apply_local(a, vl[a], scales, (i, None))
-            for b in range(self.nt):
+            for b in pairs[t.name][1][i]:
                 acc = acc - s[t.name].h[b, self.nt + i] * vl[b]
             out[a] = acc
         return self._vec(out)
+
+    def _nonzero_pairs(self, s):
+        """Per tracer, the (b, c) index pairs of non-zero tracer-tracer and the b of non-zero
+        tracer-parameter second derivatives (found once per evaluation; most are zero)."""
+        cached = getattr(self, "_pairs", None)
+        if cached is not None and cached[0] is s:
+            return cached[1]
+        nt = self.nt
+        pairs = {}
+        for t in self.model.tracers:
+            h = s[t.name].h
+            nz = np.any(h != 0, axis=2)
+            pairs[t.name] = ([(b, c) for b in range(nt) for c in range(nt) if nz[b, c]],
+                             [[b for b in range(nt) if nz[b, nt + i]] for i in range(self.npar)])
+        self._pairs = (s, pairs)
+        return pairs
 
     def F_uu(self, u, v, w):
         s, _ = self.evaluate(u)
         vl = self.local_state(v)
         wl = self.local_state(w)
         out = np.zeros((self.nt, self.nloc))
+        pairs = self._nonzero_pairs(s)
         for a, t in enumerate(self.model.tracers):
             h = s[t.name].h
-            for b in range(self.nt):
-                for c in range(self.nt):
-                    if np.any(h[b, c]):
-                        out[a] -= h[b, c] * vl[b] * wl[c]
+            for b, c in pairs[t.name][0]:
+                out[a] -= h[b, c] * vl[b] * wl[c]
         return self._vec(out)
 
     def is_linear(self, u) -> bool:

@@ -100,22 +100,26 @@ class SteadyState:
             with stage(SOLVE):
                 du = self.solver.solve(F)
             self.timings["solve"] = self.timings.get("solve", 0.0) + time.perf_counter() - t0
-            u.axpy(-1.0, du)
-            F.destroy()
-            F = sysm.residual(u)
-            fnew = F.norm()
             lam = 1.0
-            if not linear:
-                # Armijo backtracking on ||F|| (spec §3.6): accept when ||F|| < (1 - 1e-4 lam) ||F_old||
-                while not fnew < (1.0 - 1e-4 * lam) * fk and lam > 2.0 ** -20:
-                    u.axpy(0.5 * lam, du)
-                    lam *= 0.5
-                    F.destroy()
-                    F = sysm.residual(u)
-                    fnew = F.norm()
+            if linear:
+                u.axpy(-1.0, du)
+                F.destroy()
+                F = sysm.residual(u)
+                fnew = F.norm()
+            else:
+                # first a step that keeps `positive` tracers positive, if it differs and decreases ||F||;
+                # else the Newton step with Armijo backtracking (spec §3.6)
+                limited = self._positive_step(u, du)
+                accepted = False
+                if limited is not None:
+                    accepted, lam, F, fnew = self._line_search(u, limited, F, fk, lam_min=2.0 ** -3)
+                    limited.destroy()
+                if not accepted:
+                    accepted, lam, F, fnew = self._line_search(u, du, F, fk, lam_min=2.0 ** -20)
                 if lam < 1.0:
                     log.info("newton %d: line search took lam = %.3g", it + 1, lam)
-            step = lam * du.norm() / max(u.norm(), 1e-300)
+            # convergence is judged on the full Newton correction, not the damped step
+            step = du.norm() / max(u.norm(), 1e-300)
             du.destroy()
             fk = fnew
             self.newton_iterations = it + 1
@@ -136,6 +140,54 @@ class SteadyState:
             self.u.destroy()
         self.u = u
         return u
+
+    def _line_search(self, u, d, F, fk, lam_min):
+        """``u <- u - lam d`` with the largest ``lam = 1, 1/2, ...`` >= ``lam_min`` that satisfies
+        ``||F(u - lam d)|| < (1 - 1e-4 lam) ||F(u)||``; if none does, the smallest step is kept when
+        ``lam_min`` is the plain search's floor, otherwise ``u`` is restored.
+        Returns (accepted, lam, F, ||F||)."""
+        sysm = self.system
+        lam = 1.0
+        u.axpy(-1.0, d)
+        Fn = sysm.residual(u)
+        fnew = Fn.norm()
+        while not fnew < (1.0 - 1e-4 * lam) * fk and lam > lam_min:
+            u.axpy(0.5 * lam, d)
+            lam *= 0.5
+            Fn.destroy()
+            Fn = sysm.residual(u)
+            fnew = Fn.norm()
+        ok = fnew < (1.0 - 1e-4 * lam) * fk
+        if not ok and lam_min > 2.0 ** -20:
+            u.axpy(lam, d)                 # restore: the caller tries another direction
+            Fn.destroy()
+            return False, lam, F, fk
+        F.destroy()
+        return True, lam, Fn, fnew
+
+    def _positive_step(self, u, du):
+        """For tracers declared ``positive``, the Newton step shortened box by box so that a positive
+        value falls at most to a tenth of itself; None if no box needs it.  A saturating switch such as
+        the O2 respiration ``0.5 + 0.5 tanh(O2 - 5)`` otherwise makes Newton jump from O2 ~ 200 to large
+        negative values and back."""
+        positive = [a for a, t in enumerate(self.system.model.tracers) if getattr(t, "positive", False)]
+        if not positive:
+            return None
+        ua = u.getArray(readonly=True).reshape(self.system.nt, -1)
+        d = du.copy()
+        da = d.getArray().reshape(self.system.nt, -1)
+        changed = 0
+        for a in positive:
+            limit = 0.9 * ua[a]
+            cut = (ua[a] > 0) & (da[a] > limit)
+            da[a][cut] = limit[cut]
+            changed += int(cut.sum())
+        del da
+        from mpi4py import MPI
+        if self.system.dgrid.comm.tompi4py().allreduce(changed, op=MPI.SUM) == 0:
+            d.destroy()
+            return None
+        return d
 
     def initial_guess(self):
         """The model's declared first guess (``Model.initial``, tracer -> mmol m-3), zeros elsewhere."""

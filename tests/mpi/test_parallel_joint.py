@@ -1,0 +1,58 @@
+"""Joint P-C-O model on N ranks equals the serial (COMM_SELF) computation: Newton steady state,
+first-order sensitivities and the objective's gradient and (adjoint) Hessian."""
+import numpy as np
+import pytest
+
+from bcp_hpc.grid.distributed import DistributedGrid
+from bcp_hpc.inversion.objective import Objective, Observation
+from bcp_hpc.models.jointmodel import joint_model
+from bcp_hpc.models.system import ModelSystem
+from bcp_hpc.operators.world import load_world
+from bcp_hpc.petsc_env import import_petsc4py
+from bcp_hpc.reports.p_experiments import synthetic_observations
+
+from .test_parallel_operators import all_ranks
+
+PETSc = import_petsc4py()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return load_world("tiny")
+
+
+def evaluate(world, comm, obs=None):
+    model = joint_model(world, world.npp(), 2.1)
+    system = ModelSystem(model, DistributedGrid(world.grid, comm), world.T)
+    names = model.tracer_names
+    if obs is None:      # observations from the default model's state (serial)
+        obj = Objective(system, [Observation("DIP", np.full(world.grid.nwet, 2.0)),
+                                 Observation("DIP", np.linspace(1, 3, world.grid.nwet))], prefix="jser_")
+        obj.evaluate(model.parameters.get_x(), 0)
+        X = obj.state_to_natural()
+        obj.destroy()
+        system.destroy()
+        V = world.grid.box_volume
+        return {nm: synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.6, k)[0]
+                for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))}
+    prefix = "jpar_" if comm.getSize() > 1 else "jser_"
+    obj = Objective(system, [Observation(nm, y) for nm, y in obs.items()], prefix=prefix)
+    x = model.parameters.get_x() - 0.03
+    f, g, H = obj.evaluate(x, 2)
+    X = obj.state_to_natural()
+    obj.destroy()
+    system.destroy()
+    return X, f, g, H
+
+
+def rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+def test_joint_state_gradient_hessian_match_serial(world):
+    obs = evaluate(world, PETSc.COMM_SELF)
+    Xs, fs, gs, Hs = evaluate(world, PETSc.COMM_SELF, obs)
+    Xp, fp, gp, Hp = evaluate(world, PETSc.COMM_WORLD, obs)
+    ok = rel(Xp, Xs) <= 1e-10 and abs(fp - fs) <= 1e-10 * abs(fs)
+    ok = ok and rel(gp, gs) <= 1e-8 and rel(Hp, Hs) <= 1e-8
+    assert all_ranks(ok), (rel(Xp, Xs), abs(fp - fs) / abs(fs), rel(gp, gs), rel(Hp, Hs))
