@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from ..models.jointmodel import model_npp
 from ..models.pmodel import SECONDS_PER_YEAR
+from .export_compare import compare_with_traps, henson_f100, total_pg_c_per_yr
 from .pmodel import MGC_M2_D_PER_MMOLC_M2_S, PGC_PER_MMOLC_S, fit_statistics
 
 
@@ -38,9 +39,12 @@ def export_probability(dgrid, T, loss_rate: np.ndarray, prefix: str = "export_")
     return xi
 
 
-def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observations: dict | None = None) -> dict:
+def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observations: dict | None = None,
+                      npp_products: dict | None = None, traps3d: np.ndarray | None = None) -> dict:
     """Totals (and maps) of spec §6.  With ``dgrid`` and ``T`` the DOC exports are also computed by the
-    adjoint method (and must equal the forward formulas)."""
+    adjoint method (and must equal the forward formulas).  ``npp_products`` (name -> (nlat, nlon)
+    mg C m-2 d-1) get the Henson (2011) export; ``traps3d`` (mg C m-2 d-1 per box, NaN = none) the
+    station comparison with Taylor statistics (spec §6.5)."""
     names = model.tracer_names
     c = {nm: state[a] for a, nm in enumerate(names)}
     p = {q.name: q.value for q in model.parameters}
@@ -64,6 +68,13 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
     bmap[grid.box_ilat, grid.box_ilon] = bC
     out["poc_export_map_mg_c_m2_d"] = poc_map
     out["poc_flux_100m_map_mg_c_m2_d"] = poc_map * (100.0 / zc) ** (-bmap)
+    out["poc_flux_100m_pg_c_per_yr"] = total_pg_c_per_yr(out["poc_flux_100m_map_mg_c_m2_d"], grid.area2d)
+    if npp_products:
+        sst = grid.surface_to2d(f["temp_surface"][grid.box_k == 0])
+        out["henson_f100_pg_c_per_yr"] = {k: total_pg_c_per_yr(henson_f100(v, sst), grid.area2d)
+                                          for k, v in npp_products.items()}
+    if traps3d is not None:
+        out["traps"] = compare_with_traps(out["poc_flux_100m_map_mg_c_m2_d"], traps3d, grid)
     if dgrid is not None and T is not None:
         ez = grid.euphotic
         pc = _model_production(model, c["DIP"])

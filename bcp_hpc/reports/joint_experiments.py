@@ -64,6 +64,18 @@ class JointSetup:
         self.truth.update({k: float(v) for k, v in jc.get("truth", {}).items()})
         self.system = ModelSystem(self.model, self.dgrid, self.world.T)
         self.obs = self._observations()
+        self.traps3d = self._traps()
+
+    def _traps(self):
+        """Sediment-trap POC flux per box (Mouw et al. 2016 binned, mg C m-2 d-1) when the world's data
+        folder has it (real OCIM2 mask), else None: the synthetic worlds have no trap stations."""
+        path = os.path.join(self.cfg["world"].get("path") or "", "Mouw_POC_91x180x24.mat")
+        if self.world.source != "ocim2-mask" or not os.path.exists(path):
+            return None
+        from ..io import matfile
+        raw = np.asarray(matfile.get(matfile.load(path, ["POC_flux"]), "POC_flux", path), dtype=float)
+        raw[(raw < 0) | ~self.grid.mask] = np.nan           # -9.999 = no data; land boxes carry values too
+        return raw
 
     def _observations(self) -> dict:
         oc, jc = self.cfg["observations"], self.cfg["joint"]
@@ -120,7 +132,8 @@ def run_joint_inversion(setup: JointSetup, out_dir: str, resume: bool = False) -
     post = posterior(setup.model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
                      cfg["inversion"].get("noise_scale", "code"))
     state = obj.state_to_natural()
-    diag = joint_diagnostics(setup.model, setup.grid, state, setup.dgrid, setup.world.T, setup.obs)
+    diag = joint_diagnostics(setup.model, setup.grid, state, setup.dgrid, setup.world.T, setup.obs,
+                             npp_products=setup.world.npp_products, traps3d=setup.traps3d)
     obj.destroy()
     ps = setup.model.parameters
     names = ps.optimized
@@ -180,5 +193,11 @@ def report(payload: dict):
            f"DOC_s {d['docs_export_pg_c_per_yr']:.3f} (adjoint {d.get('docs_export_adjoint_pg_c_per_yr', float('nan')):.3f}), "
            f"DOC_l {d['docl_export_pg_c_per_yr']:.3f} (adjoint {d.get('docl_export_adjoint_pg_c_per_yr', float('nan')):.3f}), "
            f"TOC {d['toc_export_pg_c_per_yr']:.3f}; north of 30 S: TOC {d['toc_export_north_of_30s_pg_c_per_yr']:.3f}")
+    rprint(f"POC flux at 100 m {d['poc_flux_100m_pg_c_per_yr']:.3f} Pg C/yr; Henson (2011) with the NPP products: "
+           + ", ".join(f"{k} {v:.2f}" for k, v in d.get("henson_f100_pg_c_per_yr", {}).items()))
+    if "traps" in d and "taylor" in d["traps"]:
+        t = d["traps"]["taylor"]
+        rprint(f"trap stations {', '.join(d['traps']['used'])}: r {t['r']:.2f}, centred RMSD {t['crmsd']:.1f}, "
+               f"std model {t['std_model']:.1f} / obs {t['std_obs']:.1f} mg C m-2 d-1")
     for name, st in d.get("fit", {}).items():
         rprint(f"  fit {name:4s}: R2 {st['r2']:.4f}, RMSE {st['rmse_mmol_m3']:.4g} mmol m-3 ({st['n_obs']} boxes)")
