@@ -77,6 +77,6 @@ def test_real_trap_stations(ocim2_mask_path):
     raw[(raw < 0) | ~g.mask] = np.nan
     st = station_f100(raw, g)
     fitted = [k for k, v in st.items() if v["f100_mg_c_m2_d"] is not None]
-    assert len(fitted) >= 2, st
+    assert len(fitted) >= 3, st       # ALOHA (3 x 3 block), BATS, OSP; CARIACO is not resolved at 2 degrees
     for k in fitted:
         assert 0.5 < st[k]["f100_mg_c_m2_d"] < 200 and -0.5 < st[k]["b"] < 3, (k, st[k])

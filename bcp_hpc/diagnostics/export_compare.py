@@ -4,7 +4,8 @@
   NPP in mg C m-2 d-1, SST in deg C), for any NPP product;
 * sediment-trap stations (ALOHA, BATS, OSP, CARIACO): each station's Martin curve
   ``F(z) = F100 (z/100)^-b`` fitted by least squares in log-log to the trap fluxes of its model
-  column (our choice, spec §6.5), against the model's ``f100`` in that column;
+  column, or of the 3 x 3 block of columns around it when the column has fewer than two trap
+  depths (our choices, spec §6.5), against the model's ``f100`` in that column;
 * Taylor statistics over the stations: standard deviations of model and observations, Pearson
   ``r`` and the centred RMS difference ``E'`` (population statistics, ``ddof = 0``, so that
   ``E'^2 = s_m^2 + s_o^2 - 2 s_m s_o r`` holds exactly; spec §8.16 leaves n vs n-1 open).
@@ -62,7 +63,16 @@ def station_f100(trap3d: np.ndarray, grid, stations: dict | None = None) -> dict
         i, j, dist = station_column(grid, lat, lon)
         col = np.asarray(trap3d[i, j, :], dtype=float)
         z = grid.zt[: col.size]
-        rec = {"i_lat": i, "i_lon": j, "distance_columns": dist, "n_depths": int(np.isfinite(col).sum())}
+        rec = {"i_lat": i, "i_lon": j, "distance_columns": dist, "n_depths": int(np.isfinite(col).sum()),
+               "block": "column"}
+        if rec["n_depths"] < 2:
+            # a station on a column edge (ALOHA at 202 E on OCIM2's grid): the 3 x 3 block around it
+            ii = np.arange(max(i - 1, 0), min(i + 2, trap3d.shape[0]))
+            jj = np.arange(j - 1, j + 2) % trap3d.shape[1]
+            blk = np.asarray(trap3d[np.ix_(ii, jj)], dtype=float).reshape(-1, col.size)
+            col = blk.ravel()
+            z = np.tile(grid.zt[: blk.shape[1]], blk.shape[0])
+            rec.update(n_depths=int(np.isfinite(col).sum()), block="3x3")
         try:
             rec["f100_mg_c_m2_d"], rec["b"] = fit_martin(z, col)
         except ValueError:
