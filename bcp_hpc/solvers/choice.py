@@ -25,7 +25,7 @@ import os
 
 log = logging.getLogger(__name__)
 
-PATHS = ("auto", "direct", "structured", "ooc", "iterative")
+PATHS = ("auto", "direct", "structured", "ooc", "iterative", "blocktri")
 REF_UNKNOWNS = 165_932
 REF_MB = 1060.0
 EXPONENT = 1.45

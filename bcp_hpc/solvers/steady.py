@@ -71,7 +71,11 @@ class SteadyState:
         if self.solver is None or self.system.pattern_changed:
             if self.solver is not None:
                 self.solver.destroy()
-            if self.path == "iterative":
+            if self._block_triangular():
+                from .blocktri import BlockTriangularSolver
+                self.solver = BlockTriangularSolver(self.system, J, self.prefix)
+                log.info("steady state '%s': %s", self.prefix, self.solver.describe())
+            elif self.path == "iterative":
                 from .twolevel import TwoLevelSolver
                 self.solver = TwoLevelSolver(self.system, J, self.prefix)
             elif self.structured:
@@ -82,6 +86,17 @@ class SteadyState:
                 self.solver.setup()
         else:
             self.solver.refactor(J)
+
+    def _block_triangular(self) -> bool:
+        """Use :mod:`.blocktri` when the tracer graph has several components and the path is a
+        direct one (``direct``, ``structured`` or ``blocktri``; ``-<prefix>blocktri 0`` turns it off)."""
+        from .blocktri import strongly_connected_components
+        from .linear import PETSc
+        if self.path not in ("direct", "structured", "blocktri"):
+            return False
+        if not PETSc.Options().getBool(self.prefix + "blocktri", True):
+            return False
+        return len(strongly_connected_components(self.system._present)) > 1
 
     def solve(self, u0=None):
         """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
