@@ -35,6 +35,7 @@ Example::
     observed = ["DIP", "DIC", "ALK", "O2"]
     noise_fraction = 0.02        # noise std / the tracer's volume-weighted spatial std
     start_perturbation = 0.1     # std of the start's offset from the truth in transformed parameters
+    npp_products = ["vgpm", "cbpm", "cafe"]   # `bcp-hpc experiment joint-products`: one inversion each
 
     [inversion]
     max_it = 50
@@ -71,7 +72,7 @@ DEFAULTS = {
     "inversion": {"max_it": 50, "tao_type": "bntr", "noise_scale": "code", "hessian": "adjoint"},
     # the joint P-C-O inversion ([model] cycle = "PCO"): twin experiment on DIP, DIC, ALK, O2
     "joint": {"observations": "synthetic", "observed": ["DIP", "DIC", "ALK", "O2"], "noise_fraction": 0.02,
-              "start_perturbation": 0.1, "truth": {}},
+              "start_perturbation": 0.1, "truth": {}, "npp_products": ["vgpm", "cbpm", "cafe"]},
     "experiment": {"sigma2_values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sensitivity_runs": True},
     # runs use the structured path (Schur factor of [DIP, DOPs], block GMRES, adjoint Hessian): on the
     # embedded world an inversion takes 25 s at sigma2 = 0 and 65 s at 0.5 against 54 s and 94 s with the

@@ -292,3 +292,30 @@ def test_block_triangular_solves_equal_the_monolithic_lu(joint, transpose):
         o.destroy()
     bt.destroy()
     lu.destroy()
+
+
+def test_joint_products_experiment(tmp_path):
+    """`bcp-hpc experiment joint-products` with two NPP products: one inversion each against the same
+    observations, totals as mean +- sample std (recomputed here), the cross experiment, results file."""
+    import json
+    import subprocess
+    import sys
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[world]\nsource = "tiny"\n[joint]\nnpp_products = ["vgpm", "cafe"]\n')
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "experiment", "joint-products", "--config",
+                        str(cfg), "--out", str(tmp_path / "o"), "--json", str(tmp_path / "p.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "p.json").read_text())
+    assert res["products"] == ["vgpm", "cafe"]
+    for k, st in res["mean_std"].items():
+        vals = np.array([res["runs"][p][k] for p in res["products"]])
+        assert st["mean"] == pytest.approx(vals.mean(), rel=1e-12)
+        assert st["std"] == pytest.approx(vals.std(ddof=1), rel=1e-12, abs=1e-15)
+    # the satellite products differ by construction (52 and 58.5 Pg C/yr), the fitted models' exports less
+    assert res["runs"]["cafe"]["npp_satellite_pg_c_per_yr"] == pytest.approx(58.5, rel=1e-6)
+    for p in res["products"]:
+        assert all(v > 0.99 for v in res["runs"][p]["fit_r2"].values())
+    x = res["cross_experiment"]
+    assert x["forcing"] == "cafe" and x["parameters_from"] == "vgpm" and np.isfinite(x["docl_export_pg_c_per_yr"])
+    assert (tmp_path / "o" / "joint_products.json").exists()

@@ -63,6 +63,8 @@ def build_parser():
     ex = sub.add_parser("experiment", help="the paper's experiments")
     exs = ex.add_subparsers(dest="experiment", required=True)
     run_flags(exs.add_parser("sigma2-sweep", help="sigma2 = 0..0.5 inversions + sensitivity runs"), "out/sigma2-sweep")
+    run_flags(exs.add_parser("joint-products", help="joint P-C-O inversion per NPP product ([joint] npp_products): "
+                                                   "exports as mean +- std, cross experiment"), "out/joint-products")
     inv = sub.add_parser("invert", help="one inversion: the P model (sigma2 from the config) or, with --cycle PCO, "
                                         "the joint P-C-O model (21 parameters)")
     run_flags(inv, "out/invert")
@@ -158,7 +160,8 @@ def build_parser():
 COMMANDS = {
     "info": (".info", "run"),
     "run": (".pipeline", "run"),
-    "experiment": (".pipeline", "sweep"),
+    "experiment sigma2-sweep": (".pipeline", "sweep"),
+    "experiment joint-products": (".pipeline", "joint_products"),
     "invert": (".pipeline", "invert"),
     "inspect": (".files", "inspect"),
     "export": (".files", "export"),
@@ -184,7 +187,7 @@ def main(argv=None):
     log = logging.getLogger("bcp_hpc")
     try:
         key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}",
-               "slurm": lambda: f"slurm {args.slurm}"}.get(
+               "slurm": lambda: f"slurm {args.slurm}", "experiment": lambda: f"experiment {args.experiment}"}.get(
             args.command, lambda: args.command)()
         module, func = COMMANDS[key]
         import importlib

@@ -127,3 +127,14 @@ def invert_joint(cfg, args):
     rprint(f"results: {args.out}/joint_result.json, joint_state.h5")
     setup.system.destroy()
     return 0
+
+
+def joint_products(args):
+    """`bcp-hpc experiment joint-products`: the joint inversion per NPP product (spec §3.7)."""
+    from ..reports.joint_experiments import joint_products as run_products
+    cfg = _config(args)
+    cfg["model"]["cycle"] = "PCO"
+    _save_config(cfg, args.out)
+    run_products(cfg, args.out, resume=args.resume, json_path=args.json)
+    rprint(f"results: {args.out}/joint_products.json")
+    return 0

@@ -56,15 +56,20 @@ class JointSetup:
         self.world = load_world(w["source"], w.get("path") or None, inputs=w.get("inputs") or None)
         self.grid = self.world.grid
         self.dgrid = DistributedGrid(self.grid, self.comm)
-        self.npp = self.world.npp(w.get("npp_product") or None)
+        self.product = w.get("npp_product") or next(iter(self.world.npp_products))
+        self.npp = self.world.npp(self.product)
         self.labile = bool(cfg["model"].get("labile", True))
-        self.model = joint_model(self.world, self.npp, DIP_MEAN_SYNTHETIC, labile=self.labile)
-        self.model.parameters.update_from(cfg.get("parameters", {}), "config [parameters]")
+        self.model, self.system = self.model_for(self.product)
         self.truth = {p.name: p.value for p in self.model.parameters}
         self.truth.update({k: float(v) for k, v in jc.get("truth", {}).items()})
-        self.system = ModelSystem(self.model, self.dgrid, self.world.T)
         self.obs = self._observations()
         self.traps3d = self._traps()
+
+    def model_for(self, product: str):
+        """The joint model and its system forced by NPP product ``product`` (same world, grid, data)."""
+        model = joint_model(self.world, self.world.npp(product), DIP_MEAN_SYNTHETIC, labile=self.labile)
+        model.parameters.update_from(self.cfg.get("parameters", {}), "config [parameters]")
+        return model, ModelSystem(model, self.dgrid, self.world.T)
 
     def _traps(self):
         """Sediment-trap POC flux per box (Mouw et al. 2016 binned, mg C m-2 d-1) when the world's data
@@ -118,24 +123,28 @@ class JointSetup:
         return x0, x_true
 
 
-def run_joint_inversion(setup: JointSetup, out_dir: str, resume: bool = False) -> dict:
+def run_joint_inversion(setup: JointSetup, out_dir: str, resume: bool = False, tag: str = "joint",
+                        model=None, system=None) -> dict:
+    """One joint inversion (the setup's own model, or ``model``/``system`` forced by another product)."""
     cfg = setup.cfg
+    model = model or setup.model
+    system = system or setup.system
     obs = [Observation(name, values, source="synthetic") for name, values in setup.obs.items()]
-    obj = Objective(setup.system, obs, hessian=cfg["inversion"].get("hessian", "adjoint"))
-    ck = os.path.join(out_dir, "checkpoint_joint.h5")
-    jl = os.path.join(out_dir, "iterations_joint.jsonl")
+    obj = Objective(system, obs, hessian=cfg["inversion"].get("hessian", "adjoint"))
+    ck = os.path.join(out_dir, f"checkpoint_{tag}.h5")
+    jl = os.path.join(out_dir, f"iterations_{tag}.jsonl")
     x0, x_true = setup.start()
-    rprint(f"joint P-C-O inversion: {setup.system.npar} parameters, {setup.system.nt} tracers x "
+    rprint(f"joint P-C-O inversion '{tag}': {system.npar} parameters, {system.nt} tracers x "
            f"{setup.grid.nwet} boxes, observed {', '.join(setup.obs)} ({obj.n_obs} boxes)")
     inv = Inversion(obj, checkpoint=ck, log_jsonl=jl)
     res = inv.run(x0=x0, resume=resume)
-    post = posterior(setup.model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
+    post = posterior(model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
                      cfg["inversion"].get("noise_scale", "code"))
     state = obj.state_to_natural()
-    diag = joint_diagnostics(setup.model, setup.grid, state, setup.dgrid, setup.world.T, setup.obs,
+    diag = joint_diagnostics(model, setup.grid, state, setup.dgrid, setup.world.T, setup.obs,
                              npp_products=setup.world.npp_products, traps3d=setup.traps3d)
     obj.destroy()
-    ps = setup.model.parameters
+    ps = model.parameters
     names = ps.optimized
     z = {}
     for k, name in enumerate(names):
@@ -201,3 +210,71 @@ def report(payload: dict):
                f"std model {t['std_model']:.1f} / obs {t['std_obs']:.1f} mg C m-2 d-1")
     for name, st in d.get("fit", {}).items():
         rprint(f"  fit {name:4s}: R2 {st['r2']:.4f}, RMSE {st['rmse_mmol_m3']:.4g} mmol m-3 ({st['n_obs']} boxes)")
+
+
+#: totals compared across NPP products (spec §7: mean +- sample std over the three joint runs)
+PRODUCT_TOTALS = ("npp_satellite_pg_c_per_yr", "npp_model_pg_c_per_yr", "docl_production_pg_c_per_yr",
+                  "poc_export_pg_c_per_yr", "docs_export_pg_c_per_yr", "docl_export_pg_c_per_yr",
+                  "toc_export_pg_c_per_yr", "docl_export_north_of_30s_pg_c_per_yr",
+                  "toc_export_north_of_30s_pg_c_per_yr", "poc_flux_100m_pg_c_per_yr")
+
+
+def joint_products(cfg: dict, out_dir: str, resume: bool = False, json_path: str | None = None) -> dict:
+    """Spec §3.7: the joint inversion forced by each NPP product of ``[joint] npp_products`` against the
+    same observations, totals as mean +- sample std (n - 1), and the cross experiment X (the last
+    product's forcing with the second product's optimal parameters, no re-optimisation)."""
+    comm = PETSc.COMM_WORLD
+    if comm.getRank() == 0:
+        os.makedirs(out_dir, exist_ok=True)
+    comm.tompi4py().Barrier()
+    setup = JointSetup(cfg, comm)
+    products = list(cfg["joint"]["npp_products"])
+    missing = [p for p in products if p not in setup.world.npp_products]
+    if missing:
+        raise InputError(f"[joint] npp_products {missing} not in the world (have {sorted(setup.world.npp_products)})")
+    runs = {}
+    for prod in products:
+        model, system = setup.model_for(prod)
+        out = run_joint_inversion(setup, out_dir, resume=resume, tag=f"joint_{prod}", model=model, system=system)
+        d = out["diagnostics"]
+        runs[prod] = {"iterations": int(out["result"]["iterations"]), "objective": float(out["result"]["objective"]),
+                      "x": [float(v) for v in out["result"]["x"]],
+                      "parameters": {n: {"value": v["value"], "sigma": v["sigma"], "units": v["units"]}
+                                     for n, v in out["posterior"]["parameters"].items()},
+                      **{k: float(d[k]) for k in PRODUCT_TOTALS},
+                      "fit_r2": {t: st["r2"] for t, st in d.get("fit", {}).items()}}
+        rprint(f"{prod}: TOC export {d['toc_export_pg_c_per_yr']:.3f} Pg C/yr (POC {d['poc_export_pg_c_per_yr']:.3f}, "
+               f"DOC_s {d['docs_export_pg_c_per_yr']:.3f}, DOC_l {d['docl_export_pg_c_per_yr']:.3f}); "
+               f"DOC_l production {d['docl_production_pg_c_per_yr']:.2f}")
+        system.destroy()
+    stats = {}
+    for k in PRODUCT_TOTALS:
+        vals = np.array([runs[p][k] for p in products])
+        stats[k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+    cross = None
+    if len(products) >= 2:
+        forcing, params_from = products[-1], products[1] if len(products) > 2 else products[0]
+        model, system = setup.model_for(forcing)
+        model.parameters.set_x(np.array(runs[params_from]["x"]))
+        with SteadyState(system, prefix="cross_") as ss:
+            ss.solve()
+            state = system.to_natural(ss.u)
+        d = joint_diagnostics(model, setup.grid, state)
+        cross = {"forcing": forcing, "parameters_from": params_from,
+                 "docl_export_pg_c_per_yr": float(d["docl_export_pg_c_per_yr"]),
+                 "docl_export_optimal_pg_c_per_yr": runs[forcing]["docl_export_pg_c_per_yr"]}
+        system.destroy()
+        rprint(f"cross experiment: {forcing} forcing with the {params_from} optimum: DOC_l export "
+               f"{cross['docl_export_pg_c_per_yr']:.3f} vs {cross['docl_export_optimal_pg_c_per_yr']:.3f} optimal")
+    payload = {"products": products, "runs": runs, "mean_std": stats, "cross_experiment": cross,
+               "world": setup.world.source, "variant": setup.model.variant}
+    for k in ("toc_export_pg_c_per_yr", "docl_export_pg_c_per_yr", "docl_production_pg_c_per_yr",
+              "npp_satellite_pg_c_per_yr"):
+        rprint(f"  {k}: {stats[k]['mean']:.3f} +- {stats[k]['std']:.3f}")
+    if comm.getRank() == 0:
+        text = json.dumps(payload, indent=2, default=float) + "\n"
+        write_text_atomic(os.path.join(out_dir, "joint_products.json"), text)
+        if json_path:
+            write_text_atomic(json_path, text)
+    setup.system.destroy()
+    return payload
