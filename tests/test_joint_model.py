@@ -319,3 +319,24 @@ def test_joint_products_experiment(tmp_path):
     x = res["cross_experiment"]
     assert x["forcing"] == "cafe" and x["parameters_from"] == "vgpm" and np.isfinite(x["docl_export_pg_c_per_yr"])
     assert (tmp_path / "o" / "joint_products.json").exists()
+
+
+def test_chunked_second_order_evaluation_equals_one_chunk(joint):
+    """Evaluating the local terms in chunks of boxes (bounded memory) gives the same values, first and
+    second derivatives as one chunk over all boxes."""
+    system = joint["system"]
+    c = system.local_state(joint["steady"].u)
+    m = system.nt + system.npar
+    one = system._evaluate_chunked(c, m, True)            # 1,179 boxes fit one 16 MB chunk
+    system.CHUNK_BYTES = 8 * m * m * 256                   # now 5 chunks of 256 boxes
+    try:
+        many = system._evaluate_chunked(c, m, True)
+    finally:
+        del system.CHUNK_BYTES
+    for a, b in zip(one, many):
+        for key in a:
+            assert np.array_equal(a[key].v, b[key].v) and np.array_equal(a[key].g, b[key].g)
+            assert set(a[key].h.d) == set(b[key].h.d)
+            for ij in a[key].h.d:
+                assert np.array_equal(a[key].h[ij], b[key].h[ij])
+    assert any(len(v.h.d) < m * m / 4 for v in one[0].values())   # the sparse storage pays off

@@ -145,9 +145,12 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
     chem_cache = {}
 
     def chemistry(idx, f):
-        key = (idx.size, idx[:1].tobytes(), idx[-1:].tobytes())
+        # keyed on the surface inputs themselves: evaluations come in chunks of boxes
+        key = hash(b"".join(f[k][idx].tobytes() for k in ("temp_surface", "salt_surface", "po4_surface",
+                                                            "si_surface", "pressure_dbar")))
         if key not in chem_cache:
-            chem_cache.clear()
+            if len(chem_cache) > 256:
+                chem_cache.clear()
             chem_cache[key] = carbonate.constants(f["temp_surface"][idx], f["salt_surface"][idx],
                                                   f["po4_surface"][idx], f["si_surface"][idx], f["pressure_dbar"][idx])
         return chem_cache[key]

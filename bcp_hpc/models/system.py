@@ -80,25 +80,64 @@ class ModelSystem:
         order = 1 if full == "jacobian" else 2
         if full in ("jacobian", "tracers"):
             m = self.nt
-            c = {t.name: AD2.variable(c_arr[a], a, m, n, order=order) for a, t in enumerate(self.model.tracers)}
-            p = self._params_ad(0, n, False)
         elif full:
             m = self.nt + self.npar
-            c = {t.name: AD2.variable(c_arr[a], a, m, n) for a, t in enumerate(self.model.tracers)}
-            p = self._params_ad(m, n, True)
         else:
             m = 0
-            c = {t.name: AD2.const(c_arr[a], 0, n) for t_i, (a, t) in enumerate(enumerate(self.model.tracers))}
+        if order == 2 and m > 0:
+            s, scales = self._evaluate_chunked(c_arr, m, full is True)
+        else:
+            if m:
+                c = {t.name: AD2.variable(c_arr[a], a, m, n, order=order) for a, t in enumerate(self.model.tracers)}
+            else:
+                c = {t.name: AD2.const(c_arr[a], 0, n) for a, t in enumerate(self.model.tracers)}
             p = self._params_ad(0, n, False)
-        s = self.model.local_terms(c, p, self.local_fields)
-        s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, order)) for k, v in s.items()}
-        scales = {}
-        for k, spec in self.model.sinking.items():
-            sc = spec.scale(p, self.local_fields)
-            scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, order)
+            s = self.model.local_terms(c, p, self.local_fields)
+            s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, order)) for k, v in s.items()}
+            scales = {}
+            for k, spec in self.model.sinking.items():
+                sc = spec.scale(p, self.local_fields)
+                scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, order)
         cache.clear() if len(cache) > 3 else None
         cache[key] = (s, scales)
         return cache[key]
+
+    #: bytes of one second-derivative intermediate per chunk of boxes (m^2 x chunk doubles)
+    CHUNK_BYTES = 16 * 2**20
+
+    def _evaluate_chunked(self, c_arr, m: int, with_params: bool):
+        """Second-order evaluation over chunks of boxes: intermediates stay at ``CHUNK_BYTES`` however
+        many boxes a rank holds, and second derivatives are kept only where non-zero
+        (:class:`~.ad2.SparseSecond`).  Values and first derivatives are stored densely."""
+        from .ad2 import SparseSecond
+        n = self.nloc
+        chunk = max(256, int(self.CHUNK_BYTES // (8 * m * m)))
+        s_out, sc_out = {}, {}
+
+        def store(out, key, val, sl, k):
+            if not isinstance(val, AD2):
+                val = AD2.const(val, m, k)
+            if key not in out:
+                out[key] = AD2(np.zeros(n), np.zeros((m, n)), SparseSecond(m, n))
+            o = out[key]
+            o.v[sl] = val.v
+            o.g[:, sl] = val.g
+            o.h.add_chunk(val.h, sl)
+
+        for start in range(0, n, chunk):
+            sl = slice(start, min(start + chunk, n))
+            k = sl.stop - sl.start
+            fields = {name: (v[sl] if np.ndim(v) == 1 and np.size(v) == n else v) for name, v in self.local_fields.items()}
+            c = {t.name: AD2.variable(c_arr[a][sl], a, m, k) for a, t in enumerate(self.model.tracers)}
+            p = self._params_ad(m, k, with_params)
+            for key, val in self.model.local_terms(c, p, fields).items():
+                store(s_out, key, val, sl, k)
+            for key, spec in self.model.sinking.items():
+                sc = spec.scale(p, fields)
+                if not isinstance(sc, AD2) and np.ndim(sc) == 0:
+                    sc = np.full(k, float(sc))
+                store(sc_out, key, sc, sl, k)
+        return s_out, sc_out
 
     def _op_apply_local(self, a: int, c_local: np.ndarray, scales, deriv=None):
         """Local part of ``Op_a c`` for sinking/none tracers (T handled by PETSc)."""
@@ -211,7 +250,7 @@ class ModelSystem:
         pairs = {}
         for t in self.model.tracers:
             h = s[t.name].h
-            nz = np.any(h != 0, axis=2)
+            nz = h.nonzero_mask() if hasattr(h, "nonzero_mask") else np.any(h != 0, axis=2)
             pairs[t.name] = ([(b, c) for b in range(nt) for c in range(nt) if nz[b, c]],
                              [[b for b in range(nt) if nz[b, nt + i]] for i in range(self.npar)])
         self._pairs = (s, pairs)
@@ -232,7 +271,8 @@ class ModelSystem:
     def is_linear(self, u) -> bool:
         """True if the local terms have no tracer-tracer curvature (checked at ``u``)."""
         s, _ = self.evaluate(u, full="tracers")
-        local = all(not np.any(v.h[:self.nt, :self.nt]) for v in s.values())
+        local = all(not (v.h.nonzero_mask() if hasattr(v.h, "nonzero_mask") else np.any(v.h != 0, axis=2))
+                    [:self.nt, :self.nt].any() for v in s.values())
         comm = self.dgrid.comm.tompi4py()
         from mpi4py import MPI
         return bool(comm.allreduce(local, op=MPI.LAND))
