@@ -333,10 +333,12 @@ def test_chunked_second_order_evaluation_equals_one_chunk(joint):
         many = system._evaluate_chunked(c, m, True)
     finally:
         del system.CHUNK_BYTES
+    def close(x, y):      # the H+ iteration stops per chunk: last-digit differences only
+        return np.allclose(x, y, rtol=1e-12, atol=1e-14 * np.abs(y).max())
     for a, b in zip(one, many):
         for key in a:
-            assert np.array_equal(a[key].v, b[key].v) and np.array_equal(a[key].g, b[key].g)
+            assert close(a[key].v, b[key].v) and close(a[key].g, b[key].g), key
             assert set(a[key].h.d) == set(b[key].h.d)
             for ij in a[key].h.d:
-                assert np.array_equal(a[key].h[ij], b[key].h[ij])
+                assert close(a[key].h[ij], b[key].h[ij]), (key, ij)
     assert any(len(v.h.d) < m * m / 4 for v in one[0].values())   # the sparse storage pays off
