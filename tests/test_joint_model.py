@@ -342,3 +342,25 @@ def test_chunked_second_order_evaluation_equals_one_chunk(joint):
             for ij in a[key].h.d:
                 assert close(a[key].h[ij], b[key].h[ij]), (key, ij)
     assert any(len(v.h.d) < m * m / 4 for v in one[0].values())   # the sparse storage pays off
+
+
+def test_block_triangular_multi_rhs_equals_single_solves(joint):
+    from bcp_hpc.solvers.blocktri import BlockTriangularSolver
+    system = joint["system"]
+    J = system.jacobian(joint["steady"].u)
+    rng = np.random.default_rng(4)
+    bs = []
+    for _ in range(3):
+        b = J.createVecLeft()
+        b.getArray()[:] = rng.standard_normal(b.getLocalSize()) * np.repeat(
+            [2.0, 0.01, 0.1, 2000, 1, 1, 0.1, 2000, 0.1, 10, 200], system.nloc)
+        bs.append(b)
+    bt = BlockTriangularSolver(system, J, "jbtm_")
+    many = bt.solve_many(bs)
+    for b, x in zip(bs, many):
+        y = bt.solve(b)
+        y.axpy(-1.0, x)
+        assert y.norm() <= 1e-12 * x.norm()
+        for o in (b, x, y):
+            o.destroy()
+    bt.destroy()

@@ -144,6 +144,11 @@ def build_parser():
     bs.add_argument("--json", help="write the summary to this JSON file (and a PNG plot beside it)")
     bs.add_argument("--plot", help="plot file (PNG)")
     bs.add_argument("--single", action="store_true", help="one measurement on the current ranks (used by the driver)")
+    bj = bsub.add_parser("joint", help="one joint P-C-O objective evaluation (state, 21 sensitivities, adjoint "
+                                        "Hessian): block-triangular solver vs the monolithic 11-tracer LU")
+    bj.add_argument("--world", help="embedded (default) | tiny | generated-2deg | ocim2-mask")
+    bj.add_argument("--baseline", action="store_true", help="also run the monolithic LU in the same process")
+    bj.add_argument("--json", help="write figures to this JSON file")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
     bi.add_argument("--world", default="embedded", help="world without --ocim2: embedded (default) | tiny | generated-2deg")
@@ -172,6 +177,7 @@ COMMANDS = {
     "bench operators": ("..bench.operators", "run"),
     "bench pmodel": ("..bench.pmodel", "run"),
     "bench invert": ("..bench.invert", "run"),
+    "bench joint": ("..bench.joint", "run"),
     "bench data": ("..bench.data", "run"),
     "bench scaling": ("..bench.scaling", "run"),
 }

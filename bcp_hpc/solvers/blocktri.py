@@ -121,7 +121,34 @@ class BlockTriangularSolver:
         return out
 
     def solve_many(self, B_cols):
-        return [self.solve(b) for b in B_cols]
+        """Several right-hand sides: per component, one multi-RHS solve (``MatMatSolve``) for all."""
+        if len(B_cols) <= 1:
+            return [self.solve(b) for b in B_cols]
+        J = self.J
+        outs = [J.createVecRight() for _ in B_cols]
+        for o in outs:
+            o.set(0.0)
+        tmp = J.createVecLeft()
+        for k, comp in enumerate(self.comps):
+            rhs = []
+            for b, o in zip(B_cols, outs):
+                r = self.subs[k].createVecLeft()
+                ra = r.getArray().reshape(len(comp), self.nloc)
+                ra[:] = b.getArray(readonly=True).reshape(self.nt, self.nloc)[comp]
+                if k > 0:
+                    J.mult(o, tmp)
+                    ra -= tmp.getArray(readonly=True).reshape(self.nt, self.nloc)[comp]
+                del ra
+                rhs.append(r)
+            xs = self.solvers[k].solve_many(rhs)
+            for o, xk, r in zip(outs, xs, rhs):
+                ol = o.getArray().reshape(self.nt, self.nloc)
+                ol[comp] = xk.getArray(readonly=True).reshape(len(comp), self.nloc)
+                del ol
+                xk.destroy()
+                r.destroy()
+        tmp.destroy()
+        return outs
 
     def destroy(self):
         for s in self.solvers:
