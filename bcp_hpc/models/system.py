@@ -45,14 +45,14 @@ class ModelSystem:
     def npar(self):
         return len(self.param_names)
 
-    def _params_ad(self, m: int, n: int, with_grad: bool):
+    def _params_ad(self, m: int, n: int, with_grad: bool, order: int = 2):
         ps = self.model.parameters
         out = {}
         opt = ps.optimized
         for p in ps:
             if with_grad and p.name in opt:
                 i = self.nt + opt.index(p.name)
-                x = AD2.variable(p.to_x(), i, m, n)
+                x = AD2.variable(p.to_x(), i, m, n, order=order)
                 from .ad2 import exp
                 out[p.name] = exp(x) if p.transform == "log" else x
             else:
@@ -71,13 +71,26 @@ class ModelSystem:
         (``full="tracers"``: the linearity check), or values only (``full=False``, used by the
         residual).  Cached on the state values and parameters."""
         c_arr = self.local_state(u)
-        key = (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names), full)
+        key = self._key(c_arr, full)
         cache = self._cache if hasattr(self, "_cache") else {}
         self._cache = cache
         if key in cache:
             return cache[key]
         n = self.nloc
-        order = 1 if full == "jacobian" else 2
+        order = 1 if full in ("jacobian", "first") else 2
+        if full == "first":      # first derivatives w.r.t. tracers and parameters (what F_x needs)
+            m = self.nt + self.npar
+            c = {t.name: AD2.variable(c_arr[a], a, m, n, order=1) for a, t in enumerate(self.model.tracers)}
+            p = self._params_ad(m, n, True, order=1)
+            s = self.model.local_terms(c, p, self.local_fields)
+            s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, 1)) for k, v in s.items()}
+            scales = {}
+            for k, spec in self.model.sinking.items():
+                sc = spec.scale(p, self.local_fields)
+                scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, 1)
+            cache.clear() if len(cache) > 3 else None
+            cache[key] = (s, scales)
+            return cache[key]
         if full in ("jacobian", "tracers"):
             m = self.nt
         elif full:
@@ -211,8 +224,14 @@ class ModelSystem:
         return self._J
 
     # ------------------------------------------------------------ parameter derivatives
+    def _key(self, c_arr, full):
+        return (hash(c_arr.tobytes()), tuple(p.value for p in self.model.parameters), tuple(self.param_names), full)
+
     def F_x(self, u, i: int):
-        s, scales = self.evaluate(u)
+        # the second-order evaluation when it is already there (Hessian calls), else first order only
+        # (TAO's gradient calls at trial points need no m^2 n second derivatives)
+        full_key = self._key(self.local_state(u), True)
+        s, scales = self.evaluate(u, full=True if full_key in getattr(self, "_cache", {}) else "first")
         c = self.local_state(u)
         out = np.empty((self.nt, self.nloc))
         for a, t in enumerate(self.model.tracers):
