@@ -46,6 +46,7 @@ def run(args):
     runs = [("package", "1")] + ([("baseline", "0")] if args.baseline else [])
     for label, blocktri in runs:
         opts.setValue("benchj_blocktri", blocktri)
+        system._cache, system._pairs = {}, None     # no evaluations carried over from the other run
         obj = Objective(system, obs, prefix="benchj_")
         obj.steady.u = ref.u.copy()          # the common warm start
         with timer.phase(f"{label}: objective + gradient + Hessian"):

@@ -14,6 +14,14 @@ Why this choice: the local terms are pointwise in space, so the derivative
 arrays are small (``m`` is the number of tracers plus optimised parameters),
 evaluation is vectorised NumPy on each rank's own boxes, and the result is
 exact to round-off.
+
+Storage is *compact*: each value carries only the variables it depends on
+(``idx``, sorted), with ``gc`` of shape ``(r, n)`` and ``hc`` of ``(r, r, n)``
+for its ``r`` active variables; operations work on the union of their
+operands' sets.  An intermediate of the joint model (32 variables) typically
+depends on 2-6 of them, so second derivatives cost ``r^2 n`` instead of
+``m^2 n``.  ``g`` and ``h`` give the dense ``(m, n)`` / ``(m, m, n)`` arrays
+on demand.
 """
 from __future__ import annotations
 
@@ -21,52 +29,73 @@ import numpy as np
 
 
 class AD2:
-    __slots__ = ("v", "g", "h")
+    __slots__ = ("v", "idx", "gc", "hc", "m", "_g")
     __array_priority__ = 1000
 
-    def __init__(self, v, g, h):
+    def __init__(self, v, idx, gc, hc, m: int):
         self.v = v
-        self.g = g
-        self.h = h
+        self.idx = idx
+        self.gc = gc
+        self.hc = hc
+        self.m = m
+        self._g = None
 
     # ------------------------------------------------------------- constructors
     @staticmethod
     def const(value, m: int, n: int, order: int = 2) -> "AD2":
         v = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-        return AD2(v, np.zeros((m, n)), np.zeros((m, m, n)) if order >= 2 else None)
+        return AD2(v, _EMPTY, np.zeros((0, n)), np.zeros((0, 0, n)) if order >= 2 else None, m)
 
     @staticmethod
     def variable(value, index: int, m: int, n: int, order: int = 2) -> "AD2":
-        a = AD2.const(value, m, n, order)
-        a.g[index] = 1.0
-        return a
+        v = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+        return AD2(v, np.array([index]), np.ones((1, n)), np.zeros((1, 1, n)) if order >= 2 else None, m)
 
     @property
-    def m(self):
-        return self.g.shape[0]
+    def order(self) -> int:
+        return 1 if self.hc is None else 2
+
+    @property
+    def g(self) -> np.ndarray:
+        """Dense first derivatives ``(m, n)``."""
+        if self._g is None:
+            g = np.zeros((self.m, self.v.shape[0]))
+            g[self.idx] = self.gc
+            self._g = g
+        return self._g
+
+    @property
+    def h(self):
+        """Dense second derivatives ``(m, m, n)`` (None in first-order mode)."""
+        if self.hc is None:
+            return None
+        h = np.zeros((self.m, self.m, self.v.shape[0]))
+        h[np.ix_(self.idx, self.idx)] = self.hc
+        return h
 
     # ------------------------------------------------------------- chain rule
     def _unary(self, f0, f1, f2) -> "AD2":
         """Apply f with value f0, first derivative f1, second f2 (arrays over boxes)."""
-        g = f1 * self.g
-        h = None if self.h is None else f1 * self.h + f2 * self.g[:, None, :] * self.g[None, :, :]
-        return AD2(f0, g, h)
+        gc = f1 * self.gc
+        hc = None if self.hc is None else f1 * self.hc + f2 * self.gc[:, None, :] * self.gc[None, :, :]
+        return AD2(f0, self.idx, gc, hc, self.m)
 
     def _lift(self, other):
         if isinstance(other, AD2):
             return other
-        return AD2.const(other, self.m, self.v.shape[0], 1 if self.h is None else 2)
+        return AD2.const(other, self.m, self.v.shape[0], self.order)
 
     def __add__(self, o):
         if not isinstance(o, AD2):
-            return AD2(self.v + o, self.g, self.h)
-        h = None if self.h is None or o.h is None else self.h + o.h
-        return AD2(self.v + o.v, self.g + o.g, h)
+            return AD2(self.v + o, self.idx, self.gc, self.hc, self.m)
+        idx, (ga, ha), (gb, hb) = _union(self, o)
+        h = None if ha is None or hb is None else ha + hb
+        return AD2(self.v + o.v, idx, ga + gb, h, self.m)
 
     __radd__ = __add__
 
     def __neg__(self):
-        return AD2(-self.v, -self.g, None if self.h is None else -self.h)
+        return AD2(-self.v, self.idx, -self.gc, None if self.hc is None else -self.hc, self.m)
 
     def __sub__(self, o):
         return self + (-o)
@@ -77,14 +106,15 @@ class AD2:
     def __mul__(self, o):
         if not isinstance(o, AD2):
             o = np.asarray(o, dtype=float)
-            return AD2(self.v * o, self.g * o, None if self.h is None else self.h * o)
+            return AD2(self.v * o, self.idx, self.gc * o, None if self.hc is None else self.hc * o, self.m)
+        idx, (ga, ha), (gb, hb) = _union(self, o)
         v = self.v * o.v
-        g = self.g * o.v + o.g * self.v
-        if self.h is None or o.h is None:
-            return AD2(v, g, None)
-        h = (self.h * o.v + o.h * self.v + self.g[:, None, :] * o.g[None, :, :]
-             + o.g[:, None, :] * self.g[None, :, :])
-        return AD2(v, g, h)
+        g = ga * o.v + gb * self.v
+        if ha is None or hb is None:
+            return AD2(v, idx, g, None, self.m)
+        cross = ga[:, None, :] * gb[None, :, :]
+        h = ha * o.v + hb * self.v + cross + cross.transpose(1, 0, 2)
+        return AD2(v, idx, g, h, self.m)
 
     __rmul__ = __mul__
 
@@ -105,6 +135,32 @@ class AD2:
             return exp(p * log(self))
         p = float(p)
         return self._unary(self.v ** p, p * self.v ** (p - 1), p * (p - 1) * self.v ** (p - 2))
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _embed(a: AD2, idx: np.ndarray):
+    """``a``'s derivative arrays in the variable set ``idx`` (a superset of ``a.idx``)."""
+    if a.idx.size == idx.size:
+        return a.gc, a.hc
+    n = a.v.shape[0]
+    pos = np.searchsorted(idx, a.idx)
+    g = np.zeros((idx.size, n))
+    g[pos] = a.gc
+    h = None
+    if a.hc is not None:
+        h = np.zeros((idx.size, idx.size, n))
+        h[np.ix_(pos, pos)] = a.hc
+    return g, h
+
+
+def _union(a: AD2, b: AD2):
+    if a.idx.size == b.idx.size and np.array_equal(a.idx, b.idx):
+        idx = a.idx
+    else:
+        idx = np.union1d(a.idx, b.idx)
+    return idx, _embed(a, idx), _embed(b, idx)
 
 
 def exp(a):
@@ -134,8 +190,9 @@ def where(cond, a, b):
     ref = a if isinstance(a, AD2) else b
     a = ref._lift(a)
     b = ref._lift(b)
-    h = None if a.h is None or b.h is None else np.where(cond, a.h, b.h)
-    return AD2(np.where(cond, a.v, b.v), np.where(cond, a.g, b.g), h)
+    idx, (ga, ha), (gb, hb) = _union(a, b)
+    h = None if ha is None or hb is None else np.where(cond, ha, hb)
+    return AD2(np.where(cond, a.v, b.v), idx, np.where(cond, ga, gb), h, ref.m)
 
 
 def value(a):
@@ -146,7 +203,7 @@ def take(a, idx):
     """The entries ``idx`` of ``a`` (a subset of boxes, e.g. the surface ones)."""
     if not isinstance(a, AD2):
         return np.asarray(a)[idx] if np.ndim(a) else a
-    return AD2(a.v[idx], a.g[:, idx], None if a.h is None else a.h[:, :, idx])
+    return AD2(a.v[idx], a.idx, a.gc[:, idx], None if a.hc is None else a.hc[:, :, idx], a.m)
 
 
 def scatter(a, idx, n: int):
@@ -157,13 +214,13 @@ def scatter(a, idx, n: int):
         return out
     v = np.zeros(n)
     v[idx] = a.v
-    g = np.zeros((a.g.shape[0], n))
-    g[:, idx] = a.g
+    g = np.zeros((a.gc.shape[0], n))
+    g[:, idx] = a.gc
     h = None
-    if a.h is not None:
-        h = np.zeros(a.h.shape[:2] + (n,))
-        h[:, :, idx] = a.h
-    return AD2(v, g, h)
+    if a.hc is not None:
+        h = np.zeros(a.hc.shape[:2] + (n,))
+        h[:, :, idx] = a.hc
+    return AD2(v, a.idx, g, h, a.m)
 
 
 class SparseSecond:
@@ -181,14 +238,15 @@ class SparseSecond:
     def __getitem__(self, ij):
         return self.d.get(ij, self._zeros)
 
-    def add_chunk(self, h_chunk, sl):
-        """Store the chunk ``h_chunk`` (m, m, k) of boxes ``sl``."""
-        nz = np.any(h_chunk != 0, axis=2)
-        for i, j in zip(*np.nonzero(nz)):
-            arr = self.d.get((i, j))
+    def add_chunk(self, idx, hc, sl):
+        """Store the compact second derivatives ``hc`` (r, r, k) of variables ``idx`` for boxes ``sl``."""
+        nz = np.any(hc != 0, axis=2)
+        for a, b in zip(*np.nonzero(nz)):
+            key = (int(idx[a]), int(idx[b]))
+            arr = self.d.get(key)
             if arr is None:
-                arr = self.d[(i, j)] = np.zeros(self.n)
-            arr[sl] = h_chunk[i, j]
+                arr = self.d[key] = np.zeros(self.n)
+            arr[sl] = hc[a, b]
 
     def nonzero_mask(self) -> np.ndarray:
         mask = np.zeros((self.m, self.m), dtype=bool)

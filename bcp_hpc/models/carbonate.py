@@ -198,7 +198,7 @@ def hydrogen_ion(dic, alk, k: CarbonateConstants):
     D = _slope(H0, dv, av, k)
     ref = dic if isinstance(dic, AD2) else alk
     H = ref._lift(H0)
-    for _ in range(2 if ref.h is not None else 1):
+    for _ in range(2 if ref.order >= 2 else 1):
         H = H - alkalinity_residual(H, dic, alk, k) / D
     return H
 

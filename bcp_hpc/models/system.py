@@ -19,6 +19,15 @@ from .base import Model
 PETSc = import_petsc4py()
 
 
+class Evaluated:
+    """A local term evaluated over all of a rank's boxes: value ``v`` (n), dense first derivatives
+    ``g`` (m, n) and second derivatives ``h`` (:class:`~.ad2.SparseSecond`, ``h[i, j]`` an n-vector)."""
+    __slots__ = ("v", "g", "h")
+
+    def __init__(self, v, g, h):
+        self.v, self.g, self.h = v, g, h
+
+
 class ModelSystem:
     def __init__(self, model: Model, dgrid, T):
         self.model = model
@@ -131,11 +140,11 @@ class ModelSystem:
             if not isinstance(val, AD2):
                 val = AD2.const(val, m, k)
             if key not in out:
-                out[key] = AD2(np.zeros(n), np.zeros((m, n)), SparseSecond(m, n))
+                out[key] = Evaluated(np.zeros(n), np.zeros((m, n)), SparseSecond(m, n))
             o = out[key]
             o.v[sl] = val.v
-            o.g[:, sl] = val.g
-            o.h.add_chunk(val.h, sl)
+            o.g[val.idx, sl] = val.gc
+            o.h.add_chunk(val.idx, val.hc, sl)
 
         for start in range(0, n, chunk):
             sl = slice(start, min(start + chunk, n))
