@@ -4,8 +4,16 @@ import os
 import numpy as np
 import pytest
 
-from bcp_hpc.diagnostics.export_compare import (STATIONS, compare_with_traps, fit_martin, henson_f100,
-                                                station_column, station_f100, taylor_statistics, total_pg_c_per_yr)
+from bcp_hpc.diagnostics.export_compare import (
+    STATIONS,
+    compare_with_traps,
+    fit_martin,
+    henson_f100,
+    station_column,
+    station_f100,
+    taylor_statistics,
+    total_pg_c_per_yr,
+)
 
 
 def test_martin_fit_recovers_a_power_law():

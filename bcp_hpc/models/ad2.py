@@ -29,7 +29,7 @@ import numpy as np
 
 
 class AD2:
-    __slots__ = ("v", "idx", "gc", "hc", "m", "_g")
+    __slots__ = ("_g", "gc", "hc", "idx", "m", "v")
     __array_priority__ = 1000
 
     def __init__(self, v, idx, gc, hc, m: int):
@@ -42,12 +42,12 @@ class AD2:
 
     # ------------------------------------------------------------- constructors
     @staticmethod
-    def const(value, m: int, n: int, order: int = 2) -> "AD2":
+    def const(value, m: int, n: int, order: int = 2) -> AD2:
         v = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
         return AD2(v, _EMPTY, np.zeros((0, n)), np.zeros((0, 0, n)) if order >= 2 else None, m)
 
     @staticmethod
-    def variable(value, index: int, m: int, n: int, order: int = 2) -> "AD2":
+    def variable(value, index: int, m: int, n: int, order: int = 2) -> AD2:
         v = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
         return AD2(v, np.array([index]), np.ones((1, n)), np.zeros((1, 1, n)) if order >= 2 else None, m)
 
@@ -74,7 +74,7 @@ class AD2:
         return h
 
     # ------------------------------------------------------------- chain rule
-    def _unary(self, f0, f1, f2) -> "AD2":
+    def _unary(self, f0, f1, f2) -> AD2:
         """Apply f with value f0, first derivative f1, second f2 (arrays over boxes)."""
         gc = f1 * self.gc
         hc = None if self.hc is None else f1 * self.hc + f2 * self.gc[:, None, :] * self.gc[None, :, :]

@@ -204,7 +204,7 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
                Tracer("DOCl", "mmol m-3", "T", description="labile dissolved organic C"),
                Tracer("DOCr", "mmol m-3", "T", description="refractory dissolved organic C"),
                Tracer("O2", "mmol m-3", "T", positive=True, description="dissolved oxygen")]
-    unit_martin = lambda g: martin_operator(g, 1.0, 1.0)       # noqa: E731
+    unit_martin = lambda g: martin_operator(g, 1.0, 1.0)
     sinking = {
         "martin_P": SinkingSpec(base=unit_martin, scale=lambda p, f: p["kappa_p"] / (p["bP"] + p["bP_T"] * f["tau"])),
         "martin_C": SinkingSpec(base=unit_martin, scale=lambda p, f: p["kappa_p"] / (p["bC"] + p["bC_T"] * f["tau"])),

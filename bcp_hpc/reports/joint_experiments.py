@@ -148,7 +148,7 @@ def run_joint_inversion(setup: JointSetup, out_dir: str, resume: bool = False, t
     names = ps.optimized
     z = {}
     for k, name in enumerate(names):
-        sig = post["parameters"][name]["sigma_x"] if "sigma_x" in post["parameters"][name] else None
+        sig = post["parameters"][name].get("sigma_x")
         if sig:
             z[name] = float((res["x"][k] - x_true[k]) / sig)
     return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z}
