@@ -45,8 +45,9 @@ class InversionResult(dict):
 
 class Inversion:
     def __init__(self, objective, prefix: str = "inv_", checkpoint: str | None = None, log_jsonl: str | None = None,
-                 stop_after: int | None = None):
+                 stop_after: int | None = None, tao_defaults: dict | None = None):
         self.obj = objective
+        self.tao_defaults = dict(TAO_DEFAULTS, **(tao_defaults or {}))   # under the user's options
         self.prefix = prefix
         self.checkpoint = checkpoint
         self.log_jsonl = log_jsonl
@@ -102,7 +103,10 @@ class Inversion:
                                 if self.params[n].transform == "log" else self.params[n].bounds[0] for n in self.names]
             hi.getArray()[:] = [self.params[n].to_x(self.params[n].bounds[1]) if np.isfinite(self.params[n].bounds[1])
                                 else PETSc.INFINITY for n in self.names]
-        set_default_options(self.prefix, TAO_DEFAULTS)
+        # this inversion's defaults, without leaving them in the options database for the next one
+        opts = PETSc.Options()
+        added = [k for k in self.tao_defaults if not opts.hasName(self.prefix + k)]
+        set_default_options(self.prefix, self.tao_defaults)
         tao = PETSc.TAO().create(comm=comm)
         tao.setOptionsPrefix(self.prefix)
         self.n_evals = 0
@@ -175,6 +179,8 @@ class Inversion:
         else:
             tao.setInitialTrustRegionRadius(INITIAL_TRUST_RADIUS)
         tao.setFromOptions()
+        for k in added:
+            opts.delValue(self.prefix + k)
         try:
             tao.solve()
             reason = tao.getConvergedReason()
