@@ -28,7 +28,7 @@ def run(args):
                "peak_rss_bytes": package["peak_rss_bytes"], "objective": package["objective"]}
     if args.baseline:
         opts = PETSc.Options()
-        saved = {k: opts.getString(k, None) for k in ("steady_solver", "inv_tao_bnk_init_type")}
+        saved = {k: (opts.getString(k) if opts.hasName(k) else None) for k in ("steady_solver", "inv_tao_bnk_init_type")}
         opts.setValue("steady_solver", "direct")
         opts.setValue("inv_tao_bnk_init_type", "interpolation")
         cfg_base = dict(cfg, inversion=dict(cfg["inversion"], hessian="forward"))
