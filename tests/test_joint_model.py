@@ -364,3 +364,22 @@ def test_block_triangular_multi_rhs_equals_single_solves(joint):
         for o in (b, x, y):
             o.destroy()
     bt.destroy()
+
+
+@pytest.mark.parametrize("path", ["iterative", "ooc"])
+def test_multi_component_models_use_the_block_triangular_path(joint, path):
+    """The iterative and structured paths are built for the P model's single cycle: a model with
+    several components gets the block-triangular solver on any path, with the same steady state."""
+    from bcp_hpc.petsc_env import import_petsc4py
+    from bcp_hpc.solvers.blocktri import BlockTriangularSolver
+    from bcp_hpc.solvers.steady import SteadyState
+    opts = import_petsc4py().Options()
+    opts.setValue(f"jp{path}_solver", path)
+    try:
+        with SteadyState(joint["system"], prefix=f"jp{path}_") as ss:
+            ss.solve(joint["steady"].u)
+            assert isinstance(ss.solver, BlockTriangularSolver)
+            X = joint["system"].to_natural(ss.u)
+    finally:
+        opts.delValue(f"jp{path}_solver")
+    assert np.abs(X - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()

@@ -8,7 +8,8 @@ one LU of the 3n P block and eight LUs of single-tracer n x n blocks (spec §3.2
 re-implementation may solve 6 linear n x n systems ... and then Newton on DIC alone"), with
 the same solution.  Nothing here is specific to a model: any declared model whose tracers do
 not all feed back on one another gets this path (``-<prefix>solver blocktri``, and chosen
-automatically by ``direct`` when there are several components).
+automatically on every path when there are several components; ``-<prefix>blocktri 0`` keeps the
+monolithic factorization).
 
 Forward solves substitute in topological order, ``x_k = J_kk^-1 (b_k - sum_{j<k} J_kj x_j)``;
 transposed (adjoint) solves in reverse order with ``J^T``.  Each diagonal block is a

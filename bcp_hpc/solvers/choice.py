@@ -10,8 +10,8 @@ Paths:
 * ``iterative``: two-level preconditioned FGMRES (:mod:`.twolevel`): no fine-grid factors at
   all, a coarse LU 8x smaller; for grids whose factors fit neither memory nor disk;
 * ``blocktri``: block-triangular substitution along the tracer dependency graph
-  (:mod:`.blocktri`), one LU per strongly connected component; ``direct`` and ``structured``
-  switch to it by themselves when a model has several components (the joint P-C-O model).
+  (:mod:`.blocktri`), one LU per strongly connected component; every path switches to it by
+  itself when a model has several components (the joint P-C-O model; ``-<prefix>blocktri 0`` not).
 
 ``auto`` estimates the in-core factor memory from the number of unknowns with the model
 ``MB = 1060 (N / 165,932)^1.45`` (fitted on this package's P model: 1060 MB measured by MUMPS

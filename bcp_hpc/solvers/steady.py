@@ -88,15 +88,23 @@ class SteadyState:
             self.solver.refactor(J)
 
     def _block_triangular(self) -> bool:
-        """Use :mod:`.blocktri` when the tracer graph has several components and the path is a
-        direct one (``direct``, ``structured`` or ``blocktri``; ``-<prefix>blocktri 0`` turns it off)."""
+        """Use :mod:`.blocktri` when the tracer graph has several components, whatever the path
+        (``-<prefix>blocktri 0`` turns it off): its blocks are single tracers or small cycles whose
+        LUs are far smaller than the coupled system's, and the iterative and structured paths are
+        built for the P model's one cycle.  With ``ooc`` the blocks factor out of core."""
         from .blocktri import strongly_connected_components
         from .linear import PETSc
+        opts = PETSc.Options()
+        if not opts.getBool(self.prefix + "blocktri", True):
+            return False
+        if len(strongly_connected_components(self.system._present)) < 2:
+            return False
         if self.path not in ("direct", "structured", "blocktri"):
-            return False
-        if not PETSc.Options().getBool(self.prefix + "blocktri", True):
-            return False
-        return len(strongly_connected_components(self.system._present)) > 1
+            log.info("steady state '%s': the tracer graph has several components; the block-triangular "
+                     "path replaces '%s'", self.prefix, self.path)
+        if self.path == "ooc" and not opts.hasName(self.prefix + "block_mat_mumps_icntl_22"):
+            opts.setValue(self.prefix + "block_mat_mumps_icntl_22", "1")
+        return True
 
     def solve(self, u0=None):
         """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
