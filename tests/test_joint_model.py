@@ -207,7 +207,8 @@ def test_gradient_and_hessian_of_the_joint_objective(joint, joint_objective):
     """Gradient against central differences of f (all 21 parameters); the adjoint Hessian equals the
     forward second-order one and central differences of the gradient."""
     ps = joint["model"].parameters
-    x0 = ps.get_x().copy() - 0.02
+    x_saved = ps.get_x().copy()
+    x0 = x_saved - 0.02
     obj = joint_objective["adjoint"]
     f0, g, H = obj.evaluate(x0, 2)
     _, g_fwd, H_fwd = joint_objective["forward"].evaluate(x0, 2)
@@ -226,7 +227,7 @@ def test_gradient_and_hessian_of_the_joint_objective(joint, joint_objective):
         xm[k] -= h
         col = (obj.evaluate(xp, 1)[1] - obj.evaluate(xm, 1)[1]) / (2 * h)
         assert np.allclose(col, H[:, k], rtol=1e-3, atol=1e-5 * np.abs(H).max()), ps.optimized[k]
-    ps.set_x(ps.get_x())
+    ps.set_x(x_saved)         # the module's fixture state belongs to these parameters
 
 
 def test_bad_joint_configuration_is_a_clear_error(tmp_path):
@@ -373,6 +374,8 @@ def test_multi_component_models_use_the_block_triangular_path(joint, path):
     from bcp_hpc.petsc_env import import_petsc4py
     from bcp_hpc.solvers.blocktri import BlockTriangularSolver
     from bcp_hpc.solvers.steady import SteadyState
+    from bcp_hpc.models.jointmodel import joint_parameters
+    joint["model"].parameters.set(**{p.name: p.value for p in joint_parameters()})   # the fixture's state
     opts = import_petsc4py().Options()
     opts.setValue(f"jp{path}_solver", path)
     try:
