@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..models.jointmodel import model_npp
+from ..models.jointmodel import model_npp, model_production
 from ..models.pmodel import SECONDS_PER_YEAR
 from .export_compare import compare_with_traps, henson_f100, total_pg_c_per_yr
 from .pmodel import MGC_M2_D_PER_MMOLC_M2_S, PGC_PER_MMOLC_S, fit_statistics
@@ -77,7 +77,7 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
         out["traps"] = compare_with_traps(out["poc_flux_100m_map_mg_c_m2_d"], traps3d, grid)
     if dgrid is not None and T is not None:
         ez = grid.euphotic
-        pc = _model_production(model, c["DIP"])
+        pc = model_production(model, c["DIP"])
         for key, loss, source in (("docs", kC, p["sigC"] * pc), ("docl", np.full(grid.nwet, p["kappa_l"]),
                                                                   f["nsat"] - pc)):
             xi = export_probability(dgrid, T, loss)
@@ -91,13 +91,6 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
             st = fit_statistics(grid, c[nm], obs)
             out["fit"][nm] = {"r2": st["r2_dip"], "rmse_mmol_m3": st["rmse_dip_mmol_m3"], "n_obs": st["n_obs_dip"]}
     return out
-
-
-def _model_production(model, dip):
-    f = model.fields
-    p = {q.name: q.value for q in model.parameters}
-    gamma = p["alpha"] * np.where(f["has_N"] > 0, np.exp(p["beta"] * f["logN"]), 0.0) * f["h_inv_dip"]
-    return gamma * dip / (p["cc"] * f["po4"] + p["dd"])
 
 
 def _carbon_budget(model, grid, c):

@@ -218,14 +218,18 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
                  initial=initial)
 
 
+def model_production(model: Model, dip: np.ndarray) -> np.ndarray:
+    """Model organic C production ``P_C = c G`` (mmol C m-3 s-1) per box at the current parameters."""
+    f = model.fields
+    p = {q.name: q.value for q in model.parameters}
+    gamma = p["alpha"] * np.where(f["has_N"] > 0, np.exp(p["beta"] * f["logN"]), 0.0) * f["h_inv_dip"]
+    return gamma * dip / (p["cc"] * f["po4"] + p["dd"])
+
+
 def model_npp(model: Model, state_natural: np.ndarray, grid) -> dict:
     """Global model NPP, satellite NPP and DOC_l production (Pg C yr-1), spec §6.1 (joint: local C:P)."""
     f = model.fields
-    p = {q.name: q.value for q in model.parameters}
-    names = model.tracer_names
-    dip = state_natural[names.index("DIP")]
-    gamma = p["alpha"] * np.where(f["has_N"] > 0, np.exp(p["beta"] * f["logN"]), 0.0) * f["h_inv_dip"]
-    pc = gamma * dip / (p["cc"] * f["po4"] + p["dd"])
+    pc = model_production(model, state_natural[model.tracer_names.index("DIP")])
     to_pg = SECONDS_PER_YEAR * 12.0 * 1e-18
     V = grid.box_volume
     npp_model = float((pc * V).sum() * to_pg)

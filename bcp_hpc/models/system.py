@@ -87,22 +87,9 @@ class ModelSystem:
             return cache[key]
         n = self.nloc
         order = 1 if full in ("jacobian", "first") else 2
-        if full == "first":      # first derivatives w.r.t. tracers and parameters (what F_x needs)
-            m = self.nt + self.npar
-            c = {t.name: AD2.variable(c_arr[a], a, m, n, order=1) for a, t in enumerate(self.model.tracers)}
-            p = self._params_ad(m, n, True, order=1)
-            s = self.model.local_terms(c, p, self.local_fields)
-            s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, 1)) for k, v in s.items()}
-            scales = {}
-            for k, spec in self.model.sinking.items():
-                sc = spec.scale(p, self.local_fields)
-                scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, 1)
-            cache.clear() if len(cache) > 3 else None
-            cache[key] = (s, scales)
-            return cache[key]
         if full in ("jacobian", "tracers"):
             m = self.nt
-        elif full:
+        elif full:            # True, or "first": first derivatives w.r.t. tracers and parameters (F_x)
             m = self.nt + self.npar
         else:
             m = 0
@@ -113,7 +100,7 @@ class ModelSystem:
                 c = {t.name: AD2.variable(c_arr[a], a, m, n, order=order) for a, t in enumerate(self.model.tracers)}
             else:
                 c = {t.name: AD2.const(c_arr[a], 0, n) for a, t in enumerate(self.model.tracers)}
-            p = self._params_ad(0, n, False)
+            p = self._params_ad(m, n, full == "first", order=order)
             s = self.model.local_terms(c, p, self.local_fields)
             s = {k: (v if isinstance(v, AD2) else AD2.const(v, m, n, order)) for k, v in s.items()}
             scales = {}
