@@ -144,3 +144,53 @@ def test_structured_refinement_recovers_from_an_inexact_preconditioner(labile_sy
     s._precondition = exact
     s.destroy()
     ref.destroy()
+
+
+def _kept_field_colsums(s, e):
+    """V-weighted column sums of S's kept field of tracer ``e`` (its own block), at the kept boxes."""
+    from bcp_hpc.grid.distributed import DistributedGrid  # noqa: F401  (same layout as the system)
+    sysm = s.system
+    i = s.S_fields.index(e)
+    n = sysm.grid.nwet
+    ia, ja, a = s._S.getValuesCSR()
+    S = sp.csr_matrix((a, ja, ia), shape=s._S.getSize())
+    gidx = sysm.dgrid.global_index(len(s.S_fields))
+    block = S[gidx[i]][:, gidx[i]]                      # natural order (one rank: all of it)
+    assert block.shape == (n, n)
+    return np.asarray(block.T @ sysm.grid.box_volume)
+
+
+def test_structured_kept_columns_conserve_and_equal_the_direct_solution(labile_system):
+    """Columns where labile DOP's horizontal exchange is large stay in S: the kept block keeps
+    1^T V of J_ll at the kept boxes (what it exchanges with eliminated columns goes to the
+    diagonal), the other rows of the field are identity rows, and forward and transposed solves
+    equal the direct ones for no, some and all columns kept (all kept: fewer GMRES iterations)."""
+    from bcp_hpc.solvers.structured import StructuredSolver
+    g, m, sysm, u0, J = labile_system
+    e = m.tracer_names.index("DOPl")
+    b = sysm.residual(u0)
+    ref = LinearSolver(J, "keepdirect_")
+    x_ref = ref.solve(b).getArray().copy()
+    xt_ref = ref.solve(b, transpose=True).getArray().copy()
+    # independent: the V-weighted column sums of J_ll from the model's global blocks
+    Jll = sum(sp.csr_matrix(t) if not (isinstance(t, np.ndarray) and t.ndim == 1) else sp.diags(t)
+              for t in sysm.blocks[(e, e)])
+    target = np.asarray(Jll.T @ g.box_volume)
+    kept_counts, sweeps = {}, {}
+    for ratio in (1e9, 0.002, 0.0):
+        s = StructuredSolver(sysm, J, f"keep{len(kept_counts)}_", keep_ratio=ratio)
+        mask = s.kept.get(e, np.zeros(g.nwet, dtype=bool))
+        kept_counts[ratio] = int(mask.sum())
+        if mask.any():
+            sums = _kept_field_colsums(s, e)
+            assert np.abs(sums[mask] - target[mask]).max() <= 1e-10 * np.abs(target).max()
+            assert np.allclose(sums[~mask], g.box_volume[~mask], rtol=1e-14)     # identity rows
+        x = s.solve(b).getArray().copy()
+        xt = s.solve(b, transpose=True).getArray().copy()
+        assert np.abs(x - x_ref).max() <= 1e-8 * np.abs(x_ref).max()
+        assert np.abs(xt - xt_ref).max() <= 1e-8 * np.abs(xt_ref).max()
+        sweeps[ratio] = list(s.sweeps)
+        s.destroy()
+    assert kept_counts[1e9] == 0 and 0 < kept_counts[0.002] < kept_counts[0.0]
+    assert all(a < b for a, b in zip(sweeps[0.0], sweeps[1e9])), sweeps
+    ref.destroy()

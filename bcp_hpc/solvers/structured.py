@@ -16,8 +16,19 @@ right-hand sides (each preconditioner application is one ``MatMatSolve`` with ``
 ``||B - J X|| <= rtol ||B||`` (rtol 1e-11; the true residual must be below 1e-7, the
 round-off floor of the near-singular P system).
 
+Water columns where the column-local approximation of a fast pool is poor stay in ``S``:
+a transported eliminated tracer keeps, as an extra field of ``S``, every water column in
+which some box's horizontal (off-column) exchange exceeds ``keep_ratio`` (default 0.1,
+``-<prefix>keep_ratio``; a negative value keeps none) of that box's diagonal.  On a 2 degree
+lat-lon grid these are the few hundred columns next to the poles, where the boxes are narrow
+and labile DOP's horizontal exchange reaches 65 % of its 12-hour decay; treated column-locally
+they cost the outer GMRES two to three times its iterations.  Couplings between kept and
+eliminated columns are left out of ``P`` (their volume-weighted column sums moved to the
+diagonal, as for the column-local part); the non-kept rows of the extra field are identity
+rows.
+
 Enable with ``-steady_structured`` (or ``SteadyState(..., structured=True)``).  For the P
-model the factorization is of a 2n system instead of 4n.
+model the factorization is of a 2n system instead of 4n (plus the kept polar columns).
 """
 from __future__ import annotations
 
@@ -36,11 +47,14 @@ log = logging.getLogger(__name__)
 
 #: Schur complements larger than this are ordered with AMF instead of PORD (see _build_schur)
 AMF_ABOVE_UNKNOWNS = 200_000
+#: a water column of a transported eliminated tracer stays in S when some box exchanges more than
+#: this fraction of its diagonal with other columns (``-<prefix>keep_ratio``)
+KEEP_RATIO = 0.1
 
 
 class StructuredSolver:
     def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_sweeps: int = 60, stall_tol: float = 1e-7,
-                 lump: bool = True, max_refinements: int = 3):
+                 lump: bool = True, max_refinements: int = 3, keep_ratio: float | None = None):
         self.max_refinements = max_refinements
         self.refine_above = 1e-8
         self.stall_tol = stall_tol
@@ -59,6 +73,10 @@ class StructuredSolver:
         self._S = None
         self.sweeps = []
         self._columns()
+        if keep_ratio is None:
+            keep_ratio = PETSc.Options().getReal(prefix + "keep_ratio", KEEP_RATIO)
+        self.keep_ratio = keep_ratio
+        self._choose_kept_columns()
         self.setup()
 
     @staticmethod
@@ -78,6 +96,44 @@ class StructuredSolver:
         for K in np.unique(lens):
             st = starts[lens == K]
             self.groups[int(K)] = st[:, None] + np.arange(K)[None, :]   # (ncol, K) local indices
+
+    def _choose_kept_columns(self):
+        """``self.kept[e]``: global natural-order mask of the boxes of tracer ``e`` kept in S.
+
+        Decided once, from the first Jacobian (the transport and the pool's decay rate), so S
+        keeps one nonzero pattern across refactorizations."""
+        sysm = self.system
+        g = sysm.grid
+        n = g.nwet
+        column = g.box_ilat * g.shape[1] + g.box_ilon
+        self.kept = {}
+        for e in self.E:
+            if sysm.model.tracers[e].transport == "sinking" or self.keep_ratio < 0:
+                continue
+            # diagonal terms hold only this rank's boxes: sum them over ranks (one decision everywhere)
+            local_diag = sum((t for t in sysm.blocks[(e, e)] if isinstance(t, np.ndarray)), np.zeros(n))
+            full_diag = sysm.dgrid.comm.tompi4py().allreduce(local_diag)
+            M = sp.csr_matrix(sum((sp.csr_matrix(t) for t in sysm.blocks[(e, e)] if not isinstance(t, np.ndarray)),
+                                  sp.diags(full_diag))).tocoo()
+            off = column[M.row] != column[M.col]
+            exchange = np.bincount(M.col[off], weights=np.abs(M.data[off]), minlength=n)
+            diag = np.abs(sp.csr_matrix(M).diagonal())
+            poor = exchange > self.keep_ratio * np.where(diag > 0, diag, np.inf)
+            if not poor.any():
+                continue
+            mask = np.isin(column, np.unique(column[poor]))
+            self.kept[e] = mask
+            log.info("structured: %s kept in the Schur complement in %d water columns (%d boxes): "
+                     "horizontal exchange above %.2g of the diagonal", sysm.model.tracers[e].name,
+                     np.unique(column[poor]).size, int(mask.sum()), self.keep_ratio)
+        # the fields of S: the kept tracers, then the kept columns of partly eliminated ones
+        self.S_fields = list(self.K) + list(self.kept)
+
+    def _elim_mask(self, e):
+        """Local mask of the boxes where tracer ``e`` is eliminated (all of them unless partly kept)."""
+        if e in self.kept:
+            return ~self.kept[e][self.system.loc]
+        return np.ones(self.system.nloc, dtype=bool)
 
     def _local(self, M):
         loc = self.system.loc
@@ -136,6 +192,14 @@ class StructuredSolver:
                     if not self._is_diag(M):
                         raise SolverError("structured solver: couplings of eliminated tracers must be local (diagonal)")
                     self.diag[(b, a)] = M.diagonal() if M is not None else np.zeros(nloc)
+        # couplings through a partly kept tracer: the elimination sees only its non-kept boxes,
+        # the kept ones are coupled inside S (self.kept_diag keeps the full diagonals for that)
+        self.kept_diag = {}
+        for e in self.kept:
+            keep = ~self._elim_mask(e)
+            for key in [k for k in self.diag if e in k]:
+                self.kept_diag[key] = np.where(keep, self.diag[key], 0.0)
+                self.diag[key] = np.where(keep, 0.0, self.diag[key])
         # dense per-column inverses of the column-local part of J_ee
         self.cinv = {}
         self.lower = {}
@@ -230,26 +294,57 @@ class StructuredSolver:
                         c = loc[np.concatenate(cols)]
                         terms.append(sp.csr_matrix((np.concatenate(vals), (r, c)), shape=(n, n)))
                 blocks[(i, j)] = terms
-        self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.K), mat=self._S)
+        self._add_kept_blocks(blocks)
+        self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.S_fields), mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
             opts = PETSc.Options()
             key = self.prefix + "schur_mat_mumps_icntl_7"
-            one_rank = self._S.getComm().getSize() == 1
-            if not opts.hasName(key) and one_rank and self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
-                # Debian's MUMPS 5.5: PORD (the default ordering) segfaults intermittently on this
-                # Schur graph at OCIM2 size (gdb: findIndMultisecs, during analysis): 5 of 8 runs on
-                # one rank, depending on the process' heap; on 2 ranks once in ~10 runs (with a
-                # modified circulation); never in ~100 analyses of the embedded world's 83k-unknown
-                # Schur.  A segfault cannot be caught, so one-rank runs of large Schur factors use AMF
-                # (44 s instead of 27 s at OCIM2 size).  On 2 ranks AMF would cost 100 s instead of
-                # 63 s for `bench pmodel`, so PORD stays; -<prefix>schur_mat_mumps_icntl_7 2 selects AMF
-                # there (inversions resume from their checkpoints after a crash).
+            if not opts.hasName(key) and self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
+                # Debian's MUMPS 5.5: PORD (the default ordering) reads out of bounds on this Schur
+                # graph at OCIM2 size (valgrind: invalid reads of uninitialised memory in PORD's
+                # findIndMultisecs, under shrinkDomainDecomposition, on every analysis; none on the
+                # monolithic Jacobian).  Whether that segfaults depends on the process' heap: 5 of 8
+                # one-rank runs, 2 of 3 two-rank `bench pmodel` runs in one session.  A segfault
+                # cannot be caught, so large Schur factors are ordered with AMF on any number of
+                # ranks (2 ranks, OCIM2 size: analysis + factorization 28.7 s instead of 19.7 s);
+                # -<prefix>schur_mat_mumps_icntl_7 4 selects PORD again.
                 opts.setValue(key, "2")
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
         else:
             self.schur.refactor(self._S)
+
+    def _add_kept_blocks(self, blocks):
+        """The kept columns of partly eliminated tracers as extra fields of S.
+
+        Field ``e`` of S: ``J_ee`` between its kept boxes (couplings to non-kept boxes moved to
+        the diagonal by their volume-weighted sums, so ``1^T V`` is conserved), identity rows at
+        the other boxes, and the diagonal couplings of ``e`` with the kept tracers."""
+        sysm = self.system
+        n = sysm.grid.nwet
+        vol = sysm.grid.box_volume
+        loc = sysm.loc
+        for i, e in enumerate(self.S_fields):
+            if e not in self.kept:
+                continue
+            keep = self.kept[e]
+            M = sp.csr_matrix(sum(sp.diags(t) if isinstance(t, np.ndarray) else sp.csr_matrix(t)
+                                  for t in sysm.blocks[(e, e)]))
+            Dk = sp.diags(keep.astype(float))
+            inner = sp.csr_matrix(Dk @ M @ Dk)
+            # what the dropped entries of each kept column carry, sum_i V_i M[i, j], to its diagonal
+            dropped = (np.asarray(M.T @ vol) - np.asarray(inner.T @ vol)) / vol
+            diag = np.where(keep, dropped, 1.0)
+            blocks[(i, i)] = [inner, diag]
+            for j, b in enumerate(self.S_fields):
+                if b == e:
+                    continue
+                for key, (r, c) in (((e, b), (i, j)), ((b, e), (j, i))):
+                    if key in self.kept_diag:
+                        full = np.zeros(n)
+                        full[loc] = self.kept_diag[key]
+                        blocks.setdefault((r, c), []).append(full)
 
     def refactor(self, J=None):
         if J is not None:
@@ -266,19 +361,21 @@ class StructuredSolver:
         nrhs = R.shape[2]
         into = (lambda a, e: (e, a)) if transpose else (lambda a, e: (a, e))    # coupling K<-E
         outof = (lambda e, b: (b, e)) if transpose else (lambda e, b: (e, b))   # coupling E<-K
-        y = {e: self._apply_cinv(e, R[e], transpose) for e in self.E}
+        y = {e: self._apply_cinv(e, R[e] * self._elim_mask(e)[:, None], transpose) for e in self.E}
         rK = np.array([R[a] - sum(self.diag[into(a, e)][:, None] * y[e] for e in self.E if into(a, e) in self.diag)
-                       for a in self.K])                          # (nK, nloc, nrhs)
+                       for a in self.K]
+                      + [R[e] * (~self._elim_mask(e))[:, None] for e in self.kept])   # (nS, nloc, nrhs)
+        nS = len(self.S_fields)
         cols = []
         for r in range(nrhs):
-            v = self.system.dgrid.create_vec(len(self.K))
+            v = self.system.dgrid.create_vec(nS)
             v.getArray()[:] = rK[:, :, r].ravel()
             cols.append(v)
         if transpose:
             xs = [self.schur.solve(c, transpose=True) for c in cols]
         else:
             xs = self.schur.solve_many(cols) if nrhs > 1 else [self.schur.solve(cols[0])]
-        xK = np.stack([x.getArray(readonly=True).reshape(len(self.K), -1) for x in xs], axis=2)
+        xK = np.stack([x.getArray(readonly=True).reshape(nS, -1) for x in xs], axis=2)
         for v in cols + xs:
             v.destroy()
         X = np.empty_like(R)
@@ -289,6 +386,10 @@ class StructuredSolver:
             coupling = sum((self.diag[outof(e, b)][:, None] * X[b] for b in self.K if outof(e, b) in self.diag),
                            np.zeros_like(y[e]))
             X[e] = y[e] - self._apply_cinv(e, coupling, transpose)
+        for i, e in enumerate(self.S_fields):
+            if e in self.kept:
+                keep = ~self._elim_mask(e)
+                X[e][keep] = xK[i][keep]
         return X
 
     # ------------------------------------------------------------------ solves
@@ -404,7 +505,8 @@ class StructuredSolver:
         return res
 
     def describe(self):
-        return f"structured (eliminated {self.E}, Schur on {self.K}: {self.schur.describe()})"
+        kept = "".join(f", {int(m.sum())} boxes of {e} kept" for e, m in self.kept.items())
+        return f"structured (eliminated {self.E}, Schur on {self.K}{kept}: {self.schur.describe()})"
 
     def destroy(self):
         if getattr(self, "_kspobj", None) is not None:

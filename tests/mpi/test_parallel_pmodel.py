@@ -123,18 +123,29 @@ def test_resume_on_another_rank_count(small, tmp_path_factory):
     assert all_ranks(ok)
 
 
-def test_structured_solver_parallel_equals_serial_direct(small):
+@pytest.mark.parametrize("keep_ratio", ["0.1", "0.002"])
+def test_structured_solver_parallel_equals_serial_direct(small, keep_ratio):
+    """The structured path on N ranks gives the serial direct solution; with keep_ratio 0.002
+    some labile-DOP columns stay in the Schur complement (their kept set is the same on every rank)."""
     g, T, npp, po4 = small
     ref = solve_all(small, PETSc.COMM_SELF)
     m = p_model(g, npp, po4, 2.1, sigma2=0.2)
     m.parameters.set(alpha=0.08, beta=0.6)
     sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_WORLD), T)
-    with SteadyState(sysm, prefix="pst_", structured=True) as ss:
+    prefix = f"pst{keep_ratio.replace('.', '')}_"
+    PETSc.Options().setValue(prefix + "keep_ratio", keep_ratio)
+    with SteadyState(sysm, prefix=prefix, structured=True) as ss:
         u = sysm.to_natural(ss.solve())
         u1, _ = ss.sensitivities(1)
         s1 = [sysm.to_natural(v) for v in u1]
+        kept = {e: np.flatnonzero(mask) for e, mask in ss.solver.kept.items()}
     sysm.destroy()
+    PETSc.Options().delValue(prefix + "keep_ratio")
     ok = rel(u, ref[0]) <= 1e-10 and all(rel(a, b) <= 1e-7 for a, b in zip(s1, ref[1]))
+    if keep_ratio == "0.002":
+        mpi = PETSc.COMM_WORLD.tompi4py()
+        first = mpi.bcast(kept if mpi.rank == 0 else None)
+        ok &= bool(kept) and all(np.array_equal(kept[e], first[e]) for e in kept)
     assert all_ranks(ok)
 
 
