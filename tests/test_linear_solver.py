@@ -148,7 +148,6 @@ def test_structured_refinement_recovers_from_an_inexact_preconditioner(labile_sy
 
 def _kept_field_colsums(s, e):
     """V-weighted column sums of S's kept field of tracer ``e`` (its own block), at the kept boxes."""
-    from bcp_hpc.grid.distributed import DistributedGrid  # noqa: F401  (same layout as the system)
     sysm = s.system
     i = s.S_fields.index(e)
     n = sysm.grid.nwet

@@ -149,19 +149,26 @@ def test_parameters_bounds_units_and_toml_round_trip():
         ParameterSet.from_toml('[a]\nvalue = 1.0\nunits = "1"\ncolour = "red"\n')
 
 
-@pytest.mark.parametrize("pop_to", ["DOPs", "DIP"])
-def test_structured_solver_equals_direct(small, pop_to):
+@pytest.mark.parametrize("pop_to,particles", [("DOPs", True), ("DIP", True), ("DOPs", False)])
+def test_structured_solver_equals_direct(small, pop_to, particles):
+    """The structured path equals the direct one, with POP eliminated column by column (default)
+    or kept in the Schur complement (``-<prefix>eliminate_particles 0``)."""
     sols = {}
+    prefix = {False: "st0_", True: f"st1{int(particles)}_"}
+    PETSc.Options().setValue(prefix[True] + "eliminate_particles", int(particles))
     for structured in (False, True):
         m, sysm = make_system(small, sigma2=0.3, pop_to=pop_to, alpha=0.08)
-        with SteadyState(sysm, prefix=f"st{int(structured)}_", structured=structured) as ss:
+        with SteadyState(sysm, prefix=prefix[structured], structured=structured) as ss:
             u = sysm.to_natural(ss.solve())
             u1, u2 = ss.sensitivities(2)
             sols[structured] = (u, [sysm.to_natural(v) for v in u1], {k: sysm.to_natural(v) for k, v in u2.items()})
             if structured:
                 from bcp_hpc.solvers.structured import StructuredSolver
                 assert isinstance(ss.solver, StructuredSolver)
-                assert ss.solver.E == [1, 3] and ss.solver.K == [0, 2]   # POP and DOPl eliminated
+                if particles:
+                    assert ss.solver.E == [1, 3] and ss.solver.K == [0, 2]   # POP and DOPl eliminated
+                else:
+                    assert ss.solver.E == [3] and ss.solver.K == [0, 1, 2]   # only DOPl eliminated
                 assert max(ss.solver.sweeps) <= 20
         sysm.destroy()
 

@@ -146,6 +146,26 @@ def test_bench_invert_with_baseline_writes_its_figures(tmp_path):
     assert abs(d["speedup_vs_baseline"] - d["baseline_seconds"] / d["seconds"]["inversion"]) < 1e-12
 
 
+def test_bench_pmodel_writes_its_figures(tmp_path):
+    """`bench pmodel` (embedded world here): package and monolithic baseline agree to 1e-8, and the
+    JSON holds every figure the P-model issue names; the speedup is baseline over package time."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "pm.json"
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "pmodel", "--embedded", "--no-scipy",
+                        "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    for key in ("ranks", "unknowns", "seconds", "peak_rss_bytes", "baseline_seconds", "baseline_peak_rss_bytes",
+                "speedup_vs_baseline", "max_rel_diff_vs_baseline", "gmres_iterations", "kept_boxes_in_schur"):
+        assert key in d, key
+    assert d["package_path"] == "structured" and d["max_rel_diff_vs_baseline"] < 1e-8
+    package = sum(v for k, v in d["seconds"].items() if k != "world")
+    assert abs(d["speedup_vs_baseline"] - d["baseline_seconds"] / package) < 1e-9
+    assert "outer GMRES iterations per block solve" in r.stdout
+
+
 def test_bench_joint_with_baseline_writes_its_figures(tmp_path):
     """`bench joint --baseline`: block-triangular and monolithic LU give the same gradient and Hessian
     of the joint objective; the JSON holds the figures the brief asks for."""

@@ -62,6 +62,10 @@ def run(args):
                f"(rank 0; right-hand sides built and solved)")
         sol_pkg = sysm.to_natural(ss.u)
         package_path = ss.path
+        kept = int(sum(m.sum() for m in getattr(ss.solver, "kept", {}).values()))
+        outer = list(getattr(ss.solver, "sweeps", []))
+        if outer:
+            rprint(f"  outer GMRES iterations per block solve: {outer}; {kept} boxes of eliminated tracers kept in S")
         sens_pkg = [sysm.to_natural(v) for v in u1]
     pkg_seconds = sum(v for k, v in timer.seconds.items() if k not in ("world",))
     pkg_rss = max(timer.peak_rss.values())
@@ -106,7 +110,7 @@ def run(args):
                "seconds": timer.seconds, "peak_rss_bytes": pkg_rss, "baseline_seconds": base_seconds,
                "baseline_peak_rss_bytes": base_rss, "speedup_vs_baseline": speed, "max_rel_diff_vs_baseline": diff,
                "scipy_splu_T_seconds": scipy_s,
-               "package_path": package_path,
+               "package_path": package_path, "kept_boxes_in_schur": kept, "gmres_iterations": outer,
                "note": "baseline: monolithic 4-tracer MUMPS LU, 15 right-hand sides one at a time"}
     write_json(args.json, payload)
     sysm.destroy()

@@ -27,6 +27,9 @@ eliminated columns are left out of ``P`` (their volume-weighted column sums move
 diagonal, as for the column-local part); the non-kept rows of the extra field are identity
 rows.
 
+``-<prefix>eliminate_particles 0`` keeps particle tracers in ``S`` as well (sparse
+couplings instead of one dense lower column pattern per euphotic box).
+
 Enable with ``-steady_structured`` (or ``SteadyState(..., structured=True)``).  For the P
 model the factorization is of a 2n system instead of 4n (plus the kept polar columns).
 """
@@ -50,6 +53,8 @@ AMF_ABOVE_UNKNOWNS = 200_000
 #: a water column of a transported eliminated tracer stays in S when some box exchanges more than
 #: this fraction of its diagonal with other columns (``-<prefix>keep_ratio``)
 KEEP_RATIO = 0.1
+#: eliminate particle tracers (column-local, exact) before factoring S (``-<prefix>eliminate_particles``)
+ELIMINATE_PARTICLES = True
 
 
 class StructuredSolver:
@@ -64,7 +69,8 @@ class StructuredSolver:
         self.rtol = rtol
         self.max_sweeps = max_sweeps
         model = system.model
-        self.E = [a for a, t in enumerate(model.tracers) if t.transport == "sinking" or t.eliminate]
+        particles = PETSc.Options().getBool(prefix + "eliminate_particles", ELIMINATE_PARTICLES)
+        self.E = [a for a, t in enumerate(model.tracers) if (t.transport == "sinking" and particles) or t.eliminate]
         self.K = [a for a in range(system.nt) if a not in self.E]
         if not self.E or not self.K:
             raise SolverError("structured solver needs both eliminated and kept tracers")
@@ -393,7 +399,10 @@ class StructuredSolver:
         return X
 
     # ------------------------------------------------------------------ solves
-    def solve_many(self, B_cols, transpose: bool = False):
+    #: ``solve(b, rtol=...)`` takes a looser tolerance for corrections (iterative refinement)
+    accepts_rtol = True
+
+    def solve_many(self, B_cols, transpose: bool = False, rtol: float | None = None):
         """Right-preconditioned GMRES on the full Jacobian (its transpose with ``transpose``, for
         adjoint solves), run in lockstep for all right-hand sides so that every preconditioner
         application is one block (MatMatSolve) solve with ``S``.
@@ -402,7 +411,10 @@ class StructuredSolver:
         inexact (an ill-conditioned Schur factor, e.g. parameters at their bounds) the true
         residual can then lag the GMRES estimate: up to ``max_refinements`` restarts on the true
         residual (iterative refinement, when it is above 1e-8) close the gap; it must end below
-        ``stall_tol`` (1e-7, the round-off floor of the near-singular P system)."""
+        ``stall_tol`` (1e-7, the round-off floor of the near-singular P system).  ``rtol`` (default
+        the solver's 1e-11) loosens the tolerance for a correction whose size only has to be known
+        roughly (a Newton refinement step of a linear model); the refinement and stall thresholds
+        follow it."""
         if not B_cols:
             return []
         from mpi4py import MPI
@@ -425,6 +437,9 @@ class StructuredSolver:
                 Y[:, :, r] = yv.getArray(readonly=True).reshape(nt, nloc)
             return Y
 
+        tol = self.rtol if rtol is None else max(rtol, self.rtol)
+        refine_above = max(self.refine_above, 10.0 * tol)
+        stall_tol = max(self.stall_tol, 100.0 * tol)
         bnorm = np.sqrt(dots(B, B))
         safe = np.where(bnorm > 0, bnorm, 1.0)
         X = np.zeros_like(B)
@@ -433,13 +448,13 @@ class StructuredSolver:
         previous = np.inf
         try:
             for attempt in range(1 + self.max_refinements):
-                dX, its = self._gmres(R, apply, dots, transpose)
+                dX, its = self._gmres(R, apply, dots, transpose, tol)
                 X += dX
                 iterations += its
                 R = B - apply(X)
                 worst = float((np.sqrt(dots(R, R)) / safe).max())
                 # good enough (the P system's round-off floor is ~1e-9), or refinement stagnates
-                if worst <= self.refine_above or worst > 0.5 * previous:
+                if worst <= refine_above or worst > 0.5 * previous:
                     break
                 previous = worst
                 log.debug("structured: true relative residual %.2e after %d iterations; refining", worst, iterations)
@@ -447,7 +462,7 @@ class StructuredSolver:
             xv.destroy()
             yv.destroy()
         self.sweeps.append(iterations)
-        if worst > self.stall_tol:
+        if worst > stall_tol:
             raise SolverError(f"structured solver: GMRES reached relative residual {worst:.2e} in {iterations} "
                               f"iterations ({attempt} refinements)")
         out = []
@@ -457,8 +472,8 @@ class StructuredSolver:
             out.append(v)
         return out
 
-    def _gmres(self, B, apply, dots, transpose):
-        """One GMRES cycle for the block of right-hand sides B (nt, nloc, nrhs) to ``rtol``."""
+    def _gmres(self, B, apply, dots, transpose, tol):
+        """One GMRES cycle for the block of right-hand sides B (nt, nloc, nrhs) to relative ``tol``."""
         nr = B.shape[2]
         beta = np.sqrt(dots(B, B))
         safe = np.where(beta > 0, beta, 1.0)
@@ -487,7 +502,7 @@ class StructuredSolver:
                 ys.append(y)
                 rel[r] = np.linalg.norm(e1 - H[r, :j + 2, :j + 1] @ y) / safe[r]
             log.debug("structured GMRES %d: max relative residual %.3e", j + 1, rel.max())
-            if rel.max() <= self.rtol or j == m - 1:
+            if rel.max() <= tol or j == m - 1:
                 break
         X = np.empty_like(B)
         for r in range(nr):
@@ -496,8 +511,8 @@ class StructuredSolver:
         # application replaces storing every P^-1 v_i (halves the Krylov memory)
         return self._precondition(X, transpose), j + 1
 
-    def solve(self, b, x=None, transpose=False):
-        res = self.solve_many([b], transpose=transpose)[0]
+    def solve(self, b, x=None, transpose=False, rtol: float | None = None):
+        res = self.solve_many([b], transpose=transpose, rtol=rtol)[0]
         if x is not None:
             res.copy(x)
             res.destroy()
