@@ -149,13 +149,19 @@ def test_parameters_bounds_units_and_toml_round_trip():
         ParameterSet.from_toml('[a]\nvalue = 1.0\nunits = "1"\ncolour = "red"\n')
 
 
-@pytest.mark.parametrize("pop_to,particles", [("DOPs", True), ("DIP", True), ("DOPs", False)])
-def test_structured_solver_equals_direct(small, pop_to, particles):
+@pytest.mark.parametrize("pop_to,particles,large", [("DOPs", True, False), ("DIP", True, False),
+                                                     ("DOPs", False, False), ("DOPs", True, True)])
+def test_structured_solver_equals_direct(small, pop_to, particles, large, monkeypatch):
     """The structured path equals the direct one, with POP eliminated column by column (default)
-    or kept in the Schur complement (``-<prefix>eliminate_particles 0``)."""
+    or kept in the Schur complement (``-<prefix>eliminate_particles 0``), and with what large
+    Schur complements get (AMF ordering, BLR-compressed factor, right-hand sides in blocks)."""
     sols = {}
-    prefix = {False: "st0_", True: f"st1{int(particles)}_"}
-    PETSc.Options().setValue(prefix[True] + "eliminate_particles", int(particles))
+    prefix = {False: "st0_", True: f"st1{int(particles)}{int(large)}_"}
+    opts = PETSc.Options()
+    opts.setValue(prefix[True] + "eliminate_particles", int(particles))
+    if large:
+        import bcp_hpc.solvers.structured as structured_module
+        monkeypatch.setattr(structured_module, "AMF_ABOVE_UNKNOWNS", 0)     # the small world counts as large
     for structured in (False, True):
         m, sysm = make_system(small, sigma2=0.3, pop_to=pop_to, alpha=0.08)
         with SteadyState(sysm, prefix=prefix[structured], structured=structured) as ss:
@@ -169,6 +175,10 @@ def test_structured_solver_equals_direct(small, pop_to, particles):
                     assert ss.solver.E == [1, 3] and ss.solver.K == [0, 2]   # POP and DOPl eliminated
                 else:
                     assert ss.solver.E == [3] and ss.solver.K == [0, 1, 2]   # only DOPl eliminated
+                if large:
+                    F = ss.solver.schur._mumps()
+                    assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and ss.solver.rhs_block == 5
+                    assert len(ss.solver.sweeps) == 5       # state, refinement, 4 first-, 10 second-order (2 blocks)
                 assert max(ss.solver.sweeps) <= 20
         sysm.destroy()
 

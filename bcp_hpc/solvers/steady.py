@@ -253,7 +253,7 @@ class SteadyState:
             r = sysm.F_x(u, i)
             r.scale(-1.0)
             rhs.append(r)
-        u1 = self.solver.solve_many(rhs)
+        u1 = self._solve_blocks(rhs)
         for r in rhs:
             r.destroy()
         self.timings["sens1"] = time.perf_counter() - t0
@@ -269,11 +269,23 @@ class SteadyState:
             r = self.second_order_rhs(u1, i, j)
             r.scale(-1.0)
             rhs.append(r)
-        sols = self.solver.solve_many(rhs)
+        sols = self._solve_blocks(rhs)
         for r in rhs:
             r.destroy()
         self.timings["sens2"] = time.perf_counter() - t0
         return dict(zip(pairs, sols))
+
+    def _solve_blocks(self, rhs):
+        """``solve_many`` in blocks of at most ``-<prefix>rhs_block`` right-hand sides (0: all at once).
+        Smaller blocks need less memory on the Krylov paths (one basis per right-hand side) and cost
+        more passes over the factors."""
+        from .linear import PETSc
+        default = getattr(self.solver, "rhs_block", 0)
+        size = PETSc.Options().getInt(self.prefix + "rhs_block", default) or len(rhs)
+        out = []
+        for k in range(0, len(rhs), max(size, 1)):
+            out.extend(self.solver.solve_many(rhs[k:k + size]))
+        return out
 
     @property
     def has_adjoint(self) -> bool:

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from ..errors import SolverError
 from ..petsc_env import import_petsc4py
-from .linear import LinearSolver
+from .linear import LinearSolver, set_default_options
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ AMF_ABOVE_UNKNOWNS = 200_000
 KEEP_RATIO = 0.1
 #: eliminate particle tracers (column-local, exact) before factoring S (``-<prefix>eliminate_particles``)
 ELIMINATE_PARTICLES = True
+#: right-hand sides per block solve when S is large (each needs its own Krylov basis; ``-<prefix>rhs_block``)
+LARGE_RHS_BLOCK = 5
 
 
 class StructuredSolver:
@@ -78,6 +80,7 @@ class StructuredSolver:
         self.schur = None
         self._S = None
         self.sweeps = []
+        self.rhs_block = 0            # 0: all right-hand sides in one block (SteadyState._solve_blocks)
         self._columns()
         if keep_ratio is None:
             keep_ratio = PETSc.Options().getReal(prefix + "keep_ratio", KEEP_RATIO)
@@ -316,6 +319,13 @@ class StructuredSolver:
                 # ranks (2 ranks, OCIM2 size: analysis + factorization 28.7 s instead of 19.7 s);
                 # -<prefix>schur_mat_mumps_icntl_7 4 selects PORD again.
                 opts.setValue(key, "2")
+            if self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
+                # AMF's factor is larger than PORD's: store it block-low-rank compressed (BLR,
+                # tolerance 1e-8: an inexact factor, which the outer GMRES absorbs; OCIM2 size,
+                # 2 ranks: peak 3.2 instead of 3.5 GiB per rank in the factorization, same
+                # iterations and time); -<prefix>schur_mat_mumps_icntl_35 0 turns it off
+                set_default_options(self.prefix + "schur_", {"mat_mumps_icntl_35": "2", "mat_mumps_cntl_7": "1e-8"})
+                self.rhs_block = LARGE_RHS_BLOCK
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
         else:
