@@ -179,6 +179,16 @@ def test_structured_solver_equals_direct(small, pop_to, particles, large, monkey
                     F = ss.solver.schur._mumps()
                     assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and ss.solver.rhs_block == 5
                     assert len(ss.solver.sweeps) == 5       # state, refinement, 4 first-, 10 second-order (2 blocks)
+                    # the adjoint solve through the BLR factor's transpose equals a direct transposed solve
+                    lam = sysm.residual(ss.u)
+                    lam.setRandom()
+                    mu = ss.adjoint_solve(lam).getArray().copy()
+                    J = sysm.jacobian(ss.u)
+                    from bcp_hpc.solvers.linear import LinearSolver
+                    with LinearSolver(J, "stblrT_") as direct:
+                        mu_ref = direct.solve(lam, transpose=True).getArray().copy()
+                    assert np.abs(mu - mu_ref).max() <= 1e-8 * np.abs(mu_ref).max()
+                    lam.destroy()
                 assert max(ss.solver.sweeps) <= 20
         sysm.destroy()
 
