@@ -116,14 +116,12 @@ class StructuredSolver:
         n = g.nwet
         column = g.box_ilat * g.shape[1] + g.box_ilon
         self.kept = {}
+        self._elim_local = {}         # local masks of the eliminated boxes of partly kept tracers
         for e in self.E:
             if sysm.model.tracers[e].transport == "sinking" or self.keep_ratio < 0:
                 continue
             # diagonal terms hold only this rank's boxes: sum them over ranks (one decision everywhere)
-            local_diag = sum((t for t in sysm.blocks[(e, e)] if isinstance(t, np.ndarray)), np.zeros(n))
-            full_diag = sysm.dgrid.comm.tompi4py().allreduce(local_diag)
-            M = sp.csr_matrix(sum((sp.csr_matrix(t) for t in sysm.blocks[(e, e)] if not isinstance(t, np.ndarray)),
-                                  sp.diags(full_diag))).tocoo()
+            M = self._global_block(e, all_ranks=True).tocoo()
             off = column[M.row] != column[M.col]
             exchange = np.bincount(M.col[off], weights=np.abs(M.data[off]), minlength=n)
             diag = np.abs(sp.csr_matrix(M).diagonal())
@@ -132,6 +130,7 @@ class StructuredSolver:
                 continue
             mask = np.isin(column, np.unique(column[poor]))
             self.kept[e] = mask
+            self._elim_local[e] = ~mask[sysm.loc]
             log.info("structured: %s kept in the Schur complement in %d water columns (%d boxes): "
                      "horizontal exchange above %.2g of the diagonal", sysm.model.tracers[e].name,
                      np.unique(column[poor]).size, int(mask.sum()), self.keep_ratio)
@@ -140,9 +139,18 @@ class StructuredSolver:
 
     def _elim_mask(self, e):
         """Local mask of the boxes where tracer ``e`` is eliminated (all of them unless partly kept)."""
-        if e in self.kept:
-            return ~self.kept[e][self.system.loc]
+        if e in self._elim_local:
+            return self._elim_local[e]
         return np.ones(self.system.nloc, dtype=bool)
+
+    def _global_block(self, e, all_ranks: bool = False):
+        """``J_ee`` as one SciPy matrix in natural order.  Its diagonal terms hold only this rank's
+        boxes; ``all_ranks`` sums them over the ranks."""
+        terms = self.system.blocks[(e, e)]
+        diag = sum((t for t in terms if isinstance(t, np.ndarray)), np.zeros(self.system.grid.nwet))
+        if all_ranks:
+            diag = self.system.dgrid.comm.tompi4py().allreduce(diag)
+        return sp.csr_matrix(sum((sp.csr_matrix(t) for t in terms if not isinstance(t, np.ndarray)), sp.diags(diag)))
 
     def _local(self, M):
         loc = self.system.loc
@@ -307,9 +315,7 @@ class StructuredSolver:
         self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.S_fields), mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
-            opts = PETSc.Options()
-            key = self.prefix + "schur_mat_mumps_icntl_7"
-            if not opts.hasName(key) and self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
+            if self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
                 # Debian's MUMPS 5.5: PORD (the default ordering) reads out of bounds on this Schur
                 # graph at OCIM2 size (valgrind: invalid reads of uninitialised memory in PORD's
                 # findIndMultisecs, under shrinkDomainDecomposition, on every analysis; none on the
@@ -318,13 +324,12 @@ class StructuredSolver:
                 # cannot be caught, so large Schur factors are ordered with AMF on any number of
                 # ranks (2 ranks, OCIM2 size: analysis + factorization 28.7 s instead of 19.7 s);
                 # -<prefix>schur_mat_mumps_icntl_7 4 selects PORD again.
-                opts.setValue(key, "2")
-            if self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
-                # AMF's factor is larger than PORD's: store it block-low-rank compressed (BLR,
+                # AMF's factor is larger than PORD's: it is stored block-low-rank compressed (BLR,
                 # tolerance 1e-8: an inexact factor, which the outer GMRES absorbs; OCIM2 size,
                 # 2 ranks: peak 3.2 instead of 3.5 GiB per rank in the factorization, same
                 # iterations and time); -<prefix>schur_mat_mumps_icntl_35 0 turns it off
-                set_default_options(self.prefix + "schur_", {"mat_mumps_icntl_35": "2", "mat_mumps_cntl_7": "1e-8"})
+                set_default_options(self.prefix + "schur_", {"mat_mumps_icntl_7": "2", "mat_mumps_icntl_35": "2",
+                                                              "mat_mumps_cntl_7": "1e-8"})
                 self.rhs_block = LARGE_RHS_BLOCK
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
@@ -345,12 +350,12 @@ class StructuredSolver:
             if e not in self.kept:
                 continue
             keep = self.kept[e]
-            M = sp.csr_matrix(sum(sp.diags(t) if isinstance(t, np.ndarray) else sp.csr_matrix(t)
-                                  for t in sysm.blocks[(e, e)]))
+            M = self._global_block(e)
             Dk = sp.diags(keep.astype(float))
             inner = sp.csr_matrix(Dk @ M @ Dk)
-            # what the dropped entries of each kept column carry, sum_i V_i M[i, j], to its diagonal
-            dropped = (np.asarray(M.T @ vol) - np.asarray(inner.T @ vol)) / vol
+            # what the dropped entries of each kept column j carry, sum over rows i outside the
+            # kept set of V_i M[i, j], goes to its diagonal
+            dropped = np.asarray(M.T @ np.where(keep, 0.0, vol)) / vol
             diag = np.where(keep, dropped, 1.0)
             blocks[(i, i)] = [inner, diag]
             for j, b in enumerate(self.S_fields):
