@@ -255,8 +255,7 @@ class StructuredSolver:
             # structurally lower triangular (downward sinking) column blocks: decided from the
             # pattern, so S keeps one nonzero pattern across refactorizations
             self.lower[e] = bool(np.all(self.pos[r] >= self.pos[c]))
-            for K in inv:
-                inv[K] = np.linalg.inv(inv[K])
+            inv = {K: np.linalg.inv(blocks) for K, blocks in inv.items()}
             self.cinv[e] = inv
         t1 = time.perf_counter()
         self._build_schur()
