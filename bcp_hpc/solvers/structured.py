@@ -85,6 +85,7 @@ class StructuredSolver:
         self.schur = None
         self._S = None
         self.sweeps = []
+        self.verified_residual = None
         self.rhs_block = 0            # 0: all right-hand sides in one block (SteadyState._solve_blocks)
         self._columns()
         if keep_ratio is None:
@@ -494,6 +495,7 @@ class StructuredSolver:
             xv.destroy()
             yv.destroy()
         self.sweeps.append(iterations)
+        self.verified_residual = worst          # max true ||b - J x|| / ||b|| of this call
         if worst > stall_tol:
             raise SolverError(f"structured solver: GMRES reached relative residual {worst:.2e} in {iterations} "
                               f"iterations ({attempt} refinements)")
