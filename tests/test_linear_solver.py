@@ -125,16 +125,21 @@ def test_structured_lumping_keeps_the_volume_weighted_column_sums(labile_system)
     assert defects[False] > 1e-4
 
 
+def _direct_and_structured(labile_system, tag):
+    """Right-hand side F(u0), a direct solver and its solution, and a structured solver."""
+    from bcp_hpc.solvers.structured import StructuredSolver
+    _, _, sysm, u0, J = labile_system
+    b = sysm.residual(u0)
+    ref = LinearSolver(J, f"refdirect{tag}_")
+    x_ref = ref.solve(b).getArray().copy()
+    return b, ref, x_ref, StructuredSolver(sysm, J, f"refine{tag}_")
+
+
 def test_structured_gmres_absorbs_an_inexact_preconditioner(labile_system, caplog):
     """A noisy P^-1 (an ill-conditioned Schur factor near parameter bounds) is not a fixed linear
     operator; GMRES keeps Z = P^-1 V (flexible form), so its estimate stays the true residual and
     the solution equals the direct one without refinement."""
-    from bcp_hpc.solvers.structured import StructuredSolver
-    g, m, sysm, u0, J = labile_system
-    b = sysm.residual(u0)
-    ref = LinearSolver(J, "refdirect_")
-    x_ref = ref.solve(b).getArray().copy()
-    s = StructuredSolver(sysm, J, "refine_")
+    b, ref, x_ref, s = _direct_and_structured(labile_system, "1")
     exact = s._precondition
     rng = np.random.default_rng(0)
     s._precondition = lambda R, t=False: exact(R, t) * (1.0 + 1e-5 * rng.standard_normal(R.shape))
@@ -151,12 +156,7 @@ def test_structured_refinement_recovers_a_lagging_true_residual(labile_system, c
     """When the true residual lags GMRES' estimate (rounding in the near-singular P system at
     OCIM2 size), restarts on the true residual close the gap, each to ``rtol ||b|| / ||r||``
     relative to its own right-hand side rather than to ``rtol`` again."""
-    from bcp_hpc.solvers.structured import StructuredSolver
-    g, m, sysm, u0, J = labile_system
-    b = sysm.residual(u0)
-    ref = LinearSolver(J, "refdirect2_")
-    x_ref = ref.solve(b).getArray().copy()
-    s = StructuredSolver(sysm, J, "refine2_")
+    b, ref, x_ref, s = _direct_and_structured(labile_system, "2")
     gmres = s._gmres
     targets = []
     rng = np.random.default_rng(1)
