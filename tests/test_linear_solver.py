@@ -16,6 +16,24 @@ def _matrix(n=400):
     return A, M
 
 
+def test_solve_array_equals_scipy_for_changing_block_sizes():
+    """``solve_array`` (kept dense matrices, one MatMatSolve per block) equals SciPy's solve for
+    blocks of 3, then 2, then 3 columns again, and on a Krylov path (column by column)."""
+    import scipy.sparse.linalg as spl
+    A, M = _matrix()
+    rng = np.random.default_rng(5)
+    with LinearSolver(M, "solvearray_") as direct, \
+            LinearSolver(M, "solvearrayk_", defaults={"ksp_type": "gmres", "pc_type": "jacobi"}) as krylov:
+        for k in (3, 2, 3):
+            B = rng.standard_normal((A.shape[0], k))
+            ref = spl.spsolve(A.tocsc(), B)
+            X = np.array(direct.solve_array(B))
+            assert np.abs(X - ref).max() <= 1e-12 * np.abs(ref).max()
+            assert direct._dense[0][2] == k
+            Xk = krylov.solve_array(B)
+            assert np.abs(Xk - ref).max() <= 1e-9 * np.abs(ref).max()
+
+
 class _FailingKSP:
     """Delegates to a real KSP, but the first ``fail`` setUp calls raise like MUMPS does on INFOG(1) = -9."""
 

@@ -55,7 +55,7 @@ class LinearSolver:
         self.ksp.setFromOptions()
         self._factored = False
         self.mumps_retries = 0
-        self._dense = None            # (nrhs, B, X) dense matrices of the last block solve
+        self._dense = None            # ((nloc, N, nrhs), B, X): dense matrices of the last block solve
 
     # -------------------------------------------------------------- setup
     @property
@@ -175,7 +175,8 @@ class LinearSolver:
         """Dense right-hand-side and solution matrices for ``nrhs`` columns, kept for the next block
         of the same size (an iterative method calls ``solve_many`` once per iteration; allocating
         them each time cost ~25 ms per call at OCIM2 size)."""
-        if self._dense is not None and self._dense[0] == nrhs:
+        key = (nloc, N, nrhs)
+        if self._dense is not None and self._dense[0] == key:
             return self._dense[1], self._dense[2]
         self._free_dense()
         comm = self.A.getComm()
@@ -185,7 +186,7 @@ class LinearSolver:
             M.setUp()
             M.assemble()
             pair.append(M)
-        self._dense = (nrhs, *pair)
+        self._dense = (key, *pair)
         return pair
 
     def _free_dense(self):
