@@ -183,7 +183,8 @@ def test_structured_solver_equals_direct(small, pop_to, particles, large, monkey
                     assert ss.solver.E == [3] and ss.solver.K == [0, 1, 2]   # only DOPl eliminated
                 if large:
                     F = ss.solver.schur._mumps()
-                    assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and ss.solver.rhs_block == 5
+                    assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and F.getMumpsIcntl(36) == 1
+                    assert ss.solver.rhs_block == 5
                     assert len(ss.solver.sweeps) == 4       # state, 4 first-, 10 second-order (2 blocks)
                     # the adjoint solve through the BLR factor's transpose equals a direct transposed solve
                     lam = sysm.residual(ss.u)
