@@ -244,3 +244,24 @@ def test_structured_kept_columns_conserve_and_equal_the_direct_solution(labile_s
     assert kept_counts[1e9] == 0 and 0 < kept_counts[0.002] < kept_counts[0.0]
     assert all(a < b for a, b in zip(sweeps[0.0], sweeps[1e9])), sweeps
     ref.destroy()
+
+
+def test_structured_outer_rtol_option_trades_iterations_for_accuracy(labile_system):
+    """``-<prefix>outer_rtol`` sets the outer GMRES tolerance: a tighter one takes more iterations
+    and ends with a smaller true residual, both solutions within their tolerance of the direct one."""
+    from bcp_hpc.solvers.structured import StructuredSolver
+    b, ref, x_ref, default = _direct_and_structured(labile_system, "3")
+    default.destroy()
+    sysm, J = labile_system[2], labile_system[4]
+    results = {}
+    for tag, rtol in (("loose", 1e-6), ("tight", 1e-12)):
+        PETSc.Options().setValue(f"outer{tag}_outer_rtol", rtol)
+        s = StructuredSolver(sysm, J, f"outer{tag}_")
+        assert s.rtol == rtol
+        x = s.solve(b).getArray().copy()
+        results[tag] = (s.sweeps[-1], s.verified_residual, np.abs(x - x_ref).max() / np.abs(x_ref).max())
+        s.destroy()
+    assert results["tight"][0] > results["loose"][0]
+    assert results["tight"][1] < results["loose"][1]
+    assert results["tight"][2] <= 1e-9 and results["loose"][2] <= 1e-3
+    ref.destroy()

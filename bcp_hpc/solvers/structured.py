@@ -13,7 +13,7 @@ so this needs no communication).  ``S`` has the sparsity of ``J_KK`` plus one de
 lower-column pattern per euphotic box.  The block-LU solve with ``C_E`` in place of ``J_EE``
 is a right preconditioner ``P`` for GMRES on the full Jacobian, run in lockstep for all
 right-hand sides (each preconditioner application is one ``MatMatSolve`` with ``S``), to
-``||B - J X|| <= rtol ||B||`` (rtol 1e-11; the true residual must be below 1e-7, the
+``||B - J X|| <= rtol ||B||`` (rtol 1e-11, ``-<prefix>outer_rtol``; the true residual must be below 1e-7, the
 round-off floor of the near-singular P system).
 
 Water columns where the column-local approximation of a fast pool is poor stay in ``S``:
@@ -73,7 +73,7 @@ class StructuredSolver:
         self.lump = lump
         self.system = system
         self.prefix = prefix
-        self.rtol = rtol
+        self.rtol = PETSc.Options().getReal(prefix + "outer_rtol", rtol)    # -<prefix>outer_rtol
         self.max_sweeps = max_sweeps
         model = system.model
         particles = PETSc.Options().getBool(prefix + "eliminate_particles", ELIMINATE_PARTICLES)
