@@ -401,12 +401,14 @@ class StructuredSolver:
             xK = np.empty_like(rK)
             v = self.system.dgrid.create_vec(nS)
             x = self.system.dgrid.create_vec(nS)
-            for r in range(nrhs):
-                v.getArray()[:] = rK[:, :, r].ravel()
-                self.schur.solve(v, x, transpose=True)
-                xK[:, :, r] = x.getArray(readonly=True).reshape(nS, -1)
-            v.destroy()
-            x.destroy()
+            try:
+                for r in range(nrhs):
+                    v.getArray()[:] = rK[:, :, r].ravel()
+                    self.schur.solve(v, x, transpose=True)
+                    xK[:, :, r] = x.getArray(readonly=True).reshape(nS, -1)
+            finally:
+                v.destroy()
+                x.destroy()
         else:
             # this rank's part of an S vector is field-major, (nS, nloc) raveled
             xK = self.schur.solve_array(rK.reshape(nS * rK.shape[1], nrhs)).reshape(rK.shape)
