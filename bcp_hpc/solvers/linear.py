@@ -127,31 +127,25 @@ class LinearSolver:
         if nrhs == 0:
             return []
         if self.is_direct and nrhs > 1:
-            F = self.ksp.getPC().getFactorMatrix()
-            B, X = self._dense_pair(B_cols[0].getLocalSize(), B_cols[0].getSize(), nrhs)
-            arr = B.getDenseArray()
-            for j, v in enumerate(B_cols):
-                arr[:, j] = v.getArray(readonly=True)
-            B.assemble()
-            F.matSolve(B, X)
-            xa = X.getDenseArray(readonly=True)
+            X = self.solve_array(np.column_stack([v.getArray(readonly=True) for v in B_cols]))
             out = []
             for j in range(nrhs):
                 x = self.A.createVecRight()
-                x.getArray()[:] = xa[:, j]
+                x.getArray()[:] = X[:, j]
                 out.append(x)
             return out
         return [self.solve(b) for b in B_cols]
 
-    def solve_array(self, B):
+    def solve_array(self, B, transpose: bool = False):
         """Solve for the columns of ``B``, this rank's rows of the right-hand sides as a NumPy array
         (nloc, nrhs); returns the solutions in the same layout.  On a direct path one
         ``MatMatSolve`` through dense matrices kept between calls, no Vec per column; the returned
-        array is only valid until the next call."""
+        array is only valid until the next call.  ``transpose`` (and Krylov paths): one solve per
+        column."""
         if not self._factored:
             self.setup()
         nloc, nrhs = B.shape
-        if self.is_direct and nrhs > 1:
+        if self.is_direct and nrhs > 1 and not transpose:
             F = self.ksp.getPC().getFactorMatrix()
             Bm, Xm = self._dense_pair(nloc, self.A.getSize()[0], nrhs)
             Bm.getDenseArray()[:] = B
@@ -164,7 +158,7 @@ class LinearSolver:
         try:
             for j in range(nrhs):
                 b.getArray()[:] = B[:, j]
-                self.solve(b, x)
+                self.solve(b, x, transpose=transpose)
                 out[:, j] = x.getArray(readonly=True)
         finally:
             b.destroy()
@@ -173,7 +167,7 @@ class LinearSolver:
 
     def _dense_pair(self, nloc: int, N: int, nrhs: int):
         """Dense right-hand-side and solution matrices for ``nrhs`` columns, kept for the next block
-        of the same size (an iterative method calls ``solve_many`` once per iteration; allocating
+        of the same size (an outer Krylov method solves once per iteration; allocating
         them each time cost ~25 ms per call at OCIM2 size)."""
         key = (nloc, N, nrhs)
         if self._dense is not None and self._dense[0] == key:

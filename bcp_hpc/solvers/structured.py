@@ -397,21 +397,8 @@ class StructuredSolver:
                        for a in self.K]
                       + [R[e] * (~self._elim_mask(e))[:, None] for e in self.kept])   # (nS, nloc, nrhs)
         nS = len(self.S_fields)
-        if transpose:
-            xK = np.empty_like(rK)
-            v = self.system.dgrid.create_vec(nS)
-            x = self.system.dgrid.create_vec(nS)
-            try:
-                for r in range(nrhs):
-                    v.getArray()[:] = rK[:, :, r].ravel()
-                    self.schur.solve(v, x, transpose=True)
-                    xK[:, :, r] = x.getArray(readonly=True).reshape(nS, -1)
-            finally:
-                v.destroy()
-                x.destroy()
-        else:
-            # this rank's part of an S vector is field-major, (nS, nloc) raveled
-            xK = self.schur.solve_array(rK.reshape(nS * rK.shape[1], nrhs)).reshape(rK.shape)
+        # this rank's part of an S vector is field-major, (nS, nloc) raveled
+        xK = self.schur.solve_array(rK.reshape(nS * rK.shape[1], nrhs), transpose=transpose).reshape(rK.shape)
         X = np.empty_like(R)
         for i, a in enumerate(self.K):
             X[a] = xK[i]
@@ -488,14 +475,15 @@ class StructuredSolver:
                 rnorm = np.sqrt(dots(R, [R]))[0]
                 worst = float((rnorm / safe).max())
                 # good enough (the P system's round-off floor is ~1e-9), or refinement stagnates
-                log.debug("structured: true relative residual %.2e after %d iterations", worst, iterations)
-                if worst <= refine_above or worst > 0.5 * previous:
+                done = worst <= refine_above or worst > 0.5 * previous
+                log.debug("structured: true relative residual %.2e after %d iterations%s", worst, iterations,
+                          "" if done else "; refining")
+                if done:
                     break
                 previous = worst
                 # a refinement only has to bring ||R|| to tol ||B||: relative to its own right-hand
                 # side that is tol ||B|| / ||R|| (OCIM2 size: ~1e-3, 3 iterations instead of 8)
                 target = np.clip(tol * bnorm / np.where(rnorm > 0, rnorm, np.inf), tol, 0.1)
-                log.debug("structured: true relative residual %.2e after %d iterations; refining", worst, iterations)
         finally:
             xv.destroy()
             yv.destroy()
