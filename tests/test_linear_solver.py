@@ -34,6 +34,142 @@ def test_solve_array_equals_scipy_for_changing_block_sizes():
             assert np.abs(Xk - ref).max() <= 1e-9 * np.abs(ref).max()
 
 
+def _grid_operator(n=40, coupled=1e-3, seed=1):
+    """A nonsymmetric 2-D five-point operator plus random long-range couplings (a fraction
+    ``coupled`` of all entries; SciPy CSR with sorted indices, and the same as a PETSc matrix
+    on one process)."""
+    L = sp.diags([-np.ones(n - 1), 2.2 * np.ones(n), -0.8 * np.ones(n - 1)], [-1, 0, 1])
+    A = (sp.kronsum(L, L) + sp.random(n * n, n * n, density=coupled, random_state=seed)).tocsr()
+    A.sort_indices()
+    M = PETSc.Mat().createAIJ(size=A.shape, csr=(A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType),
+                                                 A.data), comm=PETSc.COMM_SELF)
+    M.assemble()
+    return A, M
+
+
+def test_metis_nested_dissection_is_a_fill_reducing_permutation():
+    """``ordering.metis`` returns a permutation, and SciPy's LU without column reordering of the
+    reordered grid operator has far less fill than of the naturally (banded) ordered one."""
+    import scipy.sparse.linalg as spl
+    from bcp_hpc.solvers import ordering
+    if not ordering.available():
+        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
+    A, _ = _grid_operator(n=60, coupled=0.0)
+    perm = ordering.metis(A)
+    assert np.array_equal(np.sort(perm), np.arange(A.shape[0]))
+    G = ordering.symmetric_graph(A)
+    assert (G != G.T).nnz == 0 and G.diagonal().max() == 0
+
+    def fill(M):
+        lu = spl.splu(M.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0)
+        return lu.L.nnz + lu.U.nnz
+    assert fill(A[perm][:, perm]) < 0.4 * fill(A)          # 113k against 432k entries
+    # uncoupled unknowns (identity rows and columns) come first, the rest is dissected as before
+    B = sp.block_diag([sp.identity(7), A]).tocsr()
+    pB = ordering.metis(B)
+    assert np.array_equal(np.sort(pB[:7]), np.arange(7)) and np.array_equal(pB[7:] - 7, perm)
+    assert np.array_equal(ordering.metis(sp.identity(5, format="csr")), np.arange(5))
+
+
+def test_metis_ordered_direct_solver_equals_scipy():
+    """``-<prefix>ordering metis``: MUMPS factors ``A[p][:, p]`` in the given order (INFOG(7) = 1),
+    and forward, transposed, block and refactored solves equal SciPy's on the original matrix."""
+    import scipy.sparse.linalg as spl
+    from bcp_hpc.solvers import ordering
+    if not ordering.available():
+        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
+    A, M = _grid_operator()
+    rng = np.random.default_rng(2)
+    b_np = rng.standard_normal(A.shape[0])
+    PETSc.Options().setValue("metisls_ordering", "metis")
+    try:
+        with LinearSolver(M, "metisls_") as ls, LinearSolver(M, "mumpsls_") as own:
+            assert ls.ordering == "metis" and "ordering=metis" in ls.describe()
+            assert own.ordering == "solver"                   # small: MUMPS' own choice
+            b = M.createVecLeft()
+            b.getArray()[:] = b_np
+            x = ls.solve(b)
+            assert ls._mumps().getMumpsInfog(7) == 1          # "ordering given by the user"
+            assert own._mumps().getMumpsInfog(7) != 1
+            ref = spl.spsolve(A.tocsc(), b_np)
+            assert np.abs(x.getArray() - ref).max() <= 1e-12 * np.abs(ref).max()
+            xt = ls.solve(b, transpose=True)
+            ref_t = spl.spsolve(A.T.tocsc(), b_np)
+            assert np.abs(xt.getArray() - ref_t).max() <= 1e-12 * np.abs(ref_t).max()
+            B = rng.standard_normal((A.shape[0], 3))
+            X = ls.solve_array(B)
+            ref_b = spl.spsolve(A.tocsc(), B)
+            assert np.abs(X - ref_b).max() <= 1e-12 * np.abs(ref_b).max()
+            # new values, same pattern: the reordered copy follows
+            A2 = A.copy()
+            A2.data = A2.data * 1.5 + np.where(np.arange(A2.nnz) % 7 == 0, 0.3, 0.0)
+            M.setValuesCSR(A2.indptr.astype(PETSc.IntType), A2.indices.astype(PETSc.IntType), A2.data)
+            M.assemble()
+            ls.refactor(M)
+            x2 = ls.solve(b)
+            ref2 = spl.spsolve(A2.tocsc(), b_np)
+            assert np.abs(x2.getArray() - ref2).max() <= 1e-12 * np.abs(ref2).max()
+            for v in (b, x, xt, x2):
+                v.destroy()
+    finally:
+        PETSc.Options().delValue("metisls_ordering")
+
+
+def test_auto_ordering_uses_metis_above_the_threshold_and_falls_back_without_it(monkeypatch):
+    from bcp_hpc.errors import ConfigError, SolverError
+    from bcp_hpc.solvers import linear, ordering
+    A, M = _grid_operator(n=20)
+    if ordering.available():
+        monkeypatch.setattr(linear, "METIS_ABOVE_UNKNOWNS", A.shape[0])
+        with LinearSolver(M, "autols_") as ls:
+            assert ls.ordering == "metis"
+        monkeypatch.setattr(linear, "METIS_ABOVE_UNKNOWNS", A.shape[0] + 1)
+        with LinearSolver(M, "autols2_") as ls:
+            assert ls.ordering == "solver"
+    # no METIS library: "auto" keeps MUMPS' ordering, "metis" says what is missing
+    monkeypatch.setattr(linear, "METIS_ABOVE_UNKNOWNS", 0)
+    monkeypatch.setattr(ordering, "_load", lambda: None)
+    with LinearSolver(M, "autols3_") as ls:
+        assert ls.ordering == "solver" and ls._perm is None
+    opts = PETSc.Options()
+    try:
+        opts.setValue("nometis_ordering", "metis")
+        with pytest.raises(SolverError, match="BCP_METIS_LIBRARY"):
+            LinearSolver(M, "nometis_")
+        opts.setValue("krylovmetis_ordering", "metis")
+        with pytest.raises(SolverError, match="needs a direct MUMPS LU"):
+            LinearSolver(M, "krylovmetis_", defaults={"ksp_type": "gmres", "pc_type": "jacobi"})
+        opts.setValue("badord_ordering", "colamd")
+        with pytest.raises(ConfigError, match="-badord_ordering colamd: expected one of auto, metis, solver"):
+            LinearSolver(M, "badord_")
+    finally:
+        for k in ("nometis_ordering", "krylovmetis_ordering", "badord_ordering"):
+            opts.delValue(k)
+
+
+def test_metis_ordered_solver_refuses_a_changed_pattern():
+    from bcp_hpc.errors import SolverError
+    from bcp_hpc.solvers import ordering
+    if not ordering.available():
+        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
+    A, M = _grid_operator(n=20)
+    PETSc.Options().setValue("patls_ordering", "metis")
+    try:
+        with LinearSolver(M, "patls_") as ls:
+            ls.setup()
+            B = (A + sp.eye(A.shape[0], k=5)).tocsr()
+            B.sort_indices()
+            M2 = PETSc.Mat().createAIJ(size=B.shape, csr=(B.indptr.astype(PETSc.IntType),
+                                                          B.indices.astype(PETSc.IntType), B.data),
+                                       comm=PETSc.COMM_SELF)
+            M2.assemble()
+            with pytest.raises(SolverError, match="nonzero pattern changed"):
+                ls.refactor(M2)
+            M2.destroy()
+    finally:
+        PETSc.Options().delValue("patls_ordering")
+
+
 class _FailingKSP:
     """Delegates to a real KSP, but the first ``fail`` setUp calls raise like MUMPS does on INFOG(1) = -9."""
 

@@ -149,19 +149,25 @@ def test_parameters_bounds_units_and_toml_round_trip():
         ParameterSet.from_toml('[a]\nvalue = 1.0\nunits = "1"\ncolour = "red"\n')
 
 
-@pytest.mark.parametrize("pop_to,particles,large", [("DOPs", True, False), ("DIP", True, False),
-                                                     ("DOPs", False, False), ("DOPs", True, True)])
+@pytest.mark.parametrize("pop_to,particles,large", [("DOPs", True, ""), ("DIP", True, ""), ("DOPs", False, ""),
+                                                     ("DOPs", True, "amf"), ("DOPs", True, "metis")])
 def test_structured_solver_equals_direct(small, pop_to, particles, large, monkeypatch):
     """The structured path equals the direct one, with POP eliminated column by column (default)
     or kept in the Schur complement (``-<prefix>eliminate_particles 0``), and with what large
-    Schur complements get (AMF ordering, BLR-compressed factor, right-hand sides in blocks)."""
+    Schur complements get: right-hand sides in blocks, and on several ranks (here: forced) AMF
+    ordering with a BLR-compressed factor, on one process a full-rank METIS-ordered factor."""
     sols = {}
-    prefix = {False: "st0_", True: f"st1{int(particles)}{int(large)}_"}
+    prefix = {False: "st0_", True: f"st1{int(particles)}{large}_"}
     opts = PETSc.Options()
     opts.setValue(prefix[True] + "eliminate_particles", int(particles))
     if large:
         import bcp_hpc.solvers.structured as structured_module
+        from bcp_hpc.solvers import ordering
         monkeypatch.setattr(structured_module, "AMF_ABOVE_UNKNOWNS", 0)     # the small world counts as large
+        if large == "metis" and not ordering.available():
+            pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
+        # the small world's S is below METIS_ABOVE_UNKNOWNS: "auto" would leave it to MUMPS
+        opts.setValue(prefix[True] + "schur_ordering", "metis" if large == "metis" else "solver")
     for structured in (False, True):
         m, sysm = make_system(small, sigma2=0.3, pop_to=pop_to, alpha=0.08)
         with SteadyState(sysm, prefix=prefix[structured], structured=structured) as ss:
@@ -183,7 +189,11 @@ def test_structured_solver_equals_direct(small, pop_to, particles, large, monkey
                     assert ss.solver.E == [3] and ss.solver.K == [0, 1, 2]   # only DOPl eliminated
                 if large:
                     F = ss.solver.schur._mumps()
-                    assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and F.getMumpsIcntl(36) == 1
+                    if large == "amf":
+                        assert F.getMumpsIcntl(7) == 2 and F.getMumpsIcntl(35) == 2 and F.getMumpsIcntl(36) == 1
+                    else:
+                        assert ss.solver.schur.ordering == "metis"
+                        assert F.getMumpsInfog(7) == 1 and F.getMumpsIcntl(35) == 0    # given order, full rank
                     assert ss.solver.rhs_block == 5
                     assert len(ss.solver.sweeps) == 4       # state, 4 first-, 10 second-order (2 blocks)
                     # the adjoint solve through the BLR factor's transpose equals a direct transposed solve
@@ -202,6 +212,8 @@ def test_structured_solver_equals_direct(small, pop_to, particles, large, monkey
     def rel(a, b):
         return np.abs(a - b).max() / np.abs(b).max()
 
+    if large:
+        opts.delValue(prefix[True] + "schur_ordering")
     d, s = sols[False], sols[True]
     assert rel(s[0], d[0]) <= 1e-10
     assert all(rel(a, b) <= 1e-7 for a, b in zip(s[1], d[1]))

@@ -49,7 +49,9 @@ def run(args):
         if blocktri == "0" and not opts.hasName("benchj_mat_mumps_icntl_7"):
             # Debian's MUMPS 5.5 PORD ordering segfaults on the 11-tracer graph at the embedded world's
             # size (as on the P model's Schur complement at OCIM2 size): the baseline orders with AMF
+            # (MUMPS' own ordering also on one process, no METIS from this package)
             opts.setValue("benchj_mat_mumps_icntl_7", "2")
+            opts.setValue("benchj_ordering", "solver")
         system._cache, system._pairs = {}, None     # no evaluations carried over from the other run
         obj = Objective(system, obs, prefix="benchj_")
         obj.steady.u = ref.u.copy()          # the common warm start
@@ -61,6 +63,7 @@ def run(args):
     opts.delValue("benchj_blocktri")
     if args.baseline:
         opts.delValue("benchj_mat_mumps_icntl_7")
+        opts.delValue("benchj_ordering")
     ref.destroy()
     timer.report("bench joint")
     pkg_key = "package: objective + gradient + Hessian"

@@ -10,6 +10,15 @@ The factorization is kept and reused for any number of right-hand sides
 (:meth:`solve`, :meth:`solve_many` which uses ``MatMatSolve`` on the factor).
 Objects are destroyed explicitly: use the solver as a context manager.
 
+Fill-reducing ordering (``-<prefix>ordering auto|metis|solver``): a direct MUMPS
+factorization of a matrix that lives on one process, with at least
+``METIS_ABOVE_UNKNOWNS`` unknowns, is ordered by METIS nested dissection computed by the
+package (:mod:`bcp_hpc.solvers.ordering`; Debian's MUMPS has no METIS of its own): the
+solver factors ``A[p][:, p]`` with MUMPS told to keep that order (``ICNTL(7) = 1``) and maps
+right-hand sides and solutions.  ``solver`` leaves the ordering to MUMPS
+(``-<prefix>mat_mumps_icntl_7``); ``metis`` asks for it at any size and fails clearly where
+it cannot be had (several ranks, no METIS library, not a MUMPS LU).
+
 Stopping rule for iterative paths: ``-<prefix>ksp_rtol`` defaults to 1e-12
 relative to ``||b||``; for a steady-state residual ``F = T c - s`` in s^-1
 units times concentration this is "relative residual per unit time", i.e. the
@@ -18,17 +27,26 @@ remaining tendency is below 1e-12 of the source tendency.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..errors import SolverError
+from ..errors import ConfigError, SolverError
 from ..petsc_env import import_petsc4py
+from . import ordering
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
 DIRECT_DEFAULTS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 ITERATIVE_RTOL = 1e-12
+#: ``-<prefix>ordering auto`` uses METIS for direct MUMPS factors of at least this many unknowns on
+#: one process.  P model's Schur complement at OCIM2 size (400,320 unknowns, 1 rank): METIS 4.6e11
+#: factor flops, 351 M factor entries, 19 s; MUMPS' AMF 1.4e12, 556 M, 43 s (PORD 5.4e11 but
+#: unsafe there, see solvers/structured.py); small matrices keep MUMPS' own choice
+METIS_ABOVE_UNKNOWNS = 20_000
+ORDERINGS = ("auto", "metis", "solver")
 
 
 def set_default_options(prefix: str, defaults: dict):
@@ -37,6 +55,23 @@ def set_default_options(prefix: str, defaults: dict):
     for k, v in defaults.items():
         if not opts.hasName(prefix + k):
             opts.setValue(prefix + k, v)
+
+
+def ordering_choice(prefix: str) -> str:
+    """``-<prefix>ordering``: auto (default), metis or solver."""
+    choice = PETSc.Options().getString(prefix + "ordering", "auto")
+    if choice not in ORDERINGS:
+        raise ConfigError(f"-{prefix}ordering {choice}: expected one of {', '.join(ORDERINGS)}")
+    return choice
+
+
+def metis_ordering_expected(prefix: str, A) -> bool:
+    """Whether a direct MUMPS :class:`LinearSolver` with ``prefix`` will order ``A`` with METIS
+    (for callers that pick other factor settings before creating it)."""
+    choice = ordering_choice(prefix)
+    if choice == "solver" or A.getComm().getSize() > 1 or not ordering.available():
+        return False
+    return choice == "metis" or A.getSize()[0] >= METIS_ABOVE_UNKNOWNS
 
 
 class LinearSolver:
@@ -56,6 +91,66 @@ class LinearSolver:
         self._factored = False
         self.mumps_retries = 0
         self._dense = None            # ((nloc, N, nrhs), B, X): dense matrices of the last block solve
+        self.ordering = "solver"      # what orders the factor: "metis" (this package) or "solver"
+        self._perm = None             # METIS order: new position -> old index
+        self._Ap = None               # A[perm][:, perm] (PETSc, one process)
+        self._pmap = None             # (indptr, indices, data_map): A's CSR values -> _Ap's
+        self._pattern = None          # A's CSR column indices when the order was computed
+        self._pb = self._px = None    # work vectors in METIS order
+        self._choose_ordering()
+
+    # -------------------------------------------------------------- ordering
+    def _choose_ordering(self):
+        choice = ordering_choice(self.prefix)
+        if choice == "solver":
+            return
+        pc = self.ksp.getPC()
+        mumps_lu = self.is_direct and pc.getType() == "lu" and pc.getFactorSolverType() == "mumps"
+        ranks = self.A.getComm().getSize()
+        N = self.A.getSize()[0]
+        if choice == "auto" and (not mumps_lu or ranks > 1 or N < METIS_ABOVE_UNKNOWNS):
+            return
+        if not mumps_lu:
+            raise SolverError(f"-{self.prefix}ordering metis needs a direct MUMPS LU "
+                              f"(-{self.prefix}ksp_type preonly -{self.prefix}pc_type lu "
+                              f"-{self.prefix}pc_factor_mat_solver_type mumps); this solver is {self.describe()}")
+        if ranks > 1:
+            raise SolverError(f"-{self.prefix}ordering metis: PETSc passes an ordering of its caller's to MUMPS only "
+                              f"for a matrix on one process, this one is on {ranks}; there MUMPS orders "
+                              f"(-{self.prefix}mat_mumps_icntl_7, or -{self.prefix}mat_mumps_icntl_28 2 with a "
+                              "MUMPS built with ParMETIS / PT-SCOTCH)")
+        t0 = time.perf_counter()
+        indptr, indices, _ = self.A.getValuesCSR()
+        pattern = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(N, N))
+        perm = ordering.metis(pattern)
+        if perm is None:
+            if choice == "metis":
+                raise SolverError(f"-{self.prefix}ordering metis: no METIS library could be loaded "
+                                  "(set BCP_METIS_LIBRARY to a libmetis.so of METIS 5)")
+            return
+        self._perm = perm
+        self._pattern = np.array(indices, copy=True)
+        self._pmap = _permuted_pattern(indptr, indices, perm)
+        self._Ap = PETSc.Mat().createAIJ((N, N), csr=self._permuted_csr(), comm=self.A.getComm())
+        self._Ap.assemble()
+        self._pb, self._px = self._Ap.createVecs()
+        self.ksp.setOperators(self._Ap)
+        self.ksp.getPC().setFactorOrdering("natural")     # MUMPS gets the identity: A's METIS order
+        self.ordering = "metis"
+        log.info("%s: METIS nested-dissection ordering of %d unknowns (%.2f s)", self.prefix, N,
+                 time.perf_counter() - t0)
+
+    def _permuted_csr(self):
+        """CSR arrays of ``A[perm][:, perm]`` from ``A``'s current values (same pattern as at set-up)."""
+        indptr, indices, data_map = self._pmap
+        _, cols, values = self.A.getValuesCSR()
+        if len(cols) != len(self._pattern) or not np.array_equal(cols, self._pattern):
+            raise SolverError(f"{self.prefix}: the operator's nonzero pattern changed ({len(values)} entries, "
+                              f"the METIS-ordered copy has {len(data_map)}); create a new LinearSolver")
+        return indptr, indices, values[data_map]
+
+    def _operator(self):
+        return self._Ap if self._Ap is not None else self.A
 
     # -------------------------------------------------------------- setup
     @property
@@ -90,7 +185,7 @@ class LinearSolver:
                     PETSc.Options().setValue(self.prefix + "mat_mumps_icntl_14", new)
                     self.ksp.setFromOptions()
                     self.ksp.reset()
-                    self.ksp.setOperators(self.A)
+                    self.ksp.setOperators(self._operator())
                     self.mumps_retries += 1
                     continue
                 raise SolverError(f"factorization/preconditioner setup failed for '{self.prefix}': {exc}") from exc
@@ -99,7 +194,10 @@ class LinearSolver:
         """New values in ``A`` (same nonzero pattern): numeric refactorization only."""
         if A is not None:
             self.A = A
-        self.ksp.setOperators(self.A)
+        if self._Ap is not None:
+            self._Ap.setValuesCSR(*self._permuted_csr())
+            self._Ap.assemble()
+        self.ksp.setOperators(self._operator())
         self._factored = False
         self.setup()
 
@@ -109,7 +207,12 @@ class LinearSolver:
             self.setup()
         if x is None:
             x = self.A.createVecRight()
-        if transpose:
+        if self._perm is not None:
+            # P A P^T (P x) = P b, and (P A P^T)^T = P A^T P^T for the transposed solve
+            self._pb.getArray()[:] = b.getArray(readonly=True)[self._perm]
+            (self.ksp.solveTranspose if transpose else self.ksp.solve)(self._pb, self._px)
+            x.getArray()[self._perm] = self._px.getArray(readonly=True)
+        elif transpose:
             self.ksp.solveTranspose(b, x)
         else:
             self.ksp.solve(b, x)
@@ -148,10 +251,17 @@ class LinearSolver:
         if self.is_direct and nrhs > 1 and not transpose:
             F = self.ksp.getPC().getFactorMatrix()
             Bm, Xm = self._dense_pair(nloc, self.A.getSize()[0], nrhs)
-            Bm.getDenseArray()[:] = B
+            if self._perm is None:
+                Bm.getDenseArray()[:] = B
+            else:
+                Bm.getDenseArray()[:] = B[self._perm]
             Bm.assemble()
             F.matSolve(Bm, Xm)
-            return Xm.getDenseArray(readonly=True)
+            if self._perm is None:
+                return Xm.getDenseArray(readonly=True)
+            X = np.empty_like(B)
+            X[self._perm] = Xm.getDenseArray(readonly=True)
+            return X
         out = np.empty_like(B)
         b = self.A.createVecRight()
         x = self.A.createVecRight()
@@ -197,6 +307,8 @@ class LinearSolver:
         s = f"ksp={self.ksp.getType()} pc={pc.getType()}"
         if pc.getType() in ("lu", "cholesky"):
             s += f" package={pc.getFactorSolverType()}"
+        if self.ordering == "metis":
+            s += " ordering=metis"
         return s
 
     # -------------------------------------------------------------- lifetime
@@ -205,6 +317,10 @@ class LinearSolver:
         if self.ksp is not None:
             self.ksp.destroy()
             self.ksp = None
+        for obj in (self._Ap, self._pb, self._px):
+            if obj is not None:
+                obj.destroy()
+        self._Ap = self._pb = self._px = None
 
     def __enter__(self):
         return self
@@ -212,3 +328,20 @@ class LinearSolver:
     def __exit__(self, *exc):
         self.destroy()
         return False
+
+
+def _permuted_pattern(indptr, indices, perm):
+    """CSR pattern of ``A[perm][:, perm]`` and where each of its entries sits in ``A``'s values.
+
+    Returns ``(indptr, indices, data_map)`` with ``values_p = values[data_map]``; explicit
+    zeros are kept, so the pattern (and MUMPS' analysis) stays valid for later values."""
+    n = len(indptr) - 1
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n, dtype=np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    new_rows = inv[rows]
+    new_cols = inv[np.asarray(indices, dtype=np.int64)]
+    data_map = np.argsort(new_rows * n + new_cols, kind="stable")
+    new_indptr = np.zeros(n + 1, dtype=PETSc.IntType)
+    np.cumsum(np.bincount(new_rows, minlength=n), out=new_indptr[1:])
+    return new_indptr, new_cols[data_map].astype(PETSc.IntType), data_map

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from ..errors import SolverError
 from ..petsc_env import import_petsc4py
-from .linear import LinearSolver, set_default_options
+from .linear import LinearSolver, metis_ordering_expected, set_default_options
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
@@ -321,30 +321,38 @@ class StructuredSolver:
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
             if self._S.getSize()[0] > AMF_ABOVE_UNKNOWNS:
-                # Debian's MUMPS 5.5: PORD (the default ordering) reads out of bounds on this Schur
-                # graph at OCIM2 size (valgrind: invalid reads of uninitialised memory in PORD's
-                # findIndMultisecs, under shrinkDomainDecomposition, on every analysis; none on the
-                # monolithic Jacobian).  Whether that segfaults depends on the process' heap: 5 of 8
-                # one-rank runs, 2 of 3 two-rank `bench pmodel` runs in one session.  A segfault
-                # cannot be caught, so large Schur factors are ordered with AMF on any number of
-                # ranks (2 ranks, OCIM2 size: analysis + factorization 28.7 s instead of 19.7 s);
-                # -<prefix>schur_mat_mumps_icntl_7 4 selects PORD again.
-                # AMF's factor is larger than PORD's: it is stored block-low-rank compressed (BLR,
-                # tolerance 1e-7: an inexact factor, which the outer GMRES absorbs; OCIM2 size,
-                # 2 ranks, largest rank: 3.1 GiB after the factorization instead of 3.2 at 1e-8 and
-                # 4.2 without BLR, same outer iterations and time; 1e-6 costs 1-2 more iterations
-                # per solve); -<prefix>schur_mat_mumps_icntl_35 0 turns it off,
-                # -<prefix>schur_mat_mumps_cntl_7 sets the tolerance.  The UCFS variant (ICNTL(36)=1,
-                # compress before the off-diagonal updates) cuts the effective factor flops from
-                # 5.6e11 to 5.2e11 (full rank: 1.3e12), 2 ranks 17.8 s instead of 21.0 s, same iterations
-                set_default_options(self.prefix + "schur_", {"mat_mumps_icntl_7": "2", "mat_mumps_icntl_35": "2",
-                                                              "mat_mumps_icntl_36": "1",
-                                                              "mat_mumps_cntl_7": BLR_TOLERANCE})
+                # on one process LinearSolver orders S with METIS (solvers/ordering.py), full rank:
+                # OCIM2 mask, 1 rank, numeric factorization 20.8 s against 23.4 s with BLR (METIS'
+                # fronts are too small for the compression to pay) and 26.8 s for AMF + BLR
+                if not metis_ordering_expected(self.prefix + "schur_", self._S):
+                    self._set_large_schur_defaults()
                 self.rhs_block = LARGE_RHS_BLOCK
             self.schur = LinearSolver(self._S, self.prefix + "schur_")
             self.schur.setup()
         else:
             self.schur.refactor(self._S)
+
+    def _set_large_schur_defaults(self):
+        """MUMPS settings for a large Schur complement that MUMPS orders itself (several ranks)."""
+        # Debian's MUMPS 5.5: PORD (the default ordering) reads out of bounds on this Schur
+        # graph at OCIM2 size (valgrind: invalid reads of uninitialised memory in PORD's
+        # findIndMultisecs, under shrinkDomainDecomposition, on every analysis; none on the
+        # monolithic Jacobian).  Whether that segfaults depends on the process' heap: 5 of 8
+        # one-rank runs, 2 of 3 two-rank `bench pmodel` runs in one session.  A segfault
+        # cannot be caught, so large Schur factors are ordered with AMF on any number of
+        # ranks (2 ranks, OCIM2 size: analysis + factorization 28.7 s instead of 19.7 s);
+        # -<prefix>schur_mat_mumps_icntl_7 4 selects PORD again.
+        # AMF's factor is larger than PORD's: it is stored block-low-rank compressed (BLR,
+        # tolerance 1e-7: an inexact factor, which the outer GMRES absorbs; OCIM2 size,
+        # 2 ranks, largest rank: 3.1 GiB after the factorization instead of 3.2 at 1e-8 and
+        # 4.2 without BLR, same outer iterations and time; 1e-6 costs 1-2 more iterations
+        # per solve); -<prefix>schur_mat_mumps_icntl_35 0 turns it off,
+        # -<prefix>schur_mat_mumps_cntl_7 sets the tolerance.  The UCFS variant (ICNTL(36)=1,
+        # compress before the off-diagonal updates) cuts the effective factor flops from
+        # 5.6e11 to 5.2e11 (full rank: 1.3e12), 2 ranks 17.8 s instead of 21.0 s, same iterations
+        set_default_options(self.prefix + "schur_", {"mat_mumps_icntl_7": "2", "mat_mumps_icntl_35": "2",
+                                                      "mat_mumps_icntl_36": "1",
+                                                      "mat_mumps_cntl_7": BLR_TOLERANCE})
 
     def _add_kept_blocks(self, blocks):
         """The kept columns of partly eliminated tracers as extra fields of S.

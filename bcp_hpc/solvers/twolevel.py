@@ -167,7 +167,7 @@ class TwoLevelSolver:
         A.mult(x, r)
         r.aypx(-1.0, b)                       # r = b - A x
         self.P.multTranspose(r, self._rc)
-        self.coarse.ksp.solve(self._rc, self._xc)
+        self.coarse.solve(self._rc, self._xc)
         self.P.multAdd(self._xc, x, x)        # x += P xc
         A.mult(x, r)
         r.aypx(-1.0, b)
