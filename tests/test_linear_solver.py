@@ -51,6 +51,7 @@ def test_metis_nested_dissection_is_a_fill_reducing_permutation():
     """``ordering.metis`` returns a permutation, and SciPy's LU without column reordering of the
     reordered grid operator has far less fill than of the naturally (banded) ordered one."""
     import scipy.sparse.linalg as spl
+
     from bcp_hpc.solvers import ordering
     if not ordering.available():
         pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
@@ -75,6 +76,7 @@ def test_metis_ordered_direct_solver_equals_scipy():
     """``-<prefix>ordering metis``: MUMPS factors ``A[p][:, p]`` in the given order (INFOG(7) = 1),
     and forward, transposed, block and refactored solves equal SciPy's on the original matrix."""
     import scipy.sparse.linalg as spl
+
     from bcp_hpc.solvers import ordering
     if not ordering.available():
         pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
