@@ -188,6 +188,8 @@ class LinearSolver:
                     self.ksp.setFromOptions()
                     self.ksp.reset()
                     self.ksp.setOperators(self._operator())
+                    if self._perm is not None:
+                        self.ksp.getPC().setFactorOrdering("natural")
                     self.mumps_retries += 1
                     continue
                 raise SolverError(f"factorization/preconditioner setup failed for '{self.prefix}': {exc}") from exc
