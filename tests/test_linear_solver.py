@@ -4,9 +4,13 @@ import pytest
 import scipy.sparse as sp
 
 from bcp_hpc.petsc_env import import_petsc4py
+from bcp_hpc.solvers import ordering
 from bcp_hpc.solvers.linear import LinearSolver
 
 PETSc = import_petsc4py()
+
+needs_metis = pytest.mark.skipif(not ordering.available(), reason="no METIS library on this machine "
+                                 "(BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
 
 
 def _matrix(n=400):
@@ -47,14 +51,12 @@ def _grid_operator(n=40, coupled=1e-3, seed=1):
     return A, M
 
 
+@needs_metis
 def test_metis_nested_dissection_is_a_fill_reducing_permutation():
     """``ordering.metis`` returns a permutation, and SciPy's LU without column reordering of the
     reordered grid operator has far less fill than of the naturally (banded) ordered one."""
     import scipy.sparse.linalg as spl
 
-    from bcp_hpc.solvers import ordering
-    if not ordering.available():
-        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
     A, _ = _grid_operator(n=60, coupled=0.0)
     perm = ordering.metis(A)
     assert np.array_equal(np.sort(perm), np.arange(A.shape[0]))
@@ -72,14 +74,12 @@ def test_metis_nested_dissection_is_a_fill_reducing_permutation():
     assert np.array_equal(ordering.metis(sp.identity(5, format="csr")), np.arange(5))
 
 
+@needs_metis
 def test_metis_ordered_direct_solver_equals_scipy():
     """``-<prefix>ordering metis``: MUMPS factors ``A[p][:, p]`` in the given order (INFOG(7) = 1),
     and forward, transposed, block and refactored solves equal SciPy's on the original matrix."""
     import scipy.sparse.linalg as spl
 
-    from bcp_hpc.solvers import ordering
-    if not ordering.available():
-        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
     A, M = _grid_operator()
     rng = np.random.default_rng(2)
     b_np = rng.standard_normal(A.shape[0])
@@ -119,7 +119,7 @@ def test_metis_ordered_direct_solver_equals_scipy():
 
 def test_auto_ordering_uses_metis_above_the_threshold_and_falls_back_without_it(monkeypatch):
     from bcp_hpc.errors import ConfigError, SolverError
-    from bcp_hpc.solvers import linear, ordering
+    from bcp_hpc.solvers import linear
     A, M = _grid_operator(n=20)
     if ordering.available():
         monkeypatch.setattr(linear, "METIS_ABOVE_UNKNOWNS", A.shape[0])
@@ -149,11 +149,9 @@ def test_auto_ordering_uses_metis_above_the_threshold_and_falls_back_without_it(
             opts.delValue(k)
 
 
+@needs_metis
 def test_metis_ordered_solver_refuses_a_changed_pattern():
     from bcp_hpc.errors import SolverError
-    from bcp_hpc.solvers import ordering
-    if not ordering.available():
-        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
     A, M = _grid_operator(n=20)
     PETSc.Options().setValue("patls_ordering", "metis")
     try:
@@ -221,12 +219,10 @@ def test_mumps_workspace_error_is_retried_with_more_workspace_and_reported(caplo
     PETSc.Options().delValue("retry_mat_mumps_icntl_14")
 
 
+@needs_metis
 def test_workspace_retry_keeps_the_metis_order():
     """After a workspace retry (KSP reset) the METIS-ordered copy is still factored in its order."""
     import scipy.sparse.linalg as spl
-    from bcp_hpc.solvers import ordering
-    if not ordering.available():
-        pytest.skip("no METIS library on this machine (BCP_METIS_LIBRARY unset, libmetis.so.5 not found)")
     A, M = _grid_operator(n=20)
     opts = PETSc.Options()
     opts.setValue("retrymetis_ordering", "metis")

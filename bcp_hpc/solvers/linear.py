@@ -106,46 +106,44 @@ class LinearSolver:
             return
         pc = self.ksp.getPC()
         mumps_lu = self.is_direct and pc.getType() == "lu" and pc.getFactorSolverType() == "mumps"
-        ranks = self.A.getComm().getSize()
-        N = self.A.getSize()[0]
-        if choice == "auto" and (not mumps_lu or ranks > 1 or N < METIS_ABOVE_UNKNOWNS):
-            return
-        if not mumps_lu:
+        if choice == "auto":
+            if not (mumps_lu and metis_ordering_expected(self.prefix, self.A)):
+                return
+        elif not mumps_lu:
             raise SolverError(f"-{self.prefix}ordering metis needs a direct MUMPS LU "
                               f"(-{self.prefix}ksp_type preonly -{self.prefix}pc_type lu "
                               f"-{self.prefix}pc_factor_mat_solver_type mumps); this solver is {self.describe()}")
-        if ranks > 1:
+        elif self.A.getComm().getSize() > 1:
             raise SolverError(f"-{self.prefix}ordering metis: PETSc passes an ordering of its caller's to MUMPS only "
-                              f"for a matrix on one process, this one is on {ranks}; there MUMPS orders "
-                              f"(-{self.prefix}mat_mumps_icntl_7, or -{self.prefix}mat_mumps_icntl_28 2 with a "
-                              "MUMPS built with ParMETIS / PT-SCOTCH)")
+                              f"for a matrix on one process, this one is on {self.A.getComm().getSize()}; there "
+                              f"MUMPS orders (-{self.prefix}mat_mumps_icntl_7, or -{self.prefix}mat_mumps_icntl_28 2 "
+                              "with a MUMPS built with ParMETIS / PT-SCOTCH)")
         t0 = time.perf_counter()
-        indptr, indices, _ = self.A.getValuesCSR()
-        pattern = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(N, N))
+        N = self.A.getSize()[0]
+        indptr, indices, values = self.A.getValuesCSR()
+        perm = ordering.metis(sp.csr_matrix((values, indices, indptr), shape=(N, N)))
         t1 = time.perf_counter()
-        perm = ordering.metis(pattern)
-        t2 = time.perf_counter()
-        if perm is None:
+        if perm is None:                  # no library, or METIS failed (logged): MUMPS orders
             if choice == "metis":
                 raise SolverError(f"-{self.prefix}ordering metis: no METIS library could be loaded "
                                   "(set BCP_METIS_LIBRARY to a libmetis.so of METIS 5)")
             return
         self._perm = perm
-        self._pattern = np.array(indices, copy=True)
+        self._pattern = indices
         self._pmap = _permuted_pattern(indptr, indices, perm)
-        self._Ap = PETSc.Mat().createAIJ((N, N), csr=self._permuted_csr(), comm=self.A.getComm())
+        self._Ap = PETSc.Mat().createAIJ((N, N), csr=self._permuted_csr(indices, values), comm=self.A.getComm())
         self._Ap.assemble()
         self._pb, self._px = self._Ap.createVecs()
         self.ksp.setOperators(self._Ap)
         self.ksp.getPC().setFactorOrdering("natural")     # MUMPS gets the identity: A's METIS order
         self.ordering = "metis"
         log.info("%s: METIS nested-dissection ordering of %d unknowns (%.2f s: METIS %.2f s, reordered copy "
-                 "%.2f s)", self.prefix, N, time.perf_counter() - t0, t2 - t1, time.perf_counter() - t2)
+                 "%.2f s)", self.prefix, N, time.perf_counter() - t0, t1 - t0, time.perf_counter() - t1)
 
-    def _permuted_csr(self):
-        """CSR arrays of ``A[perm][:, perm]`` from ``A``'s current values (same pattern as at set-up)."""
+    def _permuted_csr(self, cols, values):
+        """CSR arrays of ``A[perm][:, perm]`` from ``A``'s CSR column indices and values (the pattern
+        must be the one the order was computed for)."""
         indptr, indices, data_map = self._pmap
-        _, cols, values = self.A.getValuesCSR()
         if len(cols) != len(self._pattern) or not np.array_equal(cols, self._pattern):
             raise SolverError(f"{self.prefix}: the operator's nonzero pattern changed ({len(values)} entries, "
                               f"the METIS-ordered copy has {len(data_map)}); create a new LinearSolver")
@@ -199,7 +197,8 @@ class LinearSolver:
         if A is not None:
             self.A = A
         if self._Ap is not None:
-            self._Ap.setValuesCSR(*self._permuted_csr())
+            _, cols, values = self.A.getValuesCSR()
+            self._Ap.setValuesCSR(*self._permuted_csr(cols, values))
             self._Ap.assemble()
         self.ksp.setOperators(self._operator())
         self._factored = False

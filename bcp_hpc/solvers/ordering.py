@@ -126,8 +126,7 @@ def metis(A):
 
     Returns ``perm`` (int64, new position -> old index: ``A[perm][:, perm]`` is the reordered
     matrix) or ``None`` when METIS is not available.  Unknowns coupled to no other (identity
-    rows, e.g. the non-kept boxes of a kept field of the structured solver's Schur complement)
-    cause no fill: they come first and only the rest is dissected."""
+    rows and columns) cause no fill: they come first and only the rest is dissected."""
     found = _load()
     if found is None:
         return None
