@@ -227,21 +227,23 @@ def test_workspace_retry_keeps_the_metis_order():
     opts = PETSc.Options()
     opts.setValue("retrymetis_ordering", "metis")
     ls = LinearSolver(M, "retrymetis_")
-    ls.ksp = _FailingKSP(ls.ksp, fail=1)
-    ls._mumps = lambda: _FakeFactor(20)
-    ls.setup()
-    assert ls.mumps_retries == 1
-    ls.ksp = ls.ksp._ksp
-    del ls._mumps
-    assert ls._mumps().getMumpsInfog(7) == 1
-    b = M.createVecLeft()
-    b.setArray(np.arange(A.shape[0], dtype=float))
-    x = ls.solve(b)
-    ref = spl.spsolve(A.tocsc(), b.getArray())
-    assert np.abs(x.getArray() - ref).max() <= 1e-12 * np.abs(ref).max()
-    ls.destroy()
-    for k in ("retrymetis_ordering", "retrymetis_mat_mumps_icntl_14"):
-        opts.delValue(k)
+    try:
+        ls.ksp = _FailingKSP(ls.ksp, fail=1)
+        ls._mumps = lambda: _FakeFactor(20)
+        ls.setup()
+        assert ls.mumps_retries == 1
+        ls.ksp = ls.ksp._ksp
+        del ls._mumps
+        assert ls._mumps().getMumpsInfog(7) == 1
+        b = M.createVecLeft()
+        b.setArray(np.arange(A.shape[0], dtype=float))
+        x = ls.solve(b)
+        ref = spl.spsolve(A.tocsc(), b.getArray())
+        assert np.abs(x.getArray() - ref).max() <= 1e-12 * np.abs(ref).max()
+    finally:
+        ls.destroy()
+        for k in ("retrymetis_ordering", "retrymetis_mat_mumps_icntl_14"):
+            opts.delValue(k)
 
 
 def test_persistent_workspace_error_gives_up_with_a_clear_error():

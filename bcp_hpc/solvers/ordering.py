@@ -1,10 +1,10 @@
 """Fill-reducing orderings computed by the package: METIS nested dissection.
 
 Debian's MUMPS 5.5 is built without METIS and SCOTCH: its own orderings are AMD-type (AMF,
-QAMD) or PORD.  On the P model's Schur complement at OCIM2 size (400,320 unknowns) METIS'
-nested dissection needs 4.6e11 factor flops against AMF's 1.4e12, and its factor holds 351 M
-entries against 556 M (PORD: 5.4e11 flops, but it reads out of bounds on that graph, see
-``solvers/structured.py``).  PETSc (3.18) hands a user ordering to MUMPS only when the
+QAMD) or PORD.  On the P model's Schur complement at OCIM2 size (400,320 unknowns without
+kept columns) METIS' nested dissection needs 4.6e11 factor flops against AMF's 1.4e12, and its
+factor holds 351 M entries against 556 M (PORD: 5.4e11 flops, but it reads out of bounds on
+that graph, see ``solvers/structured.py``).  PETSc (3.18) hands a user ordering to MUMPS only when the
 matrix is on one process (``ICNTL(18) = 0``), so :class:`~bcp_hpc.solvers.linear.LinearSolver`
 uses this on one rank; on several ranks MUMPS orders (a cluster's MUMPS built with
 ParMETIS / PT-SCOTCH takes ``-<prefix>mat_mumps_icntl_28 2``).

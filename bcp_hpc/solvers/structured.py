@@ -48,7 +48,8 @@ from .linear import LinearSolver, metis_ordering_expected, set_default_options
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
-#: Schur complements larger than this are ordered with AMF instead of PORD (see _build_schur)
+#: Schur complements larger than this get the large-S settings (see _build_schur): METIS-ordered full-rank
+#: factor on one process, AMF + BLR instead of PORD on several, right-hand sides in blocks
 AMF_ABOVE_UNKNOWNS = 200_000
 #: a water column of a transported eliminated tracer stays in S when some box exchanges more than
 #: this fraction of its diagonal with other columns (``-<prefix>keep_ratio``).  OCIM2 mask, synthetic
