@@ -74,7 +74,7 @@ def test_co2_star_derivatives_are_exact():
 @pytest.fixture(scope="module")
 def joint():
     from bcp_hpc.grid.distributed import DistributedGrid
-    from bcp_hpc.models.jointmodel import joint_model
+    from bcp_hpc.cycles.pco.model import joint_model
     from bcp_hpc.models.system import ModelSystem
     from bcp_hpc.operators.world import load_world
     from bcp_hpc.petsc_env import import_petsc4py
@@ -112,7 +112,7 @@ def test_carbon_sources_close_boxwise_and_budgets_close(joint):
     """Organic and inorganic transfers cancel box by box (sigma_C + phi = 1, labile = N_sat - P_C), so the
     carbon sources sum to the air-sea plus virtual fluxes; at steady state their global sum vanishes
     (transport and sinking conserve mass); the P budget closes likewise."""
-    from bcp_hpc.diagnostics.jointmodel import _carbon_budget, joint_diagnostics
+    from bcp_hpc.cycles.pco.diagnostics import carbon_budget, joint_diagnostics
     system, model, X = joint["system"], joint["model"], joint["state"]
     grid = joint["world"].grid
     names = model.tracer_names
@@ -121,7 +121,7 @@ def test_carbon_sources_close_boxwise_and_budgets_close(joint):
     p = {q.name: q.value for q in model.parameters}
     s = model.local_terms(c, p, system.local_fields)
     total = sum(s[t].v for t in ("DIC", "POC", "DOCs", "PIC", "DOCl", "DOCr"))
-    budget = _carbon_budget(model, grid, {t: X[a] for a, t in enumerate(names)})
+    budget = carbon_budget(grid, model.rates(X), X[names.index("DIC")])
     loc = system.loc
     f = system.local_fields
     surf = np.flatnonzero(f["is_surface"] > 0)
@@ -147,7 +147,7 @@ def test_carbon_sources_close_boxwise_and_budgets_close(joint):
 
 def test_doc_export_adjoint_equals_forward(joint):
     """Spec §6.3: the adjoint export (one transposed solve) equals the forward formula; 0 <= xi <= 1."""
-    from bcp_hpc.diagnostics.jointmodel import joint_diagnostics
+    from bcp_hpc.cycles.pco.diagnostics import joint_diagnostics
     d = joint_diagnostics(joint["model"], joint["world"].grid, joint["state"], joint["dgrid"], joint["world"].T)
     for key in ("docs", "docl"):
         assert d[f"{key}_export_adjoint_pg_c_per_yr"] == pytest.approx(d[f"{key}_export_pg_c_per_yr"], rel=1e-8)
@@ -190,7 +190,7 @@ def test_state_sensitivities_against_finite_differences(joint):
 @pytest.fixture(scope="module")
 def joint_objective(joint):
     from bcp_hpc.inversion.objective import Objective, Observation
-    from bcp_hpc.reports.p_experiments import synthetic_observations
+    from bcp_hpc.experiments.twin import synthetic_observations
     X, names, V = joint["state"], joint["model"].tracer_names, joint["world"].grid.box_volume
     obs = []
     for k, nm in enumerate(("DIP", "DIC", "ALK", "O2")):
@@ -246,7 +246,7 @@ def test_bad_joint_configuration_is_a_clear_error(tmp_path):
 
 def test_tracer_graph_components_are_in_dependency_order(joint):
     from bcp_hpc.solvers.blocktri import strongly_connected_components
-    present = joint["system"]._present
+    present = joint["system"].coupling(joint["steady"].u)
     comps = strongly_connected_components(present)
     names = joint["model"].tracer_names
     assert [names[a] for a in comps[0]] == ["DIP", "POP", "DOPs"] and len(comps) == 9
@@ -267,11 +267,12 @@ def test_block_triangular_solves_equal_the_monolithic_lu(joint, transpose):
     from bcp_hpc.solvers.blocktri import BlockTriangularSolver
     from bcp_hpc.solvers.linear import LinearSolver
     system = joint["system"]
-    J = system.jacobian(joint["steady"].u)
+    lin = system.linearise(joint["steady"].u)
+    J = lin.matrix
     rng = np.random.default_rng(2)
     b = J.createVecLeft()
     b.getArray()[:] = rng.standard_normal(b.getLocalSize())
-    bt = BlockTriangularSolver(system, J, "jbt_")
+    bt = BlockTriangularSolver(system, lin, "jbt_")
     lu = LinearSolver(J, "jmono_")
     lu.setup()
     x1 = bt.solve(b, transpose=transpose)
@@ -348,7 +349,8 @@ def test_chunked_second_order_evaluation_equals_one_chunk(joint):
 def test_block_triangular_multi_rhs_equals_single_solves(joint):
     from bcp_hpc.solvers.blocktri import BlockTriangularSolver
     system = joint["system"]
-    J = system.jacobian(joint["steady"].u)
+    lin = system.linearise(joint["steady"].u)
+    J = lin.matrix
     rng = np.random.default_rng(4)
     bs = []
     for _ in range(3):
@@ -356,7 +358,7 @@ def test_block_triangular_multi_rhs_equals_single_solves(joint):
         b.getArray()[:] = rng.standard_normal(b.getLocalSize()) * np.repeat(
             [2.0, 0.01, 0.1, 2000, 1, 1, 0.1, 2000, 0.1, 10, 200], system.nloc)
         bs.append(b)
-    bt = BlockTriangularSolver(system, J, "jbtm_")
+    bt = BlockTriangularSolver(system, lin, "jbtm_")
     many = bt.solve_many(bs)
     for b, x in zip(bs, many):
         y = bt.solve(b)
@@ -374,7 +376,7 @@ def test_multi_component_models_use_the_block_triangular_path(joint, path):
     from bcp_hpc.petsc_env import import_petsc4py
     from bcp_hpc.solvers.blocktri import BlockTriangularSolver
     from bcp_hpc.solvers.steady import SteadyState
-    from bcp_hpc.models.jointmodel import joint_parameters
+    from bcp_hpc.cycles.pco.model import joint_parameters
     joint["model"].parameters.set(**{p.name: p.value for p in joint_parameters()})   # the fixture's state
     opts = import_petsc4py().Options()
     opts.setValue(f"jp{path}_solver", path)

@@ -6,12 +6,12 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
 from bcp_hpc.models import ad2
 from bcp_hpc.models.parameters import Parameter, ParameterSet
-from bcp_hpc.models.pmodel import p_model, p_parameters
+from bcp_hpc.cycles.phosphorus.model import p_model, p_parameters
 from bcp_hpc.models.system import ModelSystem
 from bcp_hpc.operators.circulation import synthetic_circulation
 from bcp_hpc.petsc_env import import_petsc4py
 from bcp_hpc.solvers.steady import SteadyState
-from bcp_hpc.diagnostics.pmodel import p_diagnostics
+from bcp_hpc.cycles.phosphorus.diagnostics import p_diagnostics
 
 PETSc = import_petsc4py()
 
@@ -161,7 +161,7 @@ def test_structured_solver_equals_direct(small, pop_to, particles, large, monkey
     opts = PETSc.Options()
     opts.setValue(prefix[True] + "eliminate_particles", int(particles))
     if large:
-        import bcp_hpc.solvers.structured as structured_module
+        import bcp_hpc.solvers.structured.mumps as structured_module
         from bcp_hpc.solvers import ordering
         monkeypatch.setattr(structured_module, "AMF_ABOVE_UNKNOWNS", 0)     # the small world counts as large
         if large == "metis" and not ordering.available():

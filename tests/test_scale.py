@@ -84,7 +84,7 @@ def test_plan_without_csv_and_bad_csv(tmp_path):
 def test_iterative_path_equals_direct_on_embedded_world(embedded_world):
     """Two-level FGMRES (no fine-grid factors) reaches the direct steady state on the embedded world."""
     from bcp_hpc.grid.distributed import DistributedGrid
-    from bcp_hpc.models.pmodel import p_model
+    from bcp_hpc.cycles.phosphorus.model import p_model
     from bcp_hpc.models.system import ModelSystem
     from bcp_hpc.petsc_env import import_petsc4py
     from bcp_hpc.solvers.steady import SteadyState

@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 
-from bcp_hpc.config import load_config
+from bcp_hpc.cli.pipeline import options_scope
 from bcp_hpc.errors import InputError
-from bcp_hpc.reports.p_experiments import PSetup, run_inversion, synthetic_observations
+from bcp_hpc.experiments.description import RunDescription
+from bcp_hpc.experiments.runner import Setup, run_inversion
+from bcp_hpc.experiments.twin import synthetic_observations
 
 
 def test_likelihood_noise_matches_the_volume_weighted_error_model():
@@ -38,19 +40,18 @@ def test_likelihood_noise_matches_the_volume_weighted_error_model():
 def test_twin_on_the_embedded_world_recovers_the_truth_within_two_sigma(tmp_path, seed):
     """The main job's twin (sigma2 = 0, observations from known parameters + noise) on the
     embedded default world itself: every parameter within 2 posterior sigma, <= 30 iterations."""
-    cfg = load_config(None, {"observations": {"seed": seed}, "output": {"dir": str(tmp_path)}})
-    from bcp_hpc.config import apply_solver_options
-    apply_solver_options(cfg)
-    setup = PSetup(cfg)
-    assert setup.grid.nwet > 40_000                       # the embedded world, not a test grid
-    start = {"alpha": 0.05, "beta": 0.5, "b": 0.9, "kappa_d": 1.0 / (0.5 * 365 * 86400)}
-    setup.model.parameters.set(**start)
-    out = run_inversion(setup, str(tmp_path), f"twin{seed}")
+    run = RunDescription.load(None, {"observations": {"seed": seed}, "output": {"dir": str(tmp_path)}})
+    with options_scope(run):
+        setup = Setup(run)
+        assert setup.grid.nwet > 40_000                       # the embedded world, not a test grid
+        start = {"alpha": 0.05, "beta": 0.5, "b": 0.9, "kappa_d": 1.0 / (0.5 * 365 * 86400)}
+        setup.model.parameters.set(**start)
+        out = run_inversion(setup, str(tmp_path), f"twin{seed}")
     res, post = out["result"], out["posterior"]
     assert res["iterations"] <= 30
-    truth = cfg["truth"]
+    truth = run.truth
     for name, p in post["parameters"].items():
         z = (np.log(p["value"]) - np.log(truth[name])) / p["sigma_x"]
         assert abs(z) <= 2.0, (name, p["value"], truth[name], z)
     assert out["diagnostics"]["r2_dip"] > 0.9
-    setup.system.destroy()
+    setup.destroy()

@@ -1,10 +1,11 @@
 """``bcp-hpc bench invert``: a full 4-parameter twin inversion; iterations, time per iteration, memory."""
 from __future__ import annotations
 
-from ..config import apply_solver_options, load_config
+from ..experiments.description import RunDescription
+from ..experiments.runner import Setup, run_inversion
 from ..log import rprint
 from ..operators.world import default_shared_data_dir
-from ..reports.p_experiments import PSetup, run_inversion
+from ..solvers.options import OptionsScope
 from .common import PETSc, PhaseTimer, write_json
 
 
@@ -18,28 +19,18 @@ def run(args):
             over["observations"] = {"dip": "glodap"}
     if args.solver:
         over["solver"] = {"steady_solver": args.solver}
-    cfg = load_config(None, over)
-    apply_solver_options(cfg)
-    package = _one(cfg, comm, "package")
+    run_ = RunDescription.load(None, over)
+    with OptionsScope("", dict(run_.solver)):
+        package = _one(run_, comm, "package")
     payload = {"benchmark": "invert", "source": package["source"], "ranks": comm.getSize(),
                "solver": package["solver"], "hessian": package["hessian"], "unknowns": package["unknowns"],
                "iterations": package["iterations"], "evaluations": package["evaluations"],
                "seconds": package["seconds"], "seconds_per_iteration": package["seconds_per_iteration"],
                "peak_rss_bytes": package["peak_rss_bytes"], "objective": package["objective"]}
     if args.baseline:
-        opts = PETSc.Options()
-        saved = {k: (opts.getString(k) if opts.hasName(k) else None) for k in ("steady_solver", "inv_tao_bnk_init_type")}
-        opts.setValue("steady_solver", "direct")
-        opts.setValue("inv_tao_bnk_init_type", "interpolation")
-        cfg_base = dict(cfg, inversion=dict(cfg["inversion"], hessian="forward"))
-        try:
-            base = _one(cfg_base, comm, "baseline")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    opts.delValue(k)
-                else:
-                    opts.setValue(k, v)
+        base_run = run_.with_overrides({"inversion": {"hessian": "forward"}})
+        with OptionsScope("", overrides={"steady_solver": "direct", "inv_tao_bnk_init_type": "interpolation"}):
+            base = _one(base_run, comm, "baseline")
         t_pkg, t_base = package["seconds"]["inversion"], base["seconds"]["inversion"]
         payload.update({"baseline": "monolithic MUMPS LU, forward second-order sensitivities, TAO interpolation start",
                         "baseline_seconds": t_base, "baseline_iterations": base["iterations"],
@@ -53,10 +44,10 @@ def run(args):
     return 0
 
 
-def _one(cfg, comm, label):
+def _one(run_, comm, label):
     timer = PhaseTimer()
     with timer.phase("setup (world, model, observations)"):
-        setup = PSetup(cfg, comm)
+        setup = Setup(run_, comm)
     import tempfile
     out = tempfile.mkdtemp() if comm.getRank() == 0 else None
     out = comm.tompi4py().bcast(out)
@@ -65,7 +56,7 @@ def _one(cfg, comm, label):
     its = res["result"]["iterations"]
     evals = res["result"]["evaluations"]
     solver_path = PETSc.Options().getString("steady_solver", "direct")
-    hessian = cfg["inversion"].get("hessian", "adjoint")
+    hessian = run_.inversion.hessian
     timer.report(f"bench invert ({label}): {setup.world.source}, {4 * setup.grid.nwet} unknowns, "
                  f"{comm.getSize()} rank(s), solver {solver_path}, {hessian} Hessian")
     per_it = timer.seconds["inversion"] / max(its, 1)
@@ -74,5 +65,5 @@ def _one(cfg, comm, label):
     out = {"source": setup.world.source, "solver": solver_path, "hessian": hessian, "unknowns": 4 * setup.grid.nwet,
            "iterations": its, "evaluations": evals, "seconds": dict(timer.seconds), "seconds_per_iteration": per_it,
            "peak_rss_bytes": max(timer.peak_rss.values()), "objective": float(res["result"]["objective"])}
-    setup.system.destroy()
+    setup.destroy()
     return out

@@ -14,11 +14,12 @@ import numpy as np
 from ..grid.distributed import DistributedGrid
 from ..inversion.objective import Objective, Observation
 from ..log import rprint
-from ..models.jointmodel import joint_model
+from ..cycles.pco.model import joint_model
+from ..experiments.twin import synthetic_observations
 from ..models.system import ModelSystem
 from ..operators.world import load_world
-from ..reports.p_experiments import synthetic_observations
 from ..solvers.steady import SteadyState
+from ..solvers.options import OptionsScope
 from .common import PETSc, PhaseTimer, write_json
 
 
@@ -41,29 +42,23 @@ def run(args):
     obs = [Observation(nm, synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.5, k)[0])
            for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))]
     x = model.parameters.get_x() - 0.02
-    opts = PETSc.Options()
     results = {}
     runs = [("package", "1")] + ([("baseline", "0")] if args.baseline else [])
     for label, blocktri in runs:
-        opts.setValue("benchj_blocktri", blocktri)
-        if blocktri == "0" and not opts.hasName("benchj_mat_mumps_icntl_7"):
-            # Debian's MUMPS 5.5 PORD ordering segfaults on the 11-tracer graph at the embedded world's
-            # size (as on the P model's Schur complement at OCIM2 size): the baseline orders with AMF
-            # (MUMPS' own ordering also on one process, no METIS from this package)
-            opts.setValue("benchj_mat_mumps_icntl_7", "2")
-            opts.setValue("benchj_ordering", "solver")
+        # Debian's MUMPS 5.5 PORD ordering segfaults on the 11-tracer graph at the embedded world's size (as
+        # on the P model's Schur complement at OCIM2 size): the baseline orders with AMF (MUMPS' own
+        # ordering also on one process, no METIS from this package)
+        scope = OptionsScope("benchj_", defaults={"mat_mumps_icntl_7": "2", "ordering": "solver"} if blocktri == "0"
+                             else None, overrides={"blocktri": blocktri})
         system._cache, system._pairs = {}, None     # no evaluations carried over from the other run
-        obj = Objective(system, obs, prefix="benchj_")
-        obj.steady.u = ref.u.copy()          # the common warm start
-        with timer.phase(f"{label}: objective + gradient + Hessian"):
-            f, g, H = obj.evaluate(x, 2)
-        results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
-                          "solver": obj.steady.solver.describe() if hasattr(obj.steady.solver, "describe") else ""}
-        obj.destroy()
-    opts.delValue("benchj_blocktri")
-    if args.baseline:
-        opts.delValue("benchj_mat_mumps_icntl_7")
-        opts.delValue("benchj_ordering")
+        with scope:
+            obj = Objective(system, obs, prefix="benchj_")
+            obj.steady.u = ref.u.copy()          # the common warm start
+            with timer.phase(f"{label}: objective + gradient + Hessian"):
+                f, g, H = obj.evaluate(x, 2)
+            results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
+                              "solver": obj.steady.solver.describe()}
+            obj.destroy()
     ref.destroy()
     timer.report("bench joint")
     pkg_key = "package: objective + gradient + Hessian"

@@ -17,10 +17,11 @@ import numpy as np
 
 from ..grid.distributed import DistributedGrid
 from ..log import rprint
-from ..models.pmodel import p_model
+from ..cycles.phosphorus.model import p_model
 from ..models.system import ModelSystem
 from ..operators.world import default_shared_data_dir, load_world
-from ..solvers.linear import LinearSolver, set_default_options
+from ..solvers.linear import LinearSolver
+from ..solvers.options import OptionsScope
 from ..solvers.steady import SteadyState
 from .common import PETSc, PhaseTimer, write_json
 
@@ -49,9 +50,9 @@ def run(args):
         u0.set(0.0)
         J = sysm.jacobian(u0)
     structured = not args.monolithic
-    if getattr(args, "solver", None):
-        PETSc.Options().setValue("bench_solver", args.solver)     # any path of bcp_hpc.solvers.choice
-    with SteadyState(sysm, prefix="bench_", structured=structured) as ss:
+    # --solver: any path of bcp_hpc.solvers.choice
+    chosen = OptionsScope("bench_", overrides={"solver": args.solver} if getattr(args, "solver", None) else None)
+    with chosen, SteadyState(sysm, prefix="bench_", structured=structured) as ss:
         rprint(f"package path: {ss.path}" + (" (POP exact + DOPl column-local elimination, Schur factor, block GMRES)"
                                               if ss.path == "structured" else ""))
         with timer.phase("factor + solve (package)"):
@@ -76,8 +77,7 @@ def run(args):
         F0 = sysm.residual(u0)
         F0.scale(-1.0)
         # the baseline keeps MUMPS' own ordering (no METIS from this package): what a port does
-        set_default_options("baseline_", {"ordering": "solver"})
-        with LinearSolver(J, "baseline_") as ls:
+        with OptionsScope("baseline_", {"ordering": "solver"}), LinearSolver(J, "baseline_") as ls:
             x = ls.solve(F0)
             rhs = [_neg(sysm.F_x(x, i)) for i in range(sysm.npar)]
             xs = [ls.solve(b) for b in rhs]

@@ -57,9 +57,10 @@ def measure(rung: str, solver: str, csv_path: str | None):
     """One measurement on the current communicator; appends a CSV row (rank 0)."""
     from ..bench.common import PETSc, peak_rss_bytes
     from ..grid.distributed import DistributedGrid
-    from ..models.pmodel import p_model
+    from ..cycles.phosphorus.model import p_model
     from ..models.system import ModelSystem
     from ..solvers.choice import available_bytes, choose, estimated_path_bytes
+    from ..solvers.options import OptionsScope
     from ..solvers.steady import SteadyState
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
@@ -78,7 +79,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
         return row
     rprint(f"{rung}: {grid.nwet} boxes, {n} unknowns, {comm.getSize()} rank(s), solver {path}")
     prefix = "scal_"
-    PETSc.Options().setValue(prefix + "solver", path)
+    scope = OptionsScope(prefix, overrides={"solver": path}).push()
     mpi.Barrier()
     t0 = time.perf_counter()
     dgrid = DistributedGrid(grid, comm)
@@ -107,7 +108,7 @@ def measure(rung: str, solver: str, csv_path: str | None):
     u0.destroy()
     row.update(assemble_s=t_asm, factor_solve_s=t_fs, total_s=t_asm + t_fs,
                peak_rss_bytes=mpi.allreduce(peak_rss_bytes(), op=MPI.MAX), status="ok")
-    PETSc.Options().delValue(prefix + "solver")
+    scope.pop()
     rprint(f"  assemble {t_asm:.2f} s, factor+solve {t_fs:.2f} s, peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB"
            + (f", factor entries {row['factor_entries']:.3e}, MUMPS {row['mumps_mb_total']} MB" if "factor_entries" in row
               else ""))

@@ -49,6 +49,10 @@ def _pc_available(name: str) -> bool:
 
 
 def run(args):
+    if getattr(args, "options", False):
+        from ..solvers.options import options_table
+        rprint(options_table())
+        return 0
     comm = PETSc.COMM_WORLD
     v = PETSc.Sys.getVersion()
     lines = [f"bcp-hpc {__version__}", f"PETSc {'.'.join(map(str, v))} (PETSC_DIR={__import__('os').environ.get('PETSC_DIR', '?')})"]
@@ -78,6 +82,10 @@ def run(args):
         lines.append("TAO: not available")
     finally:
         tao.destroy()
+    from ..cycles import registry
+    lines.append("cycles: " + "; ".join(f"{c.name} ({c.title}; experiments: "
+                                        f"{', '.join(e.name for e in c.experiments) or 'none'})"
+                                        for c in registry.all_cycles()))
     for ln in lines:
         rprint(ln)
     return 0

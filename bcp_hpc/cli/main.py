@@ -44,11 +44,14 @@ def build_parser():
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("info", help="PETSc/SLEPc/MPI versions, solver packages, ranks")
+    from ..cycles import registry
+    from ..experiments.description import WORLD_SOURCES
+    info = sub.add_parser("info", help="PETSc/SLEPc/MPI versions, solver packages, ranks, cycles")
+    info.add_argument("--options", action="store_true", help="list the package's own PETSc options")
 
     def run_flags(r, default_out):
-        r.add_argument("--config", help="TOML run configuration (see bcp_hpc/config.py)")
-        r.add_argument("--world", help="embedded | ocim2-mask | ocim2 | generated-2deg (overrides the config)")
+        r.add_argument("--config", help="TOML run configuration (docs/configuration.md)")
+        r.add_argument("--world", help=f"{' | '.join(WORLD_SOURCES)} (overrides the config)")
         r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
         r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
         r.add_argument("--inputs", help="forcing/observations: a `data build` file or an OCIM2 data folder")
@@ -60,15 +63,14 @@ def build_parser():
 
     r = sub.add_parser("run", help="the main job: ideal age + twin-experiment sigma2 sweep on a world (default embedded)")
     run_flags(r, "out/run")
-    ex = sub.add_parser("experiment", help="the paper's experiments")
+    ex = sub.add_parser("experiment", help="the experiments of the registered cycles")
     exs = ex.add_subparsers(dest="experiment", required=True)
-    run_flags(exs.add_parser("sigma2-sweep", help="sigma2 = 0..0.5 inversions + sensitivity runs"), "out/sigma2-sweep")
-    run_flags(exs.add_parser("joint-products", help="joint P-C-O inversion per NPP product ([joint] npp_products): "
-                                                   "exports as mean +- std, cross experiment"), "out/joint-products")
-    inv = sub.add_parser("invert", help="one inversion: the P model (sigma2 from the config) or, with --cycle PCO, "
-                                        "the joint P-C-O model (21 parameters)")
+    for name, (cycle, exp) in sorted(registry.experiments().items()):
+        run_flags(exs.add_parser(name, help=f"[{cycle.name}] {exp.help}"), exp.default_out or f"out/{name}")
+    inv = sub.add_parser("invert", help="one inversion of the configured cycle (default P; --cycle PCO: the joint "
+                                        "P-C-O model)")
     run_flags(inv, "out/invert")
-    inv.add_argument("--cycle", choices=["P", "PCO"], help="model to invert (overrides [model] cycle; default P)")
+    inv.add_argument("--cycle", choices=registry.names(), help="cycle to invert (overrides [model] cycle)")
 
     i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")
     i.add_argument("file")
@@ -97,7 +99,9 @@ def build_parser():
     sl = sub.add_parser("slurm", help="SLURM job scripts")
     ssub = sl.add_subparsers(dest="slurm", required=True)
     sr = ssub.add_parser("render", help="render a SLURM script for a run from its config ([slurm] section) and flags")
-    sr.add_argument("kind", help="forward | invert | sigma2-sweep | joint-invert | bench-scaling | bench-pmodel")
+    sr.add_argument("kind", help="a job kind (`bcp-hpc slurm render --list` shows them)", nargs="?")
+    sr.add_argument("--list", action="store_true", help="list the job kinds")
+    sr.add_argument("--cycle", choices=registry.names(), help="cycle of an invert job (overrides [model] cycle)")
     sr.add_argument("--config", help="run configuration (TOML); its [slurm] section gives the defaults")
     sr.add_argument("--world", help="world when no config is given (default embedded)")
     sr.add_argument("--out", help="script file to write (default: print)")
@@ -165,8 +169,7 @@ def build_parser():
 COMMANDS = {
     "info": (".info", "run"),
     "run": (".pipeline", "run"),
-    "experiment sigma2-sweep": (".pipeline", "sweep"),
-    "experiment joint-products": (".pipeline", "joint_products"),
+    "experiment": (".pipeline", "experiment"),
     "invert": (".pipeline", "invert"),
     "inspect": (".files", "inspect"),
     "export": (".files", "export"),
@@ -187,14 +190,22 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, petsc = _split_petsc_args(argv)
     sys.argv = [sys.argv[0]] + petsc  # petsc4py.init reads sys.argv
-    args = build_parser().parse_args(ours)
     from ..log import setup_logging
-    setup_logging(args.log_level)
     log = logging.getLogger("bcp_hpc")
     try:
+        parser = build_parser()
+    except BCPError as exc:          # e.g. a broken cycle plug-in in $BCP_CYCLE_PATH
+        setup_logging("INFO")
+        log.error("%s", exc)
+        return 2
+    args = parser.parse_args(ours)
+    setup_logging(args.log_level)
+    if "-help" in petsc:
+        from ..solvers.options import options_table
+        print(options_table())
+    try:
         key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}",
-               "slurm": lambda: f"slurm {args.slurm}", "experiment": lambda: f"experiment {args.experiment}"}.get(
-            args.command, lambda: args.command)()
+               "slurm": lambda: f"slurm {args.slurm}"}.get(args.command, lambda: args.command)()
         module, func = COMMANDS[key]
         import importlib
         return getattr(importlib.import_module(module, __package__), func)(args)

@@ -1,8 +1,9 @@
 """``bcp-hpc slurm render KIND``: a SLURM batch script for a run, from its config and flags.
 
-Kinds: ``forward`` (``bcp-hpc run``), ``invert`` (one P inversion), ``sigma2-sweep`` (job
-array, one sigma2 per task), ``joint-invert`` (the 21-parameter joint P-C-O inversion,
-``bcp-hpc invert --cycle PCO``), ``bench-scaling`` (the scaling ladder), ``bench-pmodel``.
+Kinds: ``forward`` (``bcp-hpc run``), ``invert`` (one inversion of the configured cycle, or of
+``--cycle``), every experiment a registered cycle declares (``sigma2-sweep`` is a job array, one
+sigma2 per task; ``joint-products``), the cycles' aliases (``joint-invert``: the 21-parameter joint
+inversion), ``bench-scaling`` (the scaling ladder) and ``bench-pmodel``.
 
 Resources come from the config's ``[slurm]`` section, overridden by flags: nodes, ranks per
 node, memory per node, wall time, partition, account, ``module load`` lines, the virtual
@@ -18,11 +19,27 @@ import os
 import shlex
 import stat
 
+from ..cycles import registry
 from ..errors import ConfigError
 from ..io.atomic import atomic_path
 
-KINDS = ("forward", "invert", "sigma2-sweep", "joint-invert", "bench-scaling", "bench-pmodel")
-REQUEUE_KINDS = {"forward", "invert", "sigma2-sweep", "joint-invert"}
+BENCH_KINDS = ("bench-scaling", "bench-pmodel")
+
+
+def kinds() -> dict:
+    """kind -> (what it runs, cycle or None): "run", "invert", "experiment" or "bench"."""
+    out = {"forward": ("run", None), "invert": ("invert", None)}
+    for c in registry.all_cycles():
+        for e in c.experiments:
+            out[e.name] = ("experiment", c)
+        for alias, target in c.slurm_aliases.items():
+            out[alias] = (target, c)
+    for b in BENCH_KINDS:
+        out[b] = ("bench", None)
+    return out
+
+
+KINDS = tuple(kinds())
 
 
 def _header(name, s, array=None):
@@ -39,7 +56,7 @@ def _header(name, s, array=None):
         lines.append(f"#SBATCH --account={s['account']}")
     if array:
         lines.append(f"#SBATCH --array={array}")
-    if name in REQUEUE_KINDS:
+    if name not in BENCH_KINDS:
         lines += ["#SBATCH --requeue", "#SBATCH --signal=B:USR1@120"]
     return lines
 
@@ -59,7 +76,7 @@ def _environment(s, name):
     lines += ["export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1",
               f'LAUNCH="${{LAUNCH:-{s["launcher"]}}}"',
               'JOB="${SLURM_JOB_ID:-local}"']
-    if name in REQUEUE_KINDS:
+    if name not in BENCH_KINDS:
         lines += ["# two minutes before the wall time: requeue; the job resumes from its checkpoints",
                   "on_usr1() { echo \"wall time near: requeueing $JOB\"; "
                   "[ \"$JOB\" != local ] && scontrol requeue \"$JOB\"; exit 0; }",
@@ -67,41 +84,49 @@ def _environment(s, name):
     return lines
 
 
-def render(kind: str, cfg: dict, config_path: str | None, out_dir: str) -> str:
-    if kind not in KINDS:
-        raise ConfigError(f"unknown job kind '{kind}' (known: {', '.join(KINDS)})")
-    s = cfg["slurm"]
-    ranks = int(s["nodes"]) * int(s["ranks_per_node"])
-    if ranks < 1:
-        raise ConfigError("[slurm] nodes x ranks_per_node must be at least 1")
+def render(kind: str, run, config_path: str | None, out_dir: str, cycle: str | None = None) -> str:
+    """The script of job ``kind`` for run description ``run`` (``config_path``: the file it came from,
+    passed to the job; ``out_dir``: the run's output directory inside the job)."""
+    table = kinds()
+    if kind not in table:
+        raise ConfigError(f"unknown job kind '{kind}' (known: {', '.join(table)})")
+    what, owner = table[kind]
+    s = run.slurm
+    ranks = int(s.nodes) * int(s.ranks_per_node)
     conf = f" --config {shlex.quote(os.path.abspath(config_path))}" if config_path else ""
-    world = cfg["world"]["source"]
+    world = run.world.source
     wflag = f" --world {shlex.quote(world)}" if not config_path else ""
     if any(c in out_dir for c in '"`\\'):
         raise ConfigError(f"output directory {out_dir!r} must not contain quotes or backslashes")
     out_q = f'"{out_dir}"'   # double quotes: $JOB / $SLURM_* expand inside the job
     array = None
     body = []
-    if kind == "forward":
-        body.append(f'$LAUNCH bcp-hpc run{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
-    elif kind == "invert":
-        body.append(f'$LAUNCH bcp-hpc invert{conf}{wflag} --out {out_q} --resume -log_view :{out_q}/log_view.txt &')
-    elif kind == "joint-invert":
-        body.append(f'$LAUNCH bcp-hpc invert --cycle PCO{conf}{wflag} --out {out_q} --resume '
-                    f'-log_view :{out_q}/log_view.txt &')
-    elif kind == "sigma2-sweep":
-        values = [float(v) for v in cfg["experiment"]["sigma2_values"]]
-        array = f"0-{len(values) - 1}"
-        body += [f"VALUES=({' '.join(repr(v) for v in values)})",
-                 'S2="${VALUES[${SLURM_ARRAY_TASK_ID:-0}]}"',
-                 f'$LAUNCH bcp-hpc experiment sigma2-sweep{conf}{wflag} --sigma2 "$S2" --no-sensitivity-runs '
-                 f'--out {out_q}/s2_"$S2" --resume &']
+    log_view = f"-log_view :{out_q}/log_view.txt"
+    if what == "run":
+        body.append(f"$LAUNCH bcp-hpc run{conf}{wflag} --out {out_q} --resume {log_view} &")
+    elif what == "invert":
+        name = owner.name if owner is not None else (cycle or None)
+        cflag = f" --cycle {shlex.quote(name)}" if name else ""
+        body.append(f"$LAUNCH bcp-hpc invert{cflag}{conf}{wflag} --out {out_q} --resume {log_view} &")
+    elif what == "experiment":
+        exp = owner.experiment(kind)
+        if exp.slurm_array:
+            section, key, flag, folder = exp.slurm_array
+            values = list(run[section][key])
+            array = f"0-{len(values) - 1}"
+            extra = "".join(f" {f}" for f in exp.slurm_task_flags)
+            body += [f"VALUES=({' '.join(repr(v) for v in values)})",
+                     'V="${VALUES[${SLURM_ARRAY_TASK_ID:-0}]}"',
+                     f'$LAUNCH bcp-hpc experiment {kind}{conf}{wflag} {flag} "$V"{extra} '
+                     f'--out {out_q}/{folder}"$V" --resume &']
+        else:
+            body.append(f"$LAUNCH bcp-hpc experiment {kind}{conf}{wflag} --out {out_q} --resume {log_view} &")
     elif kind == "bench-scaling":
         # the driver runs once and launches one job step per rank count with $BCP_LAUNCH -n k
         body.append(f'BCP_LAUNCH="$LAUNCH" bcp-hpc bench scaling --rungs embedded,ocim2,2deg48 '
                     f'--solver direct,structured,ooc --max-ranks {ranks} --csv {out_q}/scaling.csv '
                     f'--json {out_q}/scaling.json')
-    elif kind == "bench-pmodel":
+    else:
         body += ["n=1", f'while [ "$n" -le {ranks} ]; do',
                  f'  $LAUNCH -n "$n" bcp-hpc bench pmodel --json {out_q}/pmodel_"$n"ranks.json', "  n=$((n * 2))",
                  "done"]
@@ -112,18 +137,25 @@ def render(kind: str, cfg: dict, config_path: str | None, out_dir: str) -> str:
 
 
 def run(args):
-    from ..config import load_config
+    from ..experiments.description import RunDescription
+    if args.list or not args.kind:
+        for k, (what, owner) in kinds().items():
+            print(f"{k:16s} {what}" + (f" ({owner.name} cycle)" if owner is not None else ""))
+        return 0
     over = {"slurm": {}}
     for k in ("nodes", "ranks_per_node", "mem", "time", "partition", "account", "venv", "launcher"):
         v = getattr(args, k)
         if v is not None:
-            over["slurm"][k] = v
+            over["slurm"][k] = os.path.abspath(v) if k == "venv" else v
     if args.module:
         over["slurm"]["modules"] = list(args.module)
     if args.world:
         over["world"] = {"source": args.world}
-    cfg = load_config(args.config, over)
-    text = render(args.kind, cfg, args.config, args.run_out or f"runs/{args.kind}-$JOB")
+    if args.cycle:
+        over["model"] = {"cycle": args.cycle}
+    rd = RunDescription.load(args.config, over)
+    cycle = args.cycle or (rd.model.cycle if args.config else None)
+    text = render(args.kind, rd, args.config, args.run_out or f"runs/{args.kind}-$JOB", cycle=cycle)
     if args.out in (None, "-"):
         print(text, end="")
         return 0
@@ -132,5 +164,5 @@ def run(args):
             fh.write(text)
         os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR)
     from ..log import rprint
-    rprint(f"wrote {args.out} ({args.kind}, {cfg['slurm']['nodes']} node(s) x {cfg['slurm']['ranks_per_node']} ranks)")
+    rprint(f"wrote {args.out} ({args.kind}, {rd.slurm.nodes} node(s) x {rd.slurm.ranks_per_node} ranks)")
     return 0

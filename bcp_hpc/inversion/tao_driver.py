@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from ..petsc_env import import_petsc4py
-from ..solvers.linear import set_default_options
+from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
 from .trust_radius import current_trust_radius
 
@@ -103,10 +103,8 @@ class Inversion:
                                 if self.params[n].transform == "log" else self.params[n].bounds[0] for n in self.names]
             hi.getArray()[:] = [self.params[n].to_x(self.params[n].bounds[1]) if np.isfinite(self.params[n].bounds[1])
                                 else PETSc.INFINITY for n in self.names]
-        # this inversion's defaults, without leaving them in the options database for the next one
-        opts = PETSc.Options()
-        added = [k for k in self.tao_defaults if not opts.hasName(self.prefix + k)]
-        set_default_options(self.prefix, self.tao_defaults)
+        # this inversion's defaults, in the options database only while TAO reads them
+        options = OptionsScope(self.prefix, self.tao_defaults)
         tao = PETSc.TAO().create(comm=comm)
         tao.setOptionsPrefix(self.prefix)
         self.n_evals = 0
@@ -172,15 +170,12 @@ class Inversion:
         tao.setMonitor(monitor)
         if radius0 is not None and radius0 > 0:
             # continue with the radius the interrupted run had reached, not TAO's fresh initial guess
-            opts = PETSc.Options()
-            if not opts.hasName(self.prefix + "tao_bnk_init_type"):
-                opts.setValue(self.prefix + "tao_bnk_init_type", "constant")
+            options.set_default("tao_bnk_init_type", "constant")
             tao.setInitialTrustRegionRadius(radius0)
         else:
             tao.setInitialTrustRegionRadius(INITIAL_TRUST_RADIUS)
-        tao.setFromOptions()
-        for k in added:
-            opts.delValue(self.prefix + k)
+        with options.inserted():
+            tao.setFromOptions()
         try:
             tao.solve()
             reason = tao.getConvergedReason()
@@ -193,5 +188,6 @@ class Inversion:
         f, g, Hf = self._eval(xf)
         self.params.set_x(xf)
         return InversionResult(x=xf, objective=f, gradient=g, hessian=Hf, iterations=start_it + its, reason=int(reason),
+                               reason_name=tao_reason(reason), converged=int(reason) > 0,
                                evaluations=self.n_evals, parameters=self._physical(xf),
                                seconds=time.perf_counter() - t_start)

@@ -7,8 +7,9 @@ A model declares once:
 * its particle operators as ``SinkingSpec``: a base operator built by the operator layer
   for a unit scale and a *scale factor* that depends on parameters (e.g. ``1/b`` for the
   Martin curve, since ``F(b) = F(1)/b`` column by column);
-* its local source-minus-sink terms ``s(c; p, fields)`` as a vectorised function written
-  with :mod:`bcp_hpc.models.ad2` operations;
+* its local source-minus-sink terms as named processes (:mod:`.processes`: a rate and its
+  effects on each tracer, summed), or as one vectorised function ``s(c; p, fields)``, both
+  written with :mod:`bcp_hpc.models.ad2` operations;
 * its parameters (:class:`~bcp_hpc.models.parameters.ParameterSet`).
 
 The steady state solves ``F(u) = Op u - s(u) = 0``.  All derivatives (Jacobian blocks,
@@ -20,7 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from .parameters import ParameterSet
+from .processes import ProcessList
 
 TRANSPORTS = ("T", "sinking", "none")
 
@@ -60,13 +64,45 @@ class Model:
     name: str
     tracers: list
     parameters: ParameterSet
-    local_terms: Callable                    #: (c: dict, p: dict, fields: dict) -> dict tracer -> AD2/array
+    local_terms: Callable | None = None      #: (c: dict, p: dict, fields: dict) -> dict tracer -> AD2/array
     sinking: dict = field(default_factory=dict)
     fields: dict = field(default_factory=dict)   #: natural-order n-vectors the terms use
     description: str = ""
     variant: dict = field(default_factory=dict)  #: switches actually used (documented in outputs)
     #: first guess of the steady state for nonlinear models: tracer -> value (mmol m-3; 0 if absent)
     initial: dict = field(default_factory=dict)
+    #: the sources and sinks as named processes (:class:`~.processes.Process`); when given, the local
+    #: terms are their sum
+    processes: ProcessList | list | None = None
+
+    def __post_init__(self):
+        if self.processes is not None:
+            if not isinstance(self.processes, ProcessList):
+                self.processes = ProcessList(list(self.processes))
+            self.processes.check(self.tracer_names, self.parameters)
+            if self.local_terms is None:
+                procs, names = self.processes, self.tracer_names
+                self.local_terms = lambda c, p, f: procs.local_terms(names, c, p, f)
+        if self.local_terms is None:
+            raise ValueError(f"model {self.name}: declare processes or local_terms")
+
+    def rates(self, state) -> dict:
+        """Rate of every process (natural order, current parameter values) at ``state`` (nt, n)."""
+        if self.processes is None:
+            raise ValueError(f"model {self.name} declares no processes")
+        c = {name: np.asarray(state[a]) for a, name in enumerate(self.tracer_names)}
+        return self.processes.rates(c, self.parameters.values(), self.fields)
+
+    def budget(self, state, volume) -> dict:
+        """Volume integrals (rate units x m3) of each process' effect on each tracer:
+        ``{process: {tracer: integral}}`` (natural-order ``state`` and ``volume``)."""
+        rates = self.rates(state)
+        p = self.parameters.values()
+        out = {}
+        for q in self.processes:
+            out[q.name] = {t: float(np.sum(np.asarray(q.coefficient(t, p, self.fields) * rates[q.name]) * volume))
+                           for t in q.effects}
+        return out
 
     @property
     def tracer_names(self):

@@ -4,7 +4,9 @@ Variables of the local terms are the tracers (one per field) and the *transforme
 optimised parameters ``x`` (``ln p`` for log parameters); everything is evaluated on
 each rank's own boxes only.  Notation (spec §2.5): ``F(u; x) = Op(x) u - s(u; x)``.
 
-* ``jacobian()``: ``F_u`` as a distributed PETSc AIJ matrix (operators + local blocks);
+* ``linearise(u)``: ``F_u`` as a distributed PETSc AIJ matrix with its natural-order block terms
+  and the tracer coupling pattern (:class:`Linearisation`, what the solvers are built from);
+  ``jacobian(u)`` is its matrix;
 * ``F_x(i)``: ``dF/dx_i``; ``F_xx(i, j)``; ``F_ux(i, v)`` = ``(dF_u/dx_i) v``; ``F_uu(v, w)``.
 """
 from __future__ import annotations
@@ -12,11 +14,24 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from dataclasses import dataclass
+
 from ..petsc_env import import_petsc4py
 from .ad2 import AD2
 from .base import Model
 
 PETSc = import_petsc4py()
+
+
+@dataclass
+class Linearisation:
+    """``F_u`` at one state, in the forms the solvers use."""
+
+    matrix: object            #: distributed PETSc AIJ matrix (refilled in place while the pattern holds)
+    terms: dict               #: (a, b) -> list of natural-order terms of block J_ab: SciPy operators, or
+    #: n-vectors holding this rank's boxes of a diagonal (zero elsewhere)
+    coupling: np.ndarray      #: (nt, nt) bool, equation a depends on tracer b (same on every rank)
+    pattern_changed: bool     #: the matrix is new (a factorization must redo its symbolic analysis)
 
 
 class Evaluated:
@@ -44,6 +59,7 @@ class ModelSystem:
                              for k, v in model.fields.items()}
         self.Tp = dgrid.matrix_from_scipy(self.T)
         self._J = None
+        self._pattern = None
 
     # ------------------------------------------------------------ parameters
     @property
@@ -185,39 +201,47 @@ class ModelSystem:
         y1.destroy()
         return self._vec(out)
 
-    def jacobian(self, u) -> "PETSc.Mat":
-        """``F_u`` at ``u``.  The same Mat is refilled on later calls while the block pattern
-        is unchanged (so a factorization can reuse its symbolic analysis); ``self.pattern_changed``
-        tells whether a new Mat had to be created."""
-        s, scales = self.evaluate(u, full="jacobian")
-        n = self.grid.nwet
+    def coupling(self, u) -> np.ndarray:
+        """(nt, nt) bool: equation a depends on tracer b at state ``u`` (diagonal always; the union over
+        ranks, so every rank sees the same pattern)."""
+        s, _ = self.evaluate(u, full="jacobian")
         present = np.zeros((self.nt, self.nt), dtype=bool)
         for a, t in enumerate(self.model.tracers):
             for b in range(self.nt):
                 present[a, b] = a == b or bool(np.any(s[t.name].g[b] != 0))
         from mpi4py import MPI
-        present = self.dgrid.comm.tompi4py().allreduce(present.astype(np.int64), op=MPI.SUM) > 0
-        blocks = {}
+        return self.dgrid.comm.tompi4py().allreduce(present.astype(np.int64), op=MPI.SUM) > 0
+
+    def linearise(self, u) -> Linearisation:
+        """``F_u`` at ``u``.  The same Mat is refilled on later calls while the coupling pattern is
+        unchanged, so a factorization can reuse its symbolic analysis."""
+        s, scales = self.evaluate(u, full="jacobian")
+        n = self.grid.nwet
+        present = self.coupling(u)
+        terms = {}
         for a, t in enumerate(self.model.tracers):
             if t.transport == "T":
-                blocks.setdefault((a, a), []).append(self.T)
+                terms.setdefault((a, a), []).append(self.T)
             elif t.transport == "sinking":
                 full_scale = np.zeros(n)
                 full_scale[self.loc] = scales[t.sinking].v
-                blocks.setdefault((a, a), []).append(sp.diags(full_scale) @ self._sink_base[t.sinking])
+                terms.setdefault((a, a), []).append(sp.diags(full_scale) @ self._sink_base[t.sinking])
             for b in range(self.nt):
                 if present[a, b]:
                     full = np.zeros(n)
                     full[self.loc] = -s[t.name].g[b]
-                    blocks.setdefault((a, b), []).append(full)
-        self.pattern_changed = self._J is None or not np.array_equal(present, self._present)
-        if self.pattern_changed and self._J is not None:
+                    terms.setdefault((a, b), []).append(full)
+        changed = self._J is None or not np.array_equal(present, self._pattern)
+        if changed and self._J is not None:
             self._J.destroy()
             self._J = None
-        self._present = present
-        self.blocks = blocks  # natural-order terms of F_u (used by the structured solver)
-        self._J = self.dgrid.matrix_from_blocks(blocks, self.nt, mat=self._J)
-        return self._J
+        self._pattern = present
+        self._J = self.dgrid.matrix_from_blocks(terms, self.nt, mat=self._J)
+        return Linearisation(self._J, terms, present, changed)
+
+    def jacobian(self, u) -> "PETSc.Mat":
+        """``F_u`` at ``u`` as a distributed PETSc matrix (see :meth:`linearise`)."""
+        return self.linearise(u).matrix
 
     # ------------------------------------------------------------ parameter derivatives
     def _key(self, c_arr, full):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Solver
 from .linear import LinearSolver, PETSc
 
 
@@ -62,13 +63,15 @@ def strongly_connected_components(present: np.ndarray) -> list:
     return comps      # Tarjan emits a component after everything it depends on
 
 
-class BlockTriangularSolver:
-    supports_transpose = True
+class BlockTriangularSolver(Solver):
+    """``lin``: the :class:`~bcp_hpc.models.system.Linearisation` of the state; ``block_defaults``:
+    options of every block's :class:`~.linear.LinearSolver` (under ``<prefix>block_``)."""
 
-    def __init__(self, system, J, prefix: str):
+    def __init__(self, system, lin, prefix: str, block_defaults: dict | None = None):
         self.system = system
         self.prefix = prefix
-        self.comps = strongly_connected_components(system._present)
+        self.comps = strongly_connected_components(lin.coupling)
+        J = lin.matrix
         self.nt = system.nt
         self.nloc = system.nloc
         rstart, _ = J.getOwnershipRange()
@@ -79,7 +82,7 @@ class BlockTriangularSolver:
             self.iss.append(PETSc.IS().createGeneral(idx.astype(PETSc.IntType), comm=comm))
         self.J = J
         self.subs = [J.createSubMatrix(isk, isk) for isk in self.iss]
-        self.solvers = [LinearSolver(A, prefix + "block_") for A in self.subs]
+        self.solvers = [LinearSolver(A, prefix + "block_", extra_defaults=block_defaults) for A in self.subs]
         for s in self.solvers:
             s.setup()
 
@@ -87,8 +90,8 @@ class BlockTriangularSolver:
         names = self.system.model.tracer_names
         return "block-triangular: " + " -> ".join("[" + ", ".join(names[a] for a in c) + "]" for c in self.comps)
 
-    def refactor(self, J):
-        self.J = J
+    def refactor(self, lin):
+        J = self.J = getattr(lin, "matrix", lin)
         for k, isk in enumerate(self.iss):
             self.subs[k] = J.createSubMatrix(isk, isk, submat=self.subs[k])
             self.solvers[k].refactor(self.subs[k])

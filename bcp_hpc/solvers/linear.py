@@ -35,6 +35,8 @@ import scipy.sparse as sp
 from ..errors import ConfigError, SolverError
 from ..petsc_env import import_petsc4py
 from . import ordering
+from .base import Solver
+from .options import OptionsScope, get_option, ksp_reason
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
@@ -49,17 +51,9 @@ METIS_ABOVE_UNKNOWNS = 20_000
 ORDERINGS = ("auto", "metis", "solver")
 
 
-def set_default_options(prefix: str, defaults: dict):
-    """Put defaults in the options database without overriding what the user gave."""
-    opts = PETSc.Options()
-    for k, v in defaults.items():
-        if not opts.hasName(prefix + k):
-            opts.setValue(prefix + k, v)
-
-
 def ordering_choice(prefix: str) -> str:
     """``-<prefix>ordering``: auto (default), metis or solver."""
-    choice = PETSc.Options().getString(prefix + "ordering", "auto")
+    choice = get_option(prefix, "ordering")
     if choice not in ORDERINGS:
         raise ConfigError(f"-{prefix}ordering {choice}: expected one of {', '.join(ORDERINGS)}")
     return choice
@@ -74,20 +68,26 @@ def metis_ordering_expected(prefix: str, A) -> bool:
     return choice == "metis" or A.getSize()[0] >= METIS_ABOVE_UNKNOWNS
 
 
-class LinearSolver:
-    """KSP with options prefix ``prefix`` (must end with ``_``) for operator ``A``."""
+class LinearSolver(Solver):
+    """KSP with options prefix ``prefix`` (must end with ``_``) for operator ``A``.
 
-    def __init__(self, A, prefix: str, comm=None, defaults: dict | None = None):
+    ``defaults`` (default: MUMPS LU) and ``extra_defaults`` are this solver's options: they give
+    way to the user's and are in PETSc's database only while the solver reads them."""
+
+    def __init__(self, A, prefix: str, comm=None, defaults: dict | None = None, extra_defaults: dict | None = None):
         if not prefix or not prefix.endswith("_"):
             raise ValueError("an options prefix ending with '_' is mandatory (e.g. 'steady_')")
         self.prefix = prefix
-        self.A = A
-        set_default_options(prefix, DIRECT_DEFAULTS if defaults is None else defaults)
+        self.A = getattr(A, "matrix", A)
+        A = self.A
+        self.options = OptionsScope(prefix, dict(DIRECT_DEFAULTS if defaults is None else defaults,
+                                                 **(extra_defaults or {})))
         self.ksp = PETSc.KSP().create(comm=comm or A.getComm())
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setOperators(A)
         self.ksp.setTolerances(rtol=ITERATIVE_RTOL, atol=0.0, max_it=2000)
-        self.ksp.setFromOptions()
+        with self.options.inserted():
+            self.ksp.setFromOptions()
         self._factored = False
         self.mumps_retries = 0
         self._dense = None            # ((nloc, N, nrhs), B, X): dense matrices of the last block solve
@@ -167,7 +167,8 @@ class LinearSolver:
         """Factor (direct) or build the preconditioner; retries MUMPS with more workspace on INFOG(1) = -9."""
         for attempt in range(4):
             try:
-                self.ksp.setUp()
+                with self.options.inserted():       # MUMPS reads its ICNTLs at the factorization
+                    self.ksp.setUp()
                 self._factored = True
                 return
             except PETSc.Error as exc:
@@ -182,8 +183,9 @@ class LinearSolver:
                     icntl14 = F.getMumpsIcntl(14)
                     new = max(2 * icntl14, 50)
                     log.warning("MUMPS workspace too small (INFOG(1)=%s): retrying with ICNTL(14)=%d", info, new)
-                    PETSc.Options().setValue(self.prefix + "mat_mumps_icntl_14", new)
-                    self.ksp.setFromOptions()
+                    self.options.set_override("mat_mumps_icntl_14", new)
+                    with self.options.inserted():
+                        self.ksp.setFromOptions()
                     self.ksp.reset()
                     self.ksp.setOperators(self._operator())
                     if self._perm is not None:
@@ -193,9 +195,10 @@ class LinearSolver:
                 raise SolverError(f"factorization/preconditioner setup failed for '{self.prefix}': {exc}") from exc
 
     def refactor(self, A=None):
-        """New values in ``A`` (same nonzero pattern): numeric refactorization only."""
+        """New values in ``A`` (same nonzero pattern; a Mat or a linearisation with ``.matrix``):
+        numeric refactorization only."""
         if A is not None:
-            self.A = A
+            self.A = getattr(A, "matrix", A)
         if self._Ap is not None:
             _, cols, values = self.A.getValuesCSR()
             self._Ap.setValuesCSR(*self._permuted_csr(cols, values))
@@ -221,7 +224,7 @@ class LinearSolver:
             self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
-            raise SolverError(f"linear solve '{self.prefix}' diverged (KSPConvergedReason {reason}, "
+            raise SolverError(f"linear solve '{self.prefix}' diverged ({ksp_reason(reason)}, "
                               f"{self.ksp.getIterationNumber()} iterations)")
         return x
 
@@ -316,6 +319,7 @@ class LinearSolver:
 
     # -------------------------------------------------------------- lifetime
     def destroy(self):
+        self.options.pop()
         self._free_dense()
         if self.ksp is not None:
             self.ksp.destroy()
@@ -325,12 +329,6 @@ class LinearSolver:
                 obj.destroy()
         self._Ap = self._pb = self._px = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.destroy()
-        return False
 
 
 def _permuted_pattern(indptr, indices, perm):

@@ -24,6 +24,7 @@ import time
 
 from ..errors import SolverError
 from .linear import LinearSolver
+from .options import get_option
 from .profiling import ASSEMBLY, FACTOR, SENSITIVITIES, SOLVE, stage
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,9 @@ class SteadyState:
                  step_rtol: float = 1e-11, structured: bool | None = None):
         self.system = system
         from .choice import choose
-        from .linear import PETSc
-        opts = PETSc.Options()
         if structured is None:
-            structured = opts.getBool(prefix + "structured", False)
-        requested = opts.getString(prefix + "solver", "structured" if structured else "direct")
+            structured = get_option(prefix, "structured")
+        requested = get_option(prefix, "solver", "structured" if structured else "direct")
         self.path = choose(system.nt * system.dgrid.grid.nwet, requested)
         from .structured import StructuredSolver
         self.structured = self.path == "structured" and StructuredSolver.applicable(system)
@@ -54,8 +53,8 @@ class SteadyState:
             # its GMRES stops at 1e-11 of ||b||, so the first refinement step is ~1e-10 of ||u||:
             # accept that instead of a third solve (the direct path refines to the same level)
             step_rtol = max(step_rtol, 1e-9)
-        if self.path == "ooc" and not opts.hasName(prefix + "mat_mumps_icntl_22"):
-            opts.setValue(prefix + "mat_mumps_icntl_22", "1")   # MUMPS out of core (factors on disk)
+        # MUMPS out of core (factors on disk) on the ooc path, for the monolithic and the block factors
+        self.factor_defaults = {"mat_mumps_icntl_22": "1"} if self.path == "ooc" else None
         self.prefix = prefix
         self.step_rtol = step_rtol
         self.rtol, self.atol, self.max_newton = rtol, atol, max_newton
@@ -67,48 +66,44 @@ class SteadyState:
     def _factor(self, u):
         t0 = time.perf_counter()
         with stage(ASSEMBLY):
-            J = self.system.jacobian(u)
+            lin = self.system.linearise(u)
         with stage(FACTOR):
-            self._factor_matrix(J)
+            self._factor_matrix(lin)
         self.timings["factor"] = self.timings.get("factor", 0.0) + time.perf_counter() - t0
 
-    def _factor_matrix(self, J):
-        if self.solver is None or self.system.pattern_changed:
-            if self.solver is not None:
-                self.solver.destroy()
-            if self._block_triangular():
-                from .blocktri import BlockTriangularSolver
-                self.solver = BlockTriangularSolver(self.system, J, self.prefix)
-                log.info("steady state '%s': %s", self.prefix, self.solver.describe())
-            elif self.path == "iterative":
-                from .twolevel import TwoLevelSolver
-                self.solver = TwoLevelSolver(self.system, J, self.prefix)
-            elif self.structured:
-                from .structured import StructuredSolver
-                self.solver = StructuredSolver(self.system, J, self.prefix)
-            else:
-                self.solver = LinearSolver(J, self.prefix)
-                self.solver.setup()
+    def _factor_matrix(self, lin):
+        if self.solver is not None and not lin.pattern_changed:
+            self.solver.refactor(lin)
+            return
+        if self.solver is not None:
+            self.solver.destroy()
+        if self._block_triangular(lin):
+            from .blocktri import BlockTriangularSolver
+            self.solver = BlockTriangularSolver(self.system, lin, self.prefix, block_defaults=self.factor_defaults)
+            log.info("steady state '%s': %s", self.prefix, self.solver.describe())
+        elif self.path == "iterative":
+            from .twolevel import TwoLevelSolver
+            self.solver = TwoLevelSolver(self.system, lin, self.prefix)
+        elif self.structured:
+            from .structured import StructuredSolver
+            self.solver = StructuredSolver(self.system, lin, self.prefix)
         else:
-            self.solver.refactor(J)
+            self.solver = LinearSolver(lin.matrix, self.prefix, extra_defaults=self.factor_defaults)
+            self.solver.setup()
 
-    def _block_triangular(self) -> bool:
+    def _block_triangular(self, lin) -> bool:
         """Use :mod:`.blocktri` when the tracer graph has several components, whatever the path
         (``-<prefix>blocktri 0`` turns it off): its blocks are single tracers or small cycles whose
         LUs are far smaller than the coupled system's, and the iterative and structured paths are
         built for the P model's one cycle.  With ``ooc`` the blocks factor out of core."""
         from .blocktri import strongly_connected_components
-        from .linear import PETSc
-        opts = PETSc.Options()
-        if not opts.getBool(self.prefix + "blocktri", True):
+        if not get_option(self.prefix, "blocktri"):
             return False
-        if len(strongly_connected_components(self.system._present)) < 2:
+        if len(strongly_connected_components(lin.coupling)) < 2:
             return False
         if self.path not in ("direct", "structured", "blocktri"):
             log.info("steady state '%s': the tracer graph has several components; the block-triangular "
                      "path replaces '%s'", self.prefix, self.path)
-        if self.path == "ooc" and not opts.hasName(self.prefix + "block_mat_mumps_icntl_22"):
-            opts.setValue(self.prefix + "block_mat_mumps_icntl_22", "1")
         return True
 
     def solve(self, u0=None):
@@ -126,7 +121,7 @@ class SteadyState:
                 self._factor(u)     # a linear model keeps its one factorization (later steps refine)
             t0 = time.perf_counter()
             with stage(SOLVE):
-                if linear and it > 0 and getattr(self.solver, "accepts_rtol", False):
+                if linear and it > 0 and self.solver.accepts_rtol:
                     # iterative refinement of a linear model: the correction is ~1e-10 of u and only
                     # its size decides convergence, so a Krylov path solves it to REFINE_RTOL only
                     du = self.solver.solve(F, rtol=REFINE_RTOL)
@@ -160,7 +155,7 @@ class SteadyState:
             if fk <= self.atol + self.rtol * f0 or step <= self.step_rtol:
                 converged = True
                 break
-            verified = getattr(self.solver, "verified_residual", None)
+            verified = self.solver.verified_residual
             if linear and it == 0 and verified is not None and verified <= VERIFIED_RTOL:
                 # the solver checked ||F + F_u du|| <= 1e-8 ||F|| itself (structured path: the true
                 # residual, at the round-off floor of the near-singular P system); a refinement
@@ -258,16 +253,8 @@ class SteadyState:
 
     def first_order(self):
         """``F_u u_i = -F_i`` for every optimised parameter (one block solve); list of Vecs."""
-        sysm, u = self.system, self.u
         t0 = time.perf_counter()
-        rhs = []
-        for i in range(sysm.npar):
-            r = sysm.F_x(u, i)
-            r.scale(-1.0)
-            rhs.append(r)
-        u1 = self._solve_blocks(rhs)
-        for r in rhs:
-            r.destroy()
+        u1 = self._solve_negated([self.system.F_x(self.u, i) for i in range(self.system.npar)])
         self.timings["sens1"] = time.perf_counter() - t0
         return u1
 
@@ -276,24 +263,25 @@ class SteadyState:
         m = self.system.npar
         t0 = time.perf_counter()
         pairs = [(i, j) for i in range(m) for j in range(i, m)]
-        rhs = []
-        for i, j in pairs:
-            r = self.second_order_rhs(u1, i, j)
-            r.scale(-1.0)
-            rhs.append(r)
-        sols = self._solve_blocks(rhs)
-        for r in rhs:
-            r.destroy()
+        sols = self._solve_negated([self.second_order_rhs(u1, i, j) for i, j in pairs])
         self.timings["sens2"] = time.perf_counter() - t0
         return dict(zip(pairs, sols))
+
+    def _solve_negated(self, rhs):
+        """Solutions of ``F_u x = -r`` for the right-hand sides ``r`` (consumed: negated and destroyed)."""
+        for r in rhs:
+            r.scale(-1.0)
+        try:
+            return self._solve_blocks(rhs)
+        finally:
+            for r in rhs:
+                r.destroy()
 
     def _solve_blocks(self, rhs):
         """``solve_many`` in blocks of at most ``-<prefix>rhs_block`` right-hand sides (0: all at once).
         Smaller blocks need less memory on the Krylov paths (one basis per right-hand side) and cost
         more passes over the factors."""
-        from .linear import PETSc
-        default = getattr(self.solver, "rhs_block", 0)
-        size = PETSc.Options().getInt(self.prefix + "rhs_block", default) or len(rhs)
+        size = get_option(self.prefix, "rhs_block", self.solver.rhs_block) or len(rhs)
         out = []
         for k in range(0, len(rhs), max(size, 1)):
             out.extend(self.solver.solve_many(rhs[k:k + size]))
@@ -302,13 +290,13 @@ class SteadyState:
     @property
     def has_adjoint(self) -> bool:
         """Whether the current factorization/preconditioner can solve with ``F_u^T``."""
-        return self.solver is not None and getattr(self.solver, "supports_transpose", True)
+        return self.solver is not None and self.solver.supports_transpose
 
     def adjoint_solve(self, rhs):
         """``F_u^T mu = rhs`` with the factorization of the current state (one transposed solve)."""
         with stage(SENSITIVITIES):
             t0 = time.perf_counter()
-            mu = self.solver.solve(rhs, transpose=True)
+            mu = self.solver.solve_transpose(rhs)
             self.timings["adjoint"] = time.perf_counter() - t0
             return mu
 

@@ -29,7 +29,9 @@ import numpy as np
 
 from ..errors import SolverError
 from ..petsc_env import import_petsc4py
-from .linear import LinearSolver, set_default_options
+from .base import Solver
+from .linear import LinearSolver
+from .options import OptionsScope, get_option, ksp_reason
 
 PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
@@ -40,14 +42,17 @@ LAYERS_PER_AGGREGATE = 2
 COARSE_MAX_UNKNOWNS = 400_000
 
 
-class TwoLevelSolver:
+class TwoLevelSolver(Solver):
     #: no transposed solve (the adjoint Hessian falls back to forward second-order sensitivities)
     supports_transpose = False
 
-    def __init__(self, system, J, prefix: str, rtol: float = 1e-11, max_it: int = 1000):
+    def __init__(self, system, lin, prefix: str, rtol: float = 1e-11, max_it: int = 1000):
         self.system = system
         self.prefix = prefix
-        self.A = J
+        J = self.A = getattr(lin, "matrix", lin)
+        # the outer GMRES: right-preconditioned (the cycle is a fixed linear operator), short restart:
+        # the Krylov basis is the largest memory item at fine resolution (30 vectors of the full state)
+        self.options = OptionsScope(prefix, {"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": "30"})
         self.comm = J.getComm()
         self.rtol, self.max_it = rtol, max_it
         self.total_iterations = 0
@@ -67,12 +72,11 @@ class TwoLevelSolver:
         nt = sysm.nt
         loc = sysm.dgrid.local_natural
         k = g.box_k[loc]
-        opts = PETSc.Options()
-        nlay = self.layers_per_aggregate = opts.getInt(self.prefix + "coarse_layers", LAYERS_PER_AGGREGATE)
+        nlay = self.layers_per_aggregate = get_option(self.prefix, "coarse_layers", LAYERS_PER_AGGREGATE)
         ncol = COLUMNS_PER_AGGREGATE
         while nt * g.nwet / (ncol * nlay) > COARSE_MAX_UNKNOWNS:
             ncol *= 2
-        ncol = self.columns_per_aggregate = opts.getInt(self.prefix + "coarse_columns", ncol)
+        ncol = self.columns_per_aggregate = get_option(self.prefix, "coarse_columns", ncol)
         col_pos = np.cumsum(k == 0) - 1                       # rank-local column number of each box
         key = (col_pos // ncol) * (g.shape[2] // nlay + 1) + k // nlay
         _, agg = np.unique(key, return_inverse=True)           # local aggregate of each box
@@ -116,7 +120,6 @@ class TwoLevelSolver:
                 defaults.update({f"fieldsplit_{t.name}_pc_type": "bjacobi", f"fieldsplit_{t.name}_sub_pc_type": "ilu"})
             else:
                 defaults.update({f"fieldsplit_{t.name}_pc_type": "hypre"})
-        set_default_options(sp, defaults)
         if self.smoother is None:
             self.smoother = PETSc.PC().create(comm=self.comm)
             self.smoother.setOptionsPrefix(sp)
@@ -124,8 +127,9 @@ class TwoLevelSolver:
             for name, iset in self._field_is():
                 self.smoother.setFieldSplitIS((name, iset))
         self.smoother.setOperators(self.A)
-        self.smoother.setFromOptions()
-        self.smoother.setUp()
+        with OptionsScope(sp, defaults).inserted():       # the splits read theirs at setUp
+            self.smoother.setFromOptions()
+            self.smoother.setUp()
         # Galerkin coarse operator and its LU
         if self.Jc is None:
             self.Jc = self.A.ptap(self.P)
@@ -142,21 +146,19 @@ class TwoLevelSolver:
             self._rc = self.Jc.createVecLeft()
             self._xc = self.Jc.createVecRight()
         if self.ksp is None:
-            # right-preconditioned GMRES (the cycle is a fixed linear operator), short restart: the
-            # Krylov basis is the largest memory item at fine resolution (30 vectors of the full state)
-            set_default_options(self.prefix, {"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": "30"})
             self.ksp = PETSc.KSP().create(comm=self.comm)
             self.ksp.setOptionsPrefix(self.prefix)
             self.ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
             pc = self.ksp.getPC()
             pc.setType("python")
             pc.setPythonContext(_Cycle(self))
-            self.ksp.setFromOptions()
+            with self.options.inserted():
+                self.ksp.setFromOptions()
         self.ksp.setOperators(self.A)
 
-    def refactor(self, J=None):
-        if J is not None:
-            self.A = J
+    def refactor(self, lin=None):
+        if lin is not None:
+            self.A = getattr(lin, "matrix", lin)
         self.setup()
 
     # ------------------------------------------------------------------ cycle
@@ -175,7 +177,9 @@ class TwoLevelSolver:
         x.axpy(1.0, t)
 
     # ------------------------------------------------------------------ solves
-    def solve(self, b, x=None):
+    def solve(self, b, x=None, transpose: bool = False):
+        if transpose:
+            raise SolverError(f"{self.describe()}: no transposed solve")
         if x is None:
             x = self.A.createVecRight()
         x.set(0.0)
@@ -191,14 +195,11 @@ class TwoLevelSolver:
             rel = r.norm() / max(b.norm(), 1e-300)
             r.destroy()
             if rel > 1e-7:
-                raise SolverError(f"two-level GMRES '{self.prefix}' failed (reason {reason}, {its} iterations, "
+                raise SolverError(f"two-level GMRES '{self.prefix}' failed ({ksp_reason(reason)}, {its} iterations, "
                                   f"relative residual {rel:.2e})")
             log.debug("two-level GMRES stopped at round-off (relative residual %.2e)", rel)
         log.debug("two-level GMRES: %d iterations", its)
         return x
-
-    def solve_many(self, B_cols):
-        return [self.solve(b) for b in B_cols]
 
     def iterations(self) -> int:
         return self.ksp.getIterationNumber()

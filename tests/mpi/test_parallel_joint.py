@@ -5,11 +5,11 @@ import pytest
 
 from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.inversion.objective import Objective, Observation
-from bcp_hpc.models.jointmodel import joint_model
+from bcp_hpc.cycles.pco.model import joint_model
 from bcp_hpc.models.system import ModelSystem
 from bcp_hpc.operators.world import load_world
 from bcp_hpc.petsc_env import import_petsc4py
-from bcp_hpc.reports.p_experiments import synthetic_observations
+from bcp_hpc.experiments.twin import synthetic_observations
 
 from .test_parallel_operators import all_ranks
 

@@ -6,7 +6,7 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate
 from bcp_hpc.inversion.objective import Objective, Observation
 from bcp_hpc.inversion.tao_driver import Inversion
-from bcp_hpc.models.pmodel import p_model
+from bcp_hpc.cycles.phosphorus.model import p_model
 from bcp_hpc.models.system import ModelSystem
 from bcp_hpc.operators.circulation import synthetic_circulation
 from bcp_hpc.petsc_env import import_petsc4py
