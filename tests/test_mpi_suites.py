@@ -7,6 +7,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])

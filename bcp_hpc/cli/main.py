@@ -12,7 +12,7 @@ import os
 import sys
 
 # One BLAS thread per MPI rank unless the user says otherwise: threaded BLAS in every rank
-# oversubscribes the cores (seen here: 10x slower small dense inverses).
+# oversubscribes the cores (small dense inverses become ten times slower).
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 

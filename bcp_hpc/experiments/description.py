@@ -187,3 +187,31 @@ def _merge(values: dict, override: dict, source: str, base_dir, sections: dict) 
         else:
             out[name].update(checked)
     return out
+
+
+def configuration_reference() -> str:
+    """``docs/configuration.md``: every section and key of the registered cycles' run configuration
+    (``python -m bcp_hpc.experiments.description > docs/configuration.md``)."""
+    out = ["# Run configuration", "",
+           "A run is described by one TOML file (`--config RUN.toml`); command-line flags override it, PETSc options",
+           "on the command line override `[solver]`.  Every key, its default, its type or allowed values and its",
+           "units, as the package validates them (generated from the declarations; relative paths in a file are",
+           "relative to that file's folder).  `resolved_config.json` in every output folder is the configuration",
+           "a run used.", ""]
+    owners = {}
+    for c in registry.all_cycles():
+        for s in c.sections:
+            owners[s.name] = c.name
+    for name, sec in all_sections().items():
+        title = f"## [{name}]" + (f" (cycle {owners[name]})" if name in owners else "")
+        out += [title, "", "```toml"] + sec.describe() + ["```", ""]
+        if name == "model":
+            for c in registry.all_cycles():
+                keys = ", ".join(f"`{s.name}`" for s in c.model_settings) or "none"
+                out.append(f"* cycle `{c.name}` ({c.title}): {keys}")
+            out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(configuration_reference(), end="")

@@ -44,9 +44,8 @@ log = logging.getLogger(__name__)
 DIRECT_DEFAULTS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 ITERATIVE_RTOL = 1e-12
 #: ``-<prefix>ordering auto`` uses METIS for direct MUMPS factors of at least this many unknowns on
-#: one process.  P model's Schur complement at OCIM2 size (400,320 unknowns without kept columns, 1 rank): METIS 4.6e11
-#: factor flops, 351 M factor entries, 19 s; MUMPS' AMF 1.4e12, 556 M, 43 s (PORD 5.4e11 but
-#: unsafe there, see solvers/structured.py); small matrices keep MUMPS' own choice
+#: one process (a third of AMF's factor flops on the P model's Schur complement at OCIM2 size;
+#: docs/solvers.md); small matrices keep MUMPS' own choice
 METIS_ABOVE_UNKNOWNS = 20_000
 ORDERINGS = ("auto", "metis", "solver")
 

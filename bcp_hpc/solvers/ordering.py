@@ -28,11 +28,9 @@ log = logging.getLogger(__name__)
 _LIBRARY = None          # (ctypes library, numpy integer type of METIS' idx_t) once loaded
 _SEARCHED = False
 #: METIS_OPTION_PFACTOR: vertices of degree above 0.1 * PFACTOR * (average degree) are ordered
-#: last instead of being dissected.  The P model's 4-tracer Jacobian at OCIM2 size has such rows
-#: (particle remineralization couples a box to its whole water column): without it METIS'
-#: order needs 1.4e13 factor flops and 3e9 entries (MUMPS gave up), with 100 1.75e12 flops,
-#: 795 M entries, 55 s on 1 rank against ~90 s with MUMPS' own ordering; the Schur
-#: complement's order is unchanged by it
+#: last instead of being dissected.  Particle remineralisation couples a box to its whole water
+#: column; without this, METIS' order of the P model's Jacobian needs 8 times the factor flops
+#: (docs/solvers.md)
 DENSE_ROW_FACTOR = 100
 _OPTION_PFACTOR = 14
 

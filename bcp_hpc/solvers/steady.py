@@ -159,8 +159,7 @@ class SteadyState:
             if linear and it == 0 and verified is not None and verified <= VERIFIED_RTOL:
                 # the solver checked ||F + F_u du|| <= 1e-8 ||F|| itself (structured path: the true
                 # residual, at the round-off floor of the near-singular P system); a refinement
-                # step could not go below that floor (OCIM2 size: 3 more outer iterations for a
-                # correction of 1e-10 of u)
+                # step could not go below that floor
                 log.debug("newton 1: linear model, solver-verified relative residual %.2e", verified)
                 converged = True
                 break

@@ -114,3 +114,20 @@ def test_a_broken_plugin_is_named(tmp_path):
     r = cli("info", env_path=str(tmp_path / "plugins"))
     assert r.returncode == 2 and "broken" in r.stderr and "half-written cycle" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_readme_example_cycle_runs(tmp_path):
+    """The cycle printed in README.md, as it stands there, with a one-function diagnostics module."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "package"))
+    from test_docs import readme_example
+    folder = tmp_path / "plugins" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(readme_example())
+    (folder / "diagnostics.py").write_text("def run(setup, model, state):\n    return {}\n")
+    out = tmp_path / "out"
+    r = cli("invert", "--cycle", "TOY", "--world", "tiny", "--out", str(out), env_path=str(tmp_path / "plugins"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((out / "result.json").read_text())
+    assert res["converged"] and res["truth"]["mu"] == 2e-7
+    mu = res["parameters"]["mu"]
+    assert abs(np.log(mu["value"]) - np.log(2e-7)) <= 2 * mu["sigma_x"]

@@ -20,7 +20,7 @@ from bcp_hpc.petsc_env import import_petsc4py
 from bcp_hpc.solvers.steady import SteadyState
 
 PETSc = import_petsc4py()
-GOLDEN = json.load(open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "golden_models.json")))
+GOLDEN = json.load(open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "golden_models.json")))
 
 
 def _tight(ss):
@@ -101,7 +101,7 @@ def test_process_sums_equal_the_reference_local_terms(cycle):
     from bcp_hpc.cycles.phosphorus.model import p_model
     from bcp_hpc.cycles.pco.model import joint_model
 
-    from .reference_terms import joint_reference, p_reference
+    from reference_terms import joint_reference, p_reference
     w = load_world("tiny")
     rng = np.random.default_rng(11)
     variants = ([dict(pop_to=pt, uptake=u, sigma2=0.3) for pt in ("DOPs", "DIP") for u in ("w19", "bgc")]

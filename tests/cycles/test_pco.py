@@ -296,6 +296,7 @@ def test_block_triangular_solves_equal_the_monolithic_lu(joint, transpose):
     lu.destroy()
 
 
+@pytest.mark.slow
 def test_joint_products_experiment(tmp_path):
     """`bcp-hpc experiment joint-products` with two NPP products: one inversion each against the same
     observations, totals as mean +- sample std (recomputed here), the cross experiment, results file."""

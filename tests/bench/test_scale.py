@@ -81,6 +81,7 @@ def test_plan_without_csv_and_bad_csv(tmp_path):
     assert r.returncode == 2 and "scaling CSV not found" in r.stderr
 
 
+@pytest.mark.slow
 def test_iterative_path_equals_direct_on_embedded_world(embedded_world):
     """Two-level FGMRES (no fine-grid factors) reaches the direct steady state on the embedded world."""
     from bcp_hpc.grid.distributed import DistributedGrid
@@ -146,6 +147,7 @@ def test_bench_invert_with_baseline_writes_its_figures(tmp_path):
     assert abs(d["speedup_vs_baseline"] - d["baseline_seconds"] / d["seconds"]["inversion"]) < 1e-12
 
 
+@pytest.mark.slow
 def test_bench_pmodel_writes_its_figures(tmp_path):
     """`bench pmodel` (embedded world here): package and monolithic baseline agree to 1e-8, and the
     JSON holds every figure the P-model issue names; the speedup is baseline over package time."""

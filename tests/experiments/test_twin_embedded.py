@@ -36,6 +36,7 @@ def test_likelihood_noise_matches_the_volume_weighted_error_model():
         synthetic_observations(truth, vol, 0.05, 0.0, seed=7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_twin_on_the_embedded_world_recovers_the_truth_within_two_sigma(tmp_path, seed):
     """The main job's twin (sigma2 = 0, observations from known parameters + noise) on the

@@ -3,7 +3,7 @@ import os
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-JOBS = sorted(glob.glob(os.path.join(os.path.dirname(HERE), "jobs", "*.slurm")))
+JOBS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(HERE)), "jobs", "*.slurm")))
 
 
 def test_job_scripts_exist_and_parse():

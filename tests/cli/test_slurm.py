@@ -79,6 +79,7 @@ def test_rendered_script_runs_locally_with_mpirun(tmp_path):
     assert (r2.stdout + r2.stderr).count("already done (resume)") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not available")
 def test_rendered_joint_inversion_runs_locally_and_resumes(tmp_path):
     """The joint-invert kind on the tiny world with `mpirun -n 2` in place of srun: the 21-parameter
