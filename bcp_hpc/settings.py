@@ -30,6 +30,9 @@ class Setting:
     exclusive_minimum: bool = False
     pattern: str = ""               #: regular expression a string must match (e.g. SLURM times)
     pattern_doc: str = ""           #: what the pattern means, for the error message
+    #: part of what a checkpoint belongs to (``--resume`` refuses a run where it differs); False for keys
+    #: that only steer the computation (iteration limits, output places, starting points)
+    defines_problem: bool = True
 
     def __post_init__(self):
         if not self.kind:
@@ -122,6 +125,16 @@ class Section:
     open: bool = False
     value_kind: str = ""            #: open tables: "float" (numbers), "scalar" (number/string/bool), "table"
     defaults: dict = field(default_factory=dict)
+    defines_problem: bool = True    #: see :attr:`Setting.defines_problem`
+
+    def problem_values(self, values: dict) -> dict | None:
+        """The part of this section's ``values`` that defines the problem (None: nothing)."""
+        if not self.defines_problem:
+            return None
+        if self.open:
+            return dict(values)
+        keep = {s.name for s in self.settings if s.defines_problem}
+        return {k: v for k, v in values.items() if k in keep}
 
     def default_values(self) -> dict:
         if self.open:

@@ -41,7 +41,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog="bcp-hpc", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"bcp-hpc {__version__}")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     sub = p.add_subparsers(dest="command", required=True)
 
     from ..cycles import registry
@@ -190,7 +191,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, petsc = _split_petsc_args(argv)
     sys.argv = [sys.argv[0]] + petsc  # petsc4py.init reads sys.argv
-    from ..log import setup_logging
+    from ..log import mpi_rank, setup_logging
+    from .session import Interrupted, install_signal_handlers
+    install_signal_handlers()
     log = logging.getLogger("bcp_hpc")
     try:
         parser = build_parser()
@@ -204,23 +207,56 @@ def main(argv=None):
         from ..solvers.options import options_table
         print(options_table())
     try:
+        from .paths import check_outputs
+        check_outputs(args)
         key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}",
                "slurm": lambda: f"slurm {args.slurm}"}.get(args.command, lambda: args.command)()
         module, func = COMMANDS[key]
         import importlib
-        return getattr(importlib.import_module(module, __package__), func)(args)
-        raise SystemExit(f"unknown command {args.command}")
+        status = getattr(importlib.import_module(module, __package__), func)(args)
+        if mpi_rank() == 0 and petsc:
+            from .session import report_unused_options
+            report_unused_options([a[1:] for a in petsc if a.startswith("-")])
+        return status
+    except Interrupted as exc:
+        # one line, on rank 0; the other ranks end with it (mpirun ends a job whose process exited)
+        if mpi_rank() == 0:
+            out = getattr(args, "out", None)
+            where = f"; the last checkpoint in {out} is kept, continue with --resume" if out else ""
+            print(f"[bcp-hpc] interrupted ({exc}): stopped{where}", file=sys.stderr, flush=True)
+        _exit(exc.status)
     except BCPError as exc:
         log.error("%s", exc)
-        return 2
+        return _end_on_error(2)
     except Exception:  # noqa: BLE001 - on several ranks, one failing rank must not leave others hanging
         import traceback
         traceback.print_exc()
-        from ..petsc_env import import_petsc4py
-        PETSc = import_petsc4py()
-        if PETSc.COMM_WORLD.getSize() > 1:
-            PETSc.COMM_WORLD.tompi4py().Abort(1)
-        return 1
+        return _end_on_error(1)
+
+
+def _size() -> int:
+    import os
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"):
+        if var in os.environ:
+            try:
+                return int(os.environ[var])
+            except ValueError:
+                pass
+    return 1
+
+
+def _exit(status: int):
+    """End this process now (no MPI finalisation that would wait for ranks stuck in a collective)."""
+    import os
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _end_on_error(status: int) -> int:
+    if _size() > 1:
+        _exit(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import os
 from ..cycles import registry
 from ..errors import ConfigError
 from ..experiments.description import RunDescription
-from ..io.atomic import write_text_atomic
+from ..io.atomic import remove_stale_temporaries, write_text_atomic
 from ..log import rprint
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope
@@ -65,19 +65,29 @@ def options_scope(run: RunDescription) -> OptionsScope:
     return OptionsScope("", defaults)
 
 
-def _save_config(run: RunDescription, out: str):
+def _prepare_output(out: str):
+    """The output folder exists; temporary files of writes an earlier, killed run left are removed."""
     if PETSc.COMM_WORLD.getRank() == 0:
         os.makedirs(out, exist_ok=True)
+        remove_stale_temporaries(out)
+    PETSc.COMM_WORLD.tompi4py().Barrier()
+
+
+def _save_config(run: RunDescription, out: str):
+    """``resolved_config.json`` beside the results it made (written with them, so a rejected run leaves the
+    folder as it was)."""
+    if PETSc.COMM_WORLD.getRank() == 0:
         write_text_atomic(os.path.join(out, "resolved_config.json"), run.to_json())
 
 
 def _experiment(run: RunDescription, name: str, args) -> int:
     cycle, exp = registry.experiments()[name]
     out = run.output.dir
-    _save_config(run, out)
+    _prepare_output(out)
     with options_scope(run):
         result = cycle.hook(exp.entry)(run, out, resume=args.resume)
     cycle.hook(exp.report)(result, out, args.json)
+    _save_config(run, out)
     return 0
 
 
@@ -122,8 +132,9 @@ def _invert(rd: RunDescription, args) -> int:
     from ..experiments.invert import invert as run_invert
     from ..reports.inversion import report_inversion
     out = rd.output.dir
-    _save_config(rd, out)
+    _prepare_output(out)
     with options_scope(rd):
         rec = run_invert(rd, out, resume=args.resume)
     report_inversion(rec, out, args.json)
+    _save_config(rd, out)
     return 0

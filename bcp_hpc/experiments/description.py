@@ -65,10 +65,12 @@ def core_sections() -> tuple:
                     choices=("code", "none")),
             Setting("hessian", "adjoint", "second-order term by one transposed solve (adjoint) or one solve per "
                     "parameter pair (forward)", choices=("adjoint", "forward")),
-        ), "the Bayesian inversion"),
+        ), "the Bayesian inversion", defines_problem=False),
         Section("solver", open=True, value_kind="scalar", defaults={"steady_solver": "structured"},
-                doc="PETSc options database entries (without the leading dash); command-line options win"),
-        Section("output", (Setting("dir", "out/run", "output directory", kind="path"),), "where results go"),
+                doc="PETSc options database entries (without the leading dash); command-line options win",
+                defines_problem=False),
+        Section("output", (Setting("dir", "out/run", "output directory", kind="path"),), "where results go",
+                defines_problem=False),
         Section("slurm", (
             Setting("nodes", 1, "nodes", minimum=1),
             Setting("ranks_per_node", 8, "MPI ranks per node", minimum=1),
@@ -79,7 +81,7 @@ def core_sections() -> tuple:
             Setting("modules", [], "`module load` lines", kind="list[str]"),
             Setting("venv", "", "virtual environment to activate in the job", kind="path"),
             Setting("launcher", "srun", "MPI launcher"),
-        ), "`bcp-hpc slurm render KIND --config this.toml`"),
+        ), "`bcp-hpc slurm render KIND --config this.toml`", defines_problem=False),
     )
 
 
@@ -145,6 +147,15 @@ class RunDescription:
 
     def to_dict(self) -> dict:
         return copy.deepcopy(self.values)
+
+    def problem(self) -> dict:
+        """What defines the problem (checkpoints belong to it; ``--resume`` compares it)."""
+        out = {}
+        for name, sec in all_sections().items():
+            part = sec.problem_values(self.values[name])
+            if part is not None:
+                out[name] = part
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.values, indent=2) + "\n"

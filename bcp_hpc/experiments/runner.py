@@ -89,6 +89,10 @@ class Setup:
         ps = self.model.parameters
         return np.array([ps[n].to_x(self.truth[n]) for n in ps.optimized])
 
+    def problem(self) -> dict:
+        """What this set-up's checkpoints belong to: the run description's defining keys and the grid."""
+        return {**self.run.problem(), "grid_wet_boxes": int(self.grid.nwet)}
+
     def destroy(self):
         self.system.destroy()
 
@@ -110,7 +114,7 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
         x0 = setup.cycle.start(setup, x_true)
     inv = Inversion(obj, checkpoint=os.path.join(out_dir, f"checkpoint_{tag}.h5"),
                     log_jsonl=os.path.join(out_dir, f"iterations_{tag}.jsonl"),
-                    tao_defaults=setup.cycle.tao_defaults)
+                    tao_defaults=setup.cycle.tao_defaults, problem=setup.problem())
     try:
         res = inv.run(x0=x0, resume=resume)
         post = posterior(model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
@@ -122,7 +126,7 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
     z = {}
     if x_true is not None:
         for k, name in enumerate(model.parameters.optimized):
-            sig = post["parameters"][name].get("sigma_x")
-            if sig:
-                z[name] = float((res["x"][k] - x_true[k]) / sig)
+            p = post["parameters"][name]
+            if p["sigma"] is not None and p["sigma_x"]:
+                z[name] = float((res["x"][k] - x_true[k]) / p["sigma_x"])
     return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z}

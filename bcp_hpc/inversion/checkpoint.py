@@ -50,6 +50,8 @@ def read_checkpoint(path: str, n_params: int | None = None) -> dict:
                    "state": {k: h["state"][k][()] for k in h["state"]} if "state" in h else {}}
             if "trust_radius" in h.attrs:
                 out["trust_radius"] = float(h.attrs["trust_radius"])
+            if "problem" in h.attrs:
+                out["problem"] = str(h.attrs["problem"])
             if "history_x" in h:
                 out["history"] = [{"objective": float(f), "x": list(x)} for f, x in
                                   zip(h["history_objective"][()], h["history_x"][()])]

@@ -3,7 +3,10 @@
 Covariance of the transformed parameters: ``Sigma = s2 * H^-1`` with, by default, the
 group's estimate ``s2 = 2 f(x*) / N_obs`` (spec §5.6, BGC-2022 ``errorbar.m``);
 ``noise_scale="none"`` uses ``H^-1`` directly (priors/likelihood taken literally).
-For a log parameter the 1-sigma interval is ``[exp(x - s), exp(x + s)]`` (asymmetric).
+For a log parameter the 1-sigma interval is ``[exp(x - s), exp(x + s)]`` (asymmetric).  A
+parameter whose transformed standard deviation exceeds :data:`UNCONSTRAINED_SIGMA_X` (a factor
+e^5 = 148 either way for a log parameter) is *unconstrained* by the data: its interval and sigma
+are None (``null`` in JSON), and the reports say "unconstrained" instead of a meaningless figure.
 
 The Hessian scaled to unit diagonal is eigen-decomposed with SLEPc: the eigenvector of the
 largest eigenvalue is the best-constrained parameter combination, that of the smallest
@@ -14,6 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..petsc_env import import_petsc4py, import_slepc4py
+
+#: transformed standard deviation above which a parameter is reported as unconstrained
+UNCONSTRAINED_SIGMA_X = 5.0
 
 
 def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
@@ -29,16 +35,19 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     for k, n in enumerate(names):
         p = params[n]
         v = p.from_x(x[k])
-        # a direction the data do not constrain can give sigma_x of hundreds: keep exp() finite
-        span = min(float(sd[k]), 700.0) if np.isfinite(sd[k]) else 700.0
-        lo, hi = p.from_x(x[k] - span), p.from_x(x[k] + span)
         lo_b, hi_b = p.bounds
         at_bound = bool(np.isclose(v, lo_b, rtol=1e-6, atol=0.0)
                         or (np.isfinite(hi_b) and np.isclose(v, hi_b, rtol=1e-6, atol=0.0)))
-        out["parameters"][n] = {"value": v, "sigma": (hi - lo) / 2.0, "lower_1sigma": lo, "upper_1sigma": hi,
-                                "sigma_x": float(sd[k]), "transform": p.transform, "units": p.units,
-                                "at_bound": at_bound,
-                                "poorly_constrained": bool(not np.isfinite(sd[k]) or sd[k] > 5.0)}
+        unconstrained = bool(not np.isfinite(sd[k]) or sd[k] > UNCONSTRAINED_SIGMA_X)
+        if unconstrained:
+            lo = hi = sigma = None
+        else:
+            lo, hi = p.from_x(x[k] - sd[k]), p.from_x(x[k] + sd[k])
+            sigma = (hi - lo) / 2.0
+        out["parameters"][n] = {"value": v, "sigma": sigma, "lower_1sigma": lo, "upper_1sigma": hi,
+                                "sigma_x": float(sd[k]) if np.isfinite(sd[k]) else None,
+                                "transform": p.transform, "units": p.units, "at_bound": at_bound,
+                                "poorly_constrained": unconstrained}
     out["eigen"] = hessian_eigen(H, names)
     return out
 

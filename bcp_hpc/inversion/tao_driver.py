@@ -10,6 +10,11 @@ The parameter vector (a few entries) lives on rank 0; every rank evaluates the o
 collectively and receives ``x`` by broadcast, so iterates are identical on any number of
 ranks.  Each accepted iterate is logged on rank 0 (iteration, objective, gradient norm,
 parameters in physical units), appended as a JSON line, and checkpointed atomically.
+
+A checkpoint records the *problem* it belongs to (the parts of the run description that define
+the objective: world, model, parameters, observations); ``resume`` refuses a checkpoint of another
+problem and names the keys that differ.  A fresh (not resumed) run starts a fresh iteration log; a
+resumed one keeps the log's records up to the checkpoint's iteration.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import time
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
@@ -45,13 +51,14 @@ class InversionResult(dict):
 
 class Inversion:
     def __init__(self, objective, prefix: str = "inv_", checkpoint: str | None = None, log_jsonl: str | None = None,
-                 stop_after: int | None = None, tao_defaults: dict | None = None):
+                 stop_after: int | None = None, tao_defaults: dict | None = None, problem: dict | None = None):
         self.obj = objective
         self.tao_defaults = dict(TAO_DEFAULTS, **(tao_defaults or {}))   # under the user's options
         self.prefix = prefix
         self.checkpoint = checkpoint
         self.log_jsonl = log_jsonl
         self.stop_after = stop_after        # testing aid: stop (as if killed) after k accepted iterates
+        self.problem = problem              # what the checkpoint belongs to (JSON-able), checked on resume
         self.comm = objective.comm
         self.params = objective.system.model.parameters
         self.names = self.params.optimized
@@ -73,13 +80,44 @@ class Inversion:
             return last[1], last[2], last[3]
         return self.obj.evaluate(x, order=order)
 
+    def _check_problem(self, ck):
+        """Refuse to resume from a checkpoint of another problem (naming the keys that differ)."""
+        if self.problem is None:
+            return
+        stored = ck.get("problem")
+        if stored is None:
+            raise ConfigError(f"checkpoint {self.checkpoint} does not say which problem it belongs to (written by "
+                              "another version): run without --resume, or into another --out folder")
+        diff = differing_keys(json.loads(stored), json.loads(json.dumps(self.problem, sort_keys=True)))
+        if diff:
+            raise ConfigError(f"--resume: checkpoint {self.checkpoint} belongs to another problem; these differ "
+                              f"from the run it was made for: {', '.join(diff)} (run without --resume, or into "
+                              "another --out folder)")
+
+    def _start_log(self, keep_until):
+        """A fresh iteration log, or (resume) the log's records up to iteration ``keep_until``."""
+        kept = []
+        if keep_until is not None and os.path.exists(self.log_jsonl):
+            with open(self.log_jsonl) as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        break                    # a line cut by an interrupt: nothing after it counts
+                    if rec.get("iteration", 0) <= keep_until:
+                        kept.append(line if line.endswith("\n") else line + "\n")
+        with open(self.log_jsonl, "w") as fh:
+            fh.writelines(kept)
+
     # ------------------------------------------------------------------ run
     def run(self, x0=None, resume: bool = False):
         m = len(self.names)
         start_it = 0
         radius0 = None
-        if resume and self.checkpoint and os.path.exists(self.checkpoint):
+        resumed = resume and self.checkpoint and os.path.exists(self.checkpoint)
+        if resumed:
             ck = read_checkpoint(self.checkpoint, m)
+            self._check_problem(ck)
             x0 = ck["x"]
             start_it = ck["iteration"]
             self.history = ck.get("history", [])
@@ -89,6 +127,8 @@ class Inversion:
             x0 = self.params.get_x()
         x0 = np.asarray(x0, float)
         rank0 = self.comm.rank == 0
+        if rank0 and self.log_jsonl:
+            self._start_log(start_it if resumed else None)
         comm = self.obj.system.dgrid.comm
         x = PETSc.Vec().createMPI((m if rank0 else 0, m), comm=comm)
         if rank0:
@@ -156,9 +196,11 @@ class Inversion:
                 last = self.obj.last
                 state_nat = self.obj.state_to_natural()
                 if rank0 and last is not None and np.array_equal(last[0], xx):
+                    meta = {} if radius is None else {"trust_radius": radius}
+                    if self.problem is not None:
+                        meta["problem"] = json.dumps(self.problem, sort_keys=True)
                     write_checkpoint(self.checkpoint, it, xx, phys, f, last[2], last[3], state_nat,
-                                     self.obj.system.model.tracer_names, self.history,
-                                     meta={} if radius is None else {"trust_radius": radius})
+                                     self.obj.system.model.tracer_names, self.history, meta=meta)
             state["k"] = it
             if self.stop_after is not None and it >= self.stop_after:
                 tao_.setConvergedReason(PETSc.TAO.Reason.CONVERGED_USER)
@@ -174,8 +216,16 @@ class Inversion:
             tao.setInitialTrustRegionRadius(radius0)
         else:
             tao.setInitialTrustRegionRadius(INITIAL_TRUST_RADIUS)
-        with options.inserted():
-            tao.setFromOptions()
+        try:
+            with options.inserted():
+                tao.setFromOptions()
+        except PETSc.Error as exc:
+            tao.destroy()
+            for o in (x, grad, H, lo, hi):
+                o.destroy()
+            raise ConfigError(f"the TAO options under -{self.prefix} are not valid (-{self.prefix}tao_type "
+                              f"{PETSc.Options().getString(self.prefix + 'tao_type', self.tao_defaults['tao_type'])}"
+                              f"?): {str(exc).splitlines()[0]}") from None
         try:
             tao.solve()
             reason = tao.getConvergedReason()
@@ -191,3 +241,17 @@ class Inversion:
                                reason_name=tao_reason(reason), converged=int(reason) > 0,
                                evaluations=self.n_evals, parameters=self._physical(xf),
                                seconds=time.perf_counter() - t_start)
+
+
+def differing_keys(a, b, prefix: str = "") -> list:
+    """Dotted keys where two nested dicts differ (missing on one side counts)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        key = f"{prefix}{k}"
+        if k not in a or k not in b:
+            out.append(key)
+        elif isinstance(a[k], dict) and isinstance(b[k], dict):
+            out += differing_keys(a[k], b[k], key + ".")
+        elif a[k] != b[k]:
+            out.append(f"{key} ({a[k]!r} -> {b[k]!r})")
+    return out

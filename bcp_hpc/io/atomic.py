@@ -18,6 +18,7 @@ def atomic_path(path: str, suffix: str = ""):
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".tmp", dir=d)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())      # mkstemp makes 0600; results are for colleagues too
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -27,6 +28,26 @@ def atomic_path(path: str, suffix: str = ""):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Remove the temporary files that :func:`atomic_path` leaves when its process is killed
+    (``.<name>.<random>[.<suffix>].tmp``); returns their names."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        if name.startswith(".") and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
+                removed.append(name)
+    return removed
 
 
 def write_text_atomic(path: str, text: str):

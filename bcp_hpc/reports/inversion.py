@@ -37,12 +37,14 @@ def summary_lines(payload: dict, cycle) -> list:
     truth = payload.get("truth", {})
     z = payload.get("z_from_truth", {})
     for n, v in payload["parameters"].items():
-        flags = ("  (at a bound)" if v.get("at_bound") else "") + \
-            ("  (not constrained by the data)" if v.get("poorly_constrained") else "")
-        line = (f"  {n:8s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  "
-                f"[{v['lower_1sigma']:.4g}, {v['upper_1sigma']:.4g}]")
+        flags = "  (at a bound)" if v.get("at_bound") else ""
+        if v["sigma"] is None:
+            line = f"  {n:8s} {v['value']:.5g} {v['units']}  unconstrained by the data"
+        else:
+            line = (f"  {n:8s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  "
+                    f"[{v['lower_1sigma']:.4g}, {v['upper_1sigma']:.4g}]")
         if n in truth:
-            line += f"  truth {truth[n]:.5g}" + (f" ({z[n]:+.2f} sigma)" if n in z else "")
+            line += f"  truth {truth[n]:.5g}" + (f" ({z[n]:+.2f} sigma)" if z.get(n) is not None else "")
         lines.append(line + flags)
     lines.append(f"  best-constrained combination: {payload['eigen']['best_constrained']}")
     lines.append(f"  worst-constrained combination: {payload['eigen']['worst_constrained']}")

@@ -69,10 +69,12 @@ def test_phosphorus_cycle_reproduces_the_earlier_model(case, world, sigma2, pop_
     _compare(GOLDEN[case], m, w, [("DIP", 3)])
 
 
-@pytest.mark.parametrize("case, labile", [("PCO_tiny_labile", True), ("PCO_tiny_nolabile", False)])
-def test_joint_cycle_reproduces_the_earlier_model(case, labile):
+@pytest.mark.parametrize("case, world, labile", [
+    ("PCO_tiny_labile", "tiny", True), ("PCO_tiny_nolabile", "tiny", False),
+    pytest.param("PCO_embedded_labile", "embedded", True, marks=pytest.mark.slow)])
+def test_joint_cycle_reproduces_the_earlier_model(case, world, labile):
     from bcp_hpc.cycles.pco.model import joint_model
-    w = load_world("tiny")
+    w = load_world(world)
     m = joint_model(w, w.npp("vgpm"), 2.1, labile=labile)
     _compare(GOLDEN[case], m, w, [(nm, 5 + k) for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))])
 

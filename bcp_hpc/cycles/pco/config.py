@@ -14,9 +14,9 @@ SECTIONS = (
         Setting("noise_fraction", 0.02, "twin-data noise std / the tracer's volume-weighted spatial std",
                 minimum=0.0),
         Setting("start_perturbation", 0.1, "std of the start's offset from the truth in transformed parameters",
-                minimum=0.0),
+                minimum=0.0, defines_problem=False),
         Setting("truth", {}, "parameters of the twin truth (physical units)", kind="table"),
         Setting("npp_products", ["vgpm", "cbpm", "cafe"], "`bcp-hpc experiment joint-products`: one inversion each",
-                kind="list[str]"),
+                kind="list[str]", defines_problem=False),
     ), "the joint inversion ([model] cycle = \"PCO\")"),
 )

@@ -16,5 +16,5 @@ SECTIONS = (
         Setting("sigma2_values", [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "the sigma2 sweep", kind="list[float]",
                 minimum=0.0, maximum=0.8),
         Setting("sensitivity_runs", True, "also the kappa_l = 1/24 h and kappa_p = 1/60 d runs at sigma2 = 0.5"),
-    ), "the P sigma2 sweep (spec §2.6)"),
+    ), "the P sigma2 sweep (spec §2.6)", defines_problem=False),
 )

@@ -13,8 +13,9 @@ import os
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from ...experiments.runner import Setup, run_inversion
+from ...inversion.tao_driver import differing_keys
 from ...io.atomic import write_text_atomic
 from ...log import rprint
 from ...petsc_env import import_petsc4py
@@ -40,13 +41,20 @@ def sweep_runs(run) -> list:
     return [(f"s2_{s2:.2f}" + ("_kl24h" if kl else "") + ("_kp60d" if kp else ""), s2, kl, kp) for s2, kl, kp in spec]
 
 
-def _read_done(path: str) -> dict:
+def _read_done(path: str, problem: dict) -> dict:
+    """Finished runs of an earlier sweep of the same problem (``runs_done.json``)."""
     try:
         with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the finished runs of an earlier sweep ({exc}); remove it or run without "
-                         "--resume", path=path) from exc
+            done = json.load(fh)
+        runs, stored = done["runs"], done["problem"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read the finished runs of an earlier sweep ({type(exc).__name__}: {exc}); remove "
+                         "it or run without --resume", path=path) from None
+    diff = differing_keys(stored, json.loads(json.dumps(problem)))
+    if diff:
+        raise ConfigError(f"--resume: {path} holds runs of another problem; these differ: {', '.join(diff)} (run "
+                          "without --resume, or into another --out folder)")
+    return runs
 
 
 def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
@@ -64,7 +72,8 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
     ps = setup.model.parameters
     kl0, kp0 = ps["kappa_l"].value, ps["kappa_p"].value
     done_path = os.path.join(out_dir, "runs_done.json")
-    done = _read_done(done_path) if resume and os.path.exists(done_path) else {}
+    problem = setup.problem()
+    done = _read_done(done_path, problem) if resume and os.path.exists(done_path) else {}
     runs, maps = [], []
     x_prev = None
     try:
@@ -102,7 +111,7 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
             maps.append(np.array(rec["npp_map"]))
             done[tag] = rec
             if rank0:
-                write_text_atomic(done_path, json.dumps(done))
+                write_text_atomic(done_path, json.dumps({"problem": problem, "runs": done}))
             rprint(f"  -> NPP {rec['npp_pg_c_per_yr']:.2f} Pg C/yr, R2(DIP) {rec['r2_dip']:.4f}, "
                    f"{rec['iterations']} iterations" + ("" if rec["converged"] else
                                                         f" (NOT converged: {rec['tao_reason']})"))

@@ -23,7 +23,7 @@ def write_sweep(out_dir, runs, maps, fit, grid, summary):
               ["run", "sigma2", "kappa_l_per_s", "kappa_p_per_s", "converged"]
               + sum(([n, f"{n}_sigma", f"{n}_units"] for n in names), []),
               [[r["tag"], r["sigma2"], r["kappa_l_per_s"], r["kappa_p_per_s"], r.get("converged", True)]
-               + sum(([r["parameters"][n]["value"], r["parameters"][n]["sigma"], r["parameters"][n]["units"]]
+               + sum(([r["parameters"][n]["value"], _sigma(r["parameters"][n]), r["parameters"][n]["units"]]
                       for n in names), []) for r in runs])
     write_csv(os.path.join(out_dir, "table_S2_allocation.csv"),
               ["run", "sigma2", *SWEEP_TOTALS, "r2_dip", "iterations"],
@@ -44,7 +44,9 @@ def write_sweep(out_dir, runs, maps, fit, grid, summary):
             for n in names:
                 units = runs[0]["parameters"][n]["units"]
                 w.variable(n, [r["parameters"][n]["value"] for r in runs], ("run",), units)
-                w.variable(n + "_sigma", [r["parameters"][n]["sigma"] for r in runs], ("run",), units)
+                w.variable(n + "_sigma", [np.nan if r["parameters"][n]["sigma"] is None else r["parameters"][n]["sigma"]
+                                          for r in runs], ("run",), units,
+                           comment="NaN: unconstrained by the data")
             m = np.array(maps)
             m[m < 0] = np.nan
             w.variable("npp_map", m, ("run", "lat", "lon"), "mg C m-2 d-1")
@@ -64,6 +66,10 @@ def sweep_outputs(result, out_dir: str, json_path: str | None = None):
     rprint(f"\nresults: {out_dir}/sigma2_sweep.h5, table_S1_parameters.csv, table_S2_allocation.csv, summary.json")
 
 
+def _sigma(p):
+    return "unconstrained" if p["sigma"] is None else p["sigma"]
+
+
 def print_sweep(result):
     runs = result["runs"]
     truth = result["observations"].get("truth")
@@ -73,6 +79,9 @@ def print_sweep(result):
         rprint(f"  {'parameter':10s} {'true':>12s} {'recovered':>12s} {'+-1 sigma':>12s} {'|dev|/sigma':>11s}")
         for n, v in r0["parameters"].items():
             t = truth.get(n)
+            if v["sigma"] is None:
+                rprint(f"  {n:10s} {t:12.4g} {v['value']:12.4g} {'unconstrained':>12s}")
+                continue
             dev = abs(v["value"] - t) / v["sigma"] if t is not None and v["sigma"] > 0 else float("nan")
             rprint(f"  {n:10s} {t:12.4g} {v['value']:12.4g} {v['sigma']:12.3g} {dev:11.2f}")
     rprint("\nsigma2 sweep (Table S2 analogue):")
