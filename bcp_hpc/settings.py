@@ -56,7 +56,7 @@ class Setting:
             hi = "" if self.maximum is None else f"<= {self.maximum:g}"
             what += " " + " and ".join(x for x in (lo, hi) if x)
         if self.pattern_doc:
-            what += f" ({self.pattern_doc})"
+            what = self.pattern_doc
         if self.units:
             what += f" in {self.units}"
         return what

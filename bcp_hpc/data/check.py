@@ -29,7 +29,7 @@ RANGES = {
     "alk": (1800.0, 2800.0), "temperature": (-2.5, 35.0), "salinity": (0.0, 42.0), "dop": (0.0, 1.0),
     "doc": (30.0, 200.0), "poc_flux_traps": (0.0, 2000.0), "npp": (0.0, 20000.0), "epc100": (0.0, 2000.0),
 }
-NEEDED = {"po4", "temperature", "salinity"}
+NEEDED = {"po4", "temperature", "salinity", "npp"}
 TOLERATED_FRACTION = 0.01
 
 
@@ -116,8 +116,12 @@ def check_inputs(f: InputsFile, grid):
             rows.append({"name": name, "where": where, "status": "error",
                          "detail": f"units '{units}', expected '{want}'"})
             continue
-        arr = f.array(name)
-        vals = grid.from3d(arr)
+        arr = np.asarray(f.array(name))
+        if arr.shape != grid.shape or not np.issubdtype(arr.dtype, np.number):
+            rows.append({"name": name, "where": where, "status": "error",
+                         "detail": f"expected a {grid.shape} array of numbers, got shape {arr.shape}, type {arr.dtype}"})
+            continue
+        vals = grid.from3d(arr.astype(float))
         full = bool(f.array(name + "_filled").any()) if (name + "_filled") in f.h else False
         full = full or base in NEEDED
         land = int(np.isfinite(arr[~grid.mask]).sum())
@@ -131,7 +135,13 @@ def check_inputs(f: InputsFile, grid):
         except InputError as exc:
             rows.append({"name": name, "where": f.path, "status": "error", "detail": str(exc)})
             continue
-        arr = f.array(name)
+        arr = np.asarray(f.array(name))
+        if arr.shape != surf.shape or not np.issubdtype(arr.dtype, np.number):
+            rows.append({"name": name, "where": f.path, "status": "error",
+                         "detail": f"expected a ({surf.shape[0]}, {surf.shape[1]}) map of numbers, got shape "
+                                   f"{arr.shape}, type {arr.dtype}"})
+            continue
+        arr = arr.astype(float)
         r = _judge(name, arr[surf], True, int(np.isfinite(arr[~surf]).sum()), f"{f.path}:{name}")
         tot = float(np.nansum(np.where(surf, arr, 0) * grid.area2d) * 365 / 1e18)
         r["detail"] = f"global {tot:.1f} Pg C yr-1; " + r["detail"]

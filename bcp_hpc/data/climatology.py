@@ -72,6 +72,7 @@ def bin_field(path, variable, grid, *, name, units=None, density=None, fill=None
         val = to_model_units(val, key, kind, rho)
     else:
         val = to_model_units(val, key, kind)
+    _check_range(name, val[mask], path, variable, f.units)
     do_fill = needs if fill is None else bool(fill)
     if do_fill:
         val, filled = fill_wet(val, mask)
@@ -79,6 +80,29 @@ def bin_field(path, variable, grid, *, name, units=None, density=None, fill=None
         filled = np.zeros(mask.shape, bool)
     return ModelField(name=name, values=val, n_obs=np.where(mask, b.n_obs, 0.0), filled=filled,
                       units=KIND_UNITS[kind], source=f"{path}:{variable}", source_units=str(f.units))
+
+
+def _check_range(name, wet_values, path, variable, source_units):
+    """Impossible values (a negative concentration or salinity, more than 1 % of the wet boxes outside the
+    physical range) are an error; a few outliers a warning, as in ``data check``."""
+    kind, (lo, hi), _ = FIELDS[name]
+    v = wet_values[np.isfinite(wet_values)]
+    if not v.size:
+        return
+    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") else 0
+    out = int(((v < lo) | (v > hi)).sum())
+    detail = f"range {v.min():.4g}..{v.max():.4g} {KIND_UNITS[kind]} (source units '{source_units}')"
+    if negative:
+        raise InputError(f"{negative} negative values of {name} after binning ({detail}): a concentration cannot "
+                         "be negative; check the variable and its units", path=path, variable=variable)
+    if out > 0.01 * v.size:
+        raise InputError(f"{out} of {v.size} binned values of {name} ({100 * out / v.size:.1f} %) outside the physical "
+                         f"range {lo:g}..{hi:g} ({detail}); check the variable and its units",
+                         path=path, variable=variable)
+    if out:
+        import logging
+        logging.getLogger(__name__).warning("%s:%s: %d binned values of %s outside %g..%g (%s)", path, variable, out,
+                                            name, lo, hi, detail)
 
 
 def insitu_density(grid, temperature3d, salinity3d):

@@ -78,6 +78,15 @@ def write_inputs(path: str, grid, *, fields=(), npp=None, traps=None, esm=None, 
             h.attrs["Conventions"] = "CF-1.8"
 
 
+def model_units(name: str):
+    """The units a model field of this name has in an input file (None: not a known field)."""
+    from .climatology import FIELDS, KIND_UNITS
+    base = name.removesuffix("_obs")
+    if base in FIELDS:
+        return KIND_UNITS[FIELDS[base][0]]
+    return None
+
+
 class InputsFile:
     """Reader of an input file written by :func:`write_inputs`."""
 
@@ -107,11 +116,19 @@ class InputsFile:
         return tuple(int(x) for x in self.h.attrs["grid_shape"])
 
     def check_grid(self, grid):
+        """The file was built for ``grid``: its recorded fingerprint and its mask dataset both match."""
+        if getattr(self, "_checked", None) is grid:
+            return
         fp = self.h.attrs["grid_mask_sha256"]
         fp = fp.decode() if isinstance(fp, bytes) else str(fp)
         if tuple(grid.shape) != self.grid_shape or fp != mask_fingerprint(grid.mask):
             raise InputError(f"built for another grid ({self.h.attrs['grid_name']}, shape {self.grid_shape}); "
                              f"the run's grid is {grid.name}, shape {grid.shape}", path=self.path)
+        stored = np.asarray(self.h["mask"][()])
+        if stored.shape != grid.shape or not np.array_equal(stored.astype(bool), grid.mask):
+            raise InputError("its mask dataset differs from the grid it records (the file was altered after "
+                             "`bcp-hpc data build`); build it again", path=self.path, variable="mask")
+        self._checked = grid
 
     def fields(self):
         """Names of the 3-D model fields in the file."""
@@ -132,13 +149,27 @@ class InputsFile:
         return self.h[name][sel] if sel != () else self.h[name][()]
 
     def field(self, name, grid) -> np.ndarray:
-        """A 3-D field as an n-vector in the natural wet order of ``grid`` (model units)."""
+        """A 3-D field as an n-vector in the natural wet order of ``grid`` (model units, checked)."""
         self.check_grid(grid)
-        return grid.from3d(self.array(name), name=name, path=self.path)
+        self._check_units(name, model_units(name))
+        return grid.from3d(np.asarray(self.array(name), dtype=float), name=name, path=self.path)
 
     def npp(self, product, grid) -> np.ndarray:
+        """NPP map of ``product`` (mg C m-2 d-1, checked)."""
         self.check_grid(grid)
-        return np.asarray(self.array(f"npp_{product}"), dtype=float)
+        name = f"npp_{product}"
+        self._check_units(name, "mg C m-2 d-1")
+        arr = np.asarray(self.array(name))
+        if arr.shape != grid.shape[:2] or not np.issubdtype(arr.dtype, np.number):
+            raise InputError(f"expected a {grid.shape[:2]} map of numbers, got shape {arr.shape}, type {arr.dtype}",
+                             path=self.path, variable=name)
+        return arr.astype(float)
+
+    def _check_units(self, name, want):
+        got = self.units(name)
+        if want is not None and got != want:
+            raise InputError(f"units '{got}', expected '{want}' (the model units `bcp-hpc data build` writes)",
+                             path=self.path, variable=name)
 
     def traps(self):
         if "trap_flux" not in self.h:

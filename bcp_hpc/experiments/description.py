@@ -74,8 +74,9 @@ def core_sections() -> tuple:
         Section("slurm", (
             Setting("nodes", 1, "nodes", minimum=1),
             Setting("ranks_per_node", 8, "MPI ranks per node", minimum=1),
-            Setting("mem", "32G", "memory per node", pattern=SLURM_MEM, pattern_doc="e.g. 32G"),
-            Setting("time", "04:00:00", "wall time", pattern=SLURM_TIME, pattern_doc="[D-]HH[:MM[:SS]]"),
+            Setting("mem", "32G", "memory per node", pattern=SLURM_MEM, pattern_doc="a memory size like 32G"),
+            Setting("time", "04:00:00", "wall time", pattern=SLURM_TIME,
+                    pattern_doc="a wall time [D-]HH[:MM[:SS]] like 04:00:00"),
             Setting("partition", "", "partition"),
             Setting("account", "", "account"),
             Setting("modules", [], "`module load` lines", kind="list[str]"),

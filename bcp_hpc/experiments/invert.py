@@ -27,7 +27,7 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
     model = model or setup.model
     payload = {
         "cycle": setup.cycle.name, "model": model.name, "description": model.description,
-        "variant": model.variant, "world": setup.world.source,
+        "variant": setup.variant(model), "world": setup.world.source,
         "synthetic_forcing": setup.world.info.get("synthetic_forcing", []),
         "npp_product": product or setup.product, "observations": setup.observations_info,
         "iterations": int(res["iterations"]), "objective": float(res["objective"]),
@@ -50,8 +50,13 @@ def invert(run, out_dir: str, resume: bool = False) -> InversionRecord:
         m = setup.model
         rprint(f"{setup.cycle.name} inversion: {m.description}; variant {m.variant}; world {setup.world.source}, "
                f"NPP {setup.product}; observations: {setup.observations_info.get('kind')} "
-               f"({', '.join(setup.observations)}); synthetic forcing: "
-               f"{setup.world.info.get('synthetic_forcing', []) or 'none'}")
+               f"({', '.join(setup.observations)})")
+        forcing = setup.world.info.get("forcing")
+        if forcing:
+            rprint("forcing: " + "; ".join(f"{k} from {v}" for k, v in forcing.items()))
+        synthetic = setup.world.info.get("synthetic_forcing", [])
+        if synthetic:
+            rprint(f"synthetic stand-ins (the world has no such field): {', '.join(synthetic)}")
         return record(setup, run_inversion(setup, out_dir, "invert", resume=resume))
     finally:
         setup.destroy()

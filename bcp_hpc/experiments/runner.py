@@ -70,11 +70,10 @@ class Setup:
         finally:
             ps.set(**saved)
         oc = self.run.observations
-        names = self.model.tracer_names
         V = self.grid.box_volume
         obs, stds = {}, {}
         for k, (name, std) in enumerate(self.cycle.twin_observed(self, self.truth_state)):
-            field = self.truth_state[names.index(name)]
+            field = self.model.observable(name, self.truth_state)
             obs[name], _ = synthetic_observations(field, V, std, float(oc.coverage), int(oc.seed) + k, oc.noise_model)
             stds[name] = std
         self.observations_info.update({"kind": "synthetic", "truth": {n: self.truth[n] for n in ps.optimized},
@@ -88,6 +87,14 @@ class Setup:
             return None
         ps = self.model.parameters
         return np.array([ps[n].to_x(self.truth[n]) for n in ps.optimized])
+
+    def variant(self, model=None) -> dict:
+        """Every model choice of this run (docs/variants.md): the model's switches and the inversion's."""
+        run = self.run
+        return {**(model or self.model).variant, "noise_scale": run.inversion.noise_scale,
+                "hessian": run.inversion.hessian, "observed": list(self.observations),
+                "observations": self.observations_info.get("kind"),
+                "noise_model": run.observations.noise_model if self.truth is not None else None}
 
     def problem(self) -> dict:
         """What this set-up's checkpoints belong to: the run description's defining keys and the grid."""
@@ -107,7 +114,8 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
     model = model or setup.model
     system = system or setup.system
     source = "synthetic" if setup.real_observations is None else setup.observations_info.get("file", "")
-    obs = [Observation(name, values, source=source) for name, values in setup.observations.items()]
+    obs = [Observation(name, values, source=source, combination=model.combination(name))
+           for name, values in setup.observations.items()]
     obj = Objective(system, obs, hessian=run.inversion.hessian)
     x_true = setup.x_true()
     if x0 is None and setup.cycle.start is not None:

@@ -13,28 +13,35 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.atomic import atomic_path
+from ..io.netcdf_h5 import DimensionedWriter
 
 
 def write_checkpoint(path: str, it: int, x, values: dict, f: float, g, H, state=None, tracer_names=(),
                      history=(), meta: dict | None = None):
     with atomic_path(path, ".h5") as tmp:
         with h5py.File(tmp, "w") as h:
+            # named dimensions throughout: xarray opens the file and its "state" group (engine="h5netcdf")
+            w = DimensionedWriter(h)
             h.attrs["iteration"] = int(it)
             h.attrs["objective"] = float(f)
-            h.create_dataset("x", data=np.asarray(x, float))
-            h.create_dataset("gradient", data=np.asarray(g, float))
-            h.create_dataset("hessian", data=np.asarray(H, float))
+            w.dimension("parameter", np.asarray(list(values), dtype=object))
+            w.dimension("parameter_j", np.asarray(list(values), dtype=object))
+            w.variable("x", np.asarray(x, float), ("parameter",), "1", long_name="transformed parameters")
+            w.variable("gradient", np.asarray(g, float), ("parameter",), "1")
+            w.variable("hessian", np.asarray(H, float), ("parameter", "parameter_j"), "1")
             pv = h.create_group("parameters")
             for k, v in values.items():
                 pv.attrs[k] = float(v)
             if state is not None:
                 s = h.create_group("state")
+                sw = DimensionedWriter(s)
+                sw.bare_dimension("box", len(state[0]) if len(state) else 0)
                 for name, arr in zip(tracer_names, state):
-                    d = s.create_dataset(name, data=arr, compression="gzip")
-                    d.attrs["units"] = "mmol m-3"
+                    sw.variable(name, arr, ("box",), "mmol m-3", long_name=f"{name}, wet boxes in natural order")
             if len(history):
-                h.create_dataset("history_objective", data=np.asarray([r["objective"] for r in history]))
-                h.create_dataset("history_x", data=np.asarray([r["x"] for r in history]))
+                w.bare_dimension("accepted", len(history))
+                w.variable("history_objective", np.asarray([r["objective"] for r in history]), ("accepted",), "1")
+                w.variable("history_x", np.asarray([r["x"] for r in history]), ("accepted", "parameter"), "1")
             for k, v in (meta or {}).items():
                 h.attrs[k] = v
 

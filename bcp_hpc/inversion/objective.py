@@ -31,10 +31,11 @@ from ..solvers.steady import SteadyState
 
 @dataclass
 class Observation:
-    tracer: str
+    tracer: str             #: a tracer, or the name of an observable that is a sum of tracers (``combination``)
     values: np.ndarray      #: natural order, NaN where not observed (mmol m-3)
     scale: float = 1.0      #: s_t
     source: str = ""
+    combination: dict | None = None   #: {tracer: coefficient} of a derived observable (total DOC = DOC_s+DOC_l+DOC_r)
 
 
 class Objective:
@@ -51,9 +52,11 @@ class Objective:
         self.terms = []
         loc = system.loc
         for ob in observations:
-            if ob.tracer not in names:
-                raise InputError(f"observed tracer '{ob.tracer}' is not in model {system.model.name} ({names})",
-                                 path=ob.source or None)
+            combination = ob.combination or {ob.tracer: 1.0}
+            for t in combination:
+                if t not in names:
+                    raise InputError(f"observed tracer '{t}' is not in model {system.model.name} ({names})",
+                                     path=ob.source or None)
             y = np.asarray(ob.values, dtype=float)
             if y.shape != (grid.nwet,):
                 raise InputError(f"observations have shape {y.shape}, the model grid has {grid.nwet} wet boxes "
@@ -65,8 +68,9 @@ class Objective:
             w = np.where(ok, V, 0.0) / V[ok].sum()
             ybar = (w[ok] * y[ok]).sum()
             var = (w[ok] * (y[ok] - ybar) ** 2).sum()
-            self.terms.append({"a": names.index(ob.tracer), "w": w[loc], "y": np.where(ok, y, 0.0)[loc],
-                               "ok": ok[loc], "coef": ob.scale / var, "n": int(ok.sum()), "name": ob.tracer})
+            self.terms.append({"combo": [(names.index(t), float(c)) for t, c in combination.items()], "w": w[loc],
+                               "y": np.where(ok, y, 0.0)[loc], "ok": ok[loc], "coef": ob.scale / var,
+                               "n": int(ok.sum()), "name": ob.tracer})
         self.n_obs = sum(t["n"] for t in self.terms)
         self.last = None
         self.state_natural = None
@@ -118,18 +122,20 @@ class Objective:
             lam.set(0.0)
             lam_loc = lam.getArray().reshape(self.system.nt, -1)
         for t in self.terms:
-            e = np.where(t["ok"], ul[t["a"]] - t["y"], 0.0)
+            combo = t["combo"]
+            e = np.where(t["ok"], _combine(ul, combo) - t["y"], 0.0)
             we = t["w"] * e
             f += 0.5 * t["coef"] * float((we * e).sum())
             if order >= 1:
-                Ja = np.array([Ji[t["a"]] for Ji in J])  # (m, nloc)
+                Ja = np.array([_combine(Ji, combo) for Ji in J])  # (m, nloc)
                 g += t["coef"] * (Ja @ we)
                 if order >= 2:
                     H += t["coef"] * ((Ja * t["w"]) @ Ja.T)
                     if adjoint:
-                        lam_loc[t["a"]] += t["coef"] * we
+                        for a, c in combo:
+                            lam_loc[a] += c * t["coef"] * we
                     for (i, j), v in u2.items():
-                        val = t["coef"] * float((we * self.system.local_state(v)[t["a"]]).sum())
+                        val = t["coef"] * float((we * _combine(self.system.local_state(v), combo)).sum())
                         H[i, j] += val
                         if i != j:
                             H[j, i] += val
@@ -164,3 +170,12 @@ class Objective:
     def destroy(self):
         self._drop_u1()
         self.steady.destroy()
+
+
+def _combine(local_state, combo):
+    """``sum c * state[a]`` over an observable's (tracer index, coefficient) pairs (local boxes)."""
+    (a0, c0), *rest = combo
+    out = local_state[a0] if c0 == 1.0 else c0 * local_state[a0]
+    for a, c in rest:
+        out = out + c * local_state[a]
+    return out

@@ -181,7 +181,7 @@ class Inversion:
                    "x": [float(v) for v in xx],
                    "parameters": {n: {"value": v, "units": self.params[n].units} for n, v in phys.items()},
                    "elapsed_s": time.perf_counter() - t_start}
-            if its == 0 and start_it > 0:
+            if its == 0 and resumed:
                 return  # the resumed iterate is already logged
             self.history.append({"objective": f, "x": rec["x"]})
             if rank0:

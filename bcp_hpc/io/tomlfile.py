@@ -12,5 +12,11 @@ def load_toml(path: str, what: str = "config file") -> dict:
             return tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"{what} {path} not found") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{what} {path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path}: not a text file (expected TOML)") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path}: not valid TOML ({exc})") from exc
+        raise ConfigError(f"{what} {path}: not valid TOML ({exc})") from None

@@ -74,6 +74,8 @@ class Model:
     #: the sources and sinks as named processes (:class:`~.processes.Process`); when given, the local
     #: terms are their sum
     processes: ProcessList | list | None = None
+    #: observables that are sums of tracers, e.g. total DOC: name -> {tracer: coefficient}
+    observables: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.processes is not None:
@@ -85,6 +87,20 @@ class Model:
                 self.local_terms = lambda c, p, f: procs.local_terms(names, c, p, f)
         if self.local_terms is None:
             raise ValueError(f"model {self.name}: declare processes or local_terms")
+
+    def combination(self, name: str) -> dict:
+        """``{tracer: coefficient}`` of an observable (a tracer itself, or a declared sum of tracers)."""
+        if name in self.tracer_names:
+            return {name: 1.0}
+        if name in self.observables:
+            return dict(self.observables[name])
+        raise ValueError(f"'{name}' is neither a tracer nor an observable of model {self.name} "
+                         f"(tracers {self.tracer_names}, observables {sorted(self.observables)})")
+
+    def observable(self, name: str, state) -> np.ndarray:
+        """The observable ``name`` (natural order) of a natural-order state (nt, n)."""
+        names = self.tracer_names
+        return sum(c * np.asarray(state[names.index(t)]) for t, c in self.combination(name).items())
 
     def rates(self, state) -> dict:
         """Rate of every process (natural order, current parameter values) at ``state`` (nt, n)."""

@@ -2,7 +2,8 @@
 
 Input pair total alkalinity + DIC (CO2SYS types 1 and 2), total pH scale (option 1),
 K1/K2 of Mehrbach et al. (1973) refit by Dickson & Millero (1987) (option 4), KSO4 of
-Dickson (1990) (option 1), Uppstroem (1974) total borate, KB of Dickson (1990), KW of
+Dickson (1990) (option 1), Uppstroem (1974) total borate (in CO2SYS v1.01's form by default,
+:data:`BORATE`), KB of Dickson (1990), KW of
 Millero (1995), KP1-3 and KSi of Yao & Millero (1995) / Millero (1995), KF of Dickson &
 Riley (1979), K0 of Weiss (1974) with the Weiss (1974) fugacity factor at 1 atm, pressure
 corrections of Millero (1995) for every dissociation constant.  Concentrations are in
@@ -25,6 +26,10 @@ from . import ad2
 from .ad2 import AD2
 
 R_GAS = 83.1451          #: cm3 bar mol-1 K-1 (CO2SYS v1.01)
+#: total borate (mol kg-1) against salinity: CO2SYS v1.01 computes Uppstroem's ratio from its parts,
+#: (0.000232 / 10.811) (S / 1.80655) = 4.1576e-4 S/35 (the group's code, default); "rounded" is the
+#: textbook 4.157e-4 S/35 that PyCO2SYS also uses (1.4e-4 relative lower)
+BORATE = {"v1.01": lambda s: (0.000232 / 10.811) * (s / 1.80655), "rounded": lambda s: 0.0004157 * s / 35.0}
 
 
 @dataclass
@@ -57,8 +62,10 @@ def _pressure_factor(dv_coeffs, dk_coeffs, tc, tk, pbar):
     return np.exp((-dv + 0.5 * dk * pbar) * pbar / (R_GAS * tk))
 
 
-def constants(temp_c, salinity, phosphate=0.0, silicate=0.0, pressure_dbar=0.0) -> CarbonateConstants:
-    """Constants at temperature (deg C), salinity, total phosphate and silicate (umol kg-1), pressure (dbar)."""
+def constants(temp_c, salinity, phosphate=0.0, silicate=0.0, pressure_dbar=0.0,
+              borate: str = "v1.01") -> CarbonateConstants:
+    """Constants at temperature (deg C), salinity, total phosphate and silicate (umol kg-1), pressure (dbar);
+    total borate by :data:`BORATE` ``[borate]``."""
     tc = np.asarray(temp_c, dtype=float)
     s = np.broadcast_to(np.asarray(salinity, dtype=float), tc.shape)
     tk = tc + 273.15
@@ -66,7 +73,9 @@ def constants(temp_c, salinity, phosphate=0.0, silicate=0.0, pressure_dbar=0.0) 
     sqs = np.sqrt(s)
     pbar = np.asarray(pressure_dbar, dtype=float) / 10.0
     KS0, KF0, TS, TF = constants_free_scale(tc, s)
-    TB = 0.0004157 * s / 35.0
+    if borate not in BORATE:
+        raise ValueError(f"borate must be one of {sorted(BORATE)}, got {borate!r}")
+    TB = BORATE[borate](s)
     ion = 19.924 * s / (1000.0 - 1.005 * s)
     salt = np.log(1.0 - 0.001005 * s)
     KS = KS0 * _pressure_factor((-18.03, 0.0466, 0.000316), (-4.53, 0.09), tc, tk, pbar)

@@ -82,26 +82,34 @@ def write_ocim2(path: str, grid: Grid, T=None, version: str = "v5"):
 
 def write_hdf5(path: str, grid: Grid, T=None, attrs: dict | None = None):
     """Write grid (+ ``T`` in s^-1 as CSR) to HDF5 with units attributes, atomically."""
+    from ..io.netcdf_h5 import DimensionedWriter
     with atomic_path(path, ".h5") as tmp:
         with h5py.File(tmp, "w") as f:
+            # every dataset has named dimensions: each group opens with xarray (engine="h5netcdf", group=...)
             g = f.create_group("grid")
-            g.create_dataset("mask", data=grid.mask.astype(np.uint8), compression="gzip")
-            for name, arr, units in (("lat", grid.lat, "degrees_north"), ("lon", grid.lon, "degrees_east"),
-                                     ("zt", grid.zt, "m"), ("zw", grid.zw, "m"), ("dz", grid.dz, "m"),
-                                     ("area", grid.area2d, "m2")):
-                ds = g.create_dataset(name, data=arr)
-                ds.attrs["units"] = units
+            w = DimensionedWriter(g)
+            w.dimension("lat", grid.lat, "degrees_north")
+            w.dimension("lon", grid.lon, "degrees_east")
+            w.dimension("depth", grid.zt, "m", positive="down")
+            w.variable("mask", grid.mask.astype(np.uint8), ("lat", "lon", "depth"), "1")
+            for name, arr, units in (("zt", grid.zt, "m"), ("zw", grid.zw, "m"), ("dz", grid.dz, "m")):
+                w.variable(name, arr, ("depth",), units)
+            w.variable("area", grid.area2d, ("lat", "lon"), "m2")
             g.attrs["name"] = grid.name
             g.attrs["n_euphotic_layers"] = grid.n_euphotic_layers
             b = g.create_group("basins")
             for k, v in grid.basins.items():
-                b.create_dataset(k, data=np.asarray(v).astype(np.uint8), compression="gzip")
+                DimensionedWriter(b).variable(k, np.asarray(v).astype(np.uint8), ("/grid/lat", "/grid/lon",
+                                                                                 "/grid/depth"), "1")
             if T is not None:
                 t = f.create_group("transport")
+                tw = DimensionedWriter(t)
                 Tc = sp.csr_matrix(T)
-                t.create_dataset("data", data=Tc.data)
-                t.create_dataset("indices", data=Tc.indices)
-                t.create_dataset("indptr", data=Tc.indptr)
+                tw.bare_dimension("nonzero", Tc.nnz)
+                tw.bare_dimension("row_pointer", Tc.shape[0] + 1)
+                tw.variable("data", Tc.data, ("nonzero",), "s-1")
+                tw.variable("indices", Tc.indices, ("nonzero",), "1")
+                tw.variable("indptr", Tc.indptr, ("row_pointer",), "1")
                 t.attrs["shape"] = Tc.shape
                 t.attrs["units"] = "s-1"
                 t.attrs["convention"] = "dc/dt + T c = s (divergence form), natural wet ordering (Fortran iwet)"

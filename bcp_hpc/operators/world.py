@@ -125,23 +125,68 @@ def default_shared_data_dir() -> str | None:
     return cand if os.path.exists(os.path.join(cand, OCIM2_MASK_FILE)) else None
 
 
+#: fields of an inputs source that a world takes, and what they force
+INPUT_FORCING = {"po4": "phosphate of the uptake term (mmol m-3)", "temperature": "temperature (deg C)",
+                 "salinity": "salinity", "si": "silicate (mmol m-3)"}
+#: below this phosphate (mmol m-3) the uptake's 1/(DIP_obs + eps) is held (the floor of the group's code)
+PO4_FLOOR = 0.05
+
+
+def _physical(values: np.ndarray, name: str, path: str) -> np.ndarray:
+    """``values`` if they are physically possible (the ranges of :data:`bcp_hpc.data.climatology.FIELDS`,
+    with a 1 % tolerance for interpolation artefacts; never negative concentrations)."""
+    from ..data.climatology import FIELDS, KIND_UNITS
+    kind, (lo, hi), _ = FIELDS[name]
+    v = values[np.isfinite(values)]
+    if not v.size:
+        return values
+    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") else 0
+    out = int(((v < lo) | (v > hi)).sum())
+    if negative or out > 0.01 * v.size:
+        raise InputError(f"{negative or out} of {v.size} values outside the physical range {lo:g}..{hi:g} "
+                         f"{KIND_UNITS[kind]} (found {v.min():.4g}..{v.max():.4g})", path=path, variable=name)
+    return values
+
+
 def apply_inputs(world: World, inputs: str) -> World:
     """Replace the world's forcing fields by those of a data source (a file made by ``bcp-hpc data
-    build`` or a directory of pre-binned OCIM2 fields): NPP products, phosphate for the uptake
-    term (``po4``), temperature.  The source must be on the world's grid."""
+    build`` or a directory of pre-binned OCIM2 fields): NPP products, phosphate for the uptake term
+    (``po4``), temperature, salinity, silicate.  The source must be on the world's grid.
+
+    A source with none of these fields, an inputs file without NPP, negative phosphate, wrong units
+    or an altered mask are errors naming the file and variable; what still comes from the world's own
+    (synthetic) fields is recorded in ``world.info["forcing"]`` and printed by the runs."""
+    import os
+
     from ..data.catalog import open_data
+    grid = world.grid
     with open_data(inputs) as src:
         names = src.fields()
-        if "po4" in names:
-            world.dip_gamma = np.maximum(src.field("po4", world.grid), 0.05)
-        if "temperature" in names:
-            world.temperature = np.maximum(src.field("temperature", world.grid), -2.0)
         prods = src.npp_products()
+        used = [n for n in names if n in INPUT_FORCING]
+        if not used and not prods:
+            raise InputError(f"has none of the fields a run takes ({', '.join(INPUT_FORCING)}, npp_<product>); "
+                             f"found: {', '.join(names) or 'nothing'}", path=inputs)
+        if not prods and not os.path.isdir(inputs):
+            raise InputError("has no NPP product (npp_<product>): add an [npp] section to the `data build` recipe, "
+                             "or leave --inputs out to run on the world's synthetic NPP", path=inputs)
+        values = {n: _physical(src.field(n, grid), n, inputs) for n in used}
+        if "po4" in values:
+            world.dip_gamma = np.maximum(values["po4"], PO4_FLOOR)
+        if "temperature" in values:
+            world.temperature = np.maximum(values["temperature"], -2.0)
+        if "salinity" in values:
+            world.extra["salinity"] = values["salinity"]
+        if "si" in values:
+            world.extra["silicate"] = values["si"]
         if prods:
-            world.npp_products = {p: src.npp(p, world.grid) for p in prods}
+            world.npp_products = {p: src.npp(p, grid) for p in prods}
+        forcing = {n: f"{inputs}:{n}" for n in used}
+        forcing["npp"] = f"{inputs}: {', '.join(prods)}" if prods else "the world's synthetic products"
         world.info["inputs"] = inputs
         world.info["inputs_fields"] = names
         world.info["inputs_npp"] = prods
+        world.info["forcing"] = forcing
     return world
 
 

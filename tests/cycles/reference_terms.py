@@ -50,7 +50,7 @@ def joint_reference(model, dip_mean, labile):
         caco3 = phi * R * PC
         idx = np.flatnonzero(f["is_surface"] > 0)
         chem = carbonate.constants(f["temp_surface"][idx], f["salt_surface"][idx], f["po4_surface"][idx],
-                                   f["si_surface"][idx], f["pressure_dbar"][idx])
+                                   f["si_surface"][idx], f["pressure_dbar"][idx], borate=v["borate"])
         co2 = carbonate.co2_star(ad2.take(c["DIC"], idx), ad2.take(c["ALK"], idx), chem)
         jg = ad2.scatter((chem.K0 * p["pco2_atm"] - co2) * (ad2.take(f["k_co2"], idx) * p["rho"] / 1000.0), idx, n)
         s_dic = (jg - f["pme"] * sbar_dic + remin + p["kappa_pic"] * c["PIC"] - nsat - caco3)

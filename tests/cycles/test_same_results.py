@@ -75,7 +75,8 @@ def test_phosphorus_cycle_reproduces_the_earlier_model(case, world, sigma2, pop_
 def test_joint_cycle_reproduces_the_earlier_model(case, world, labile):
     from bcp_hpc.cycles.pco.model import joint_model
     w = load_world(world)
-    m = joint_model(w, w.npp("vgpm"), 2.1, labile=labile)
+    # the earlier code's choices: rounded total borate, constant uptake P:C
+    m = joint_model(w, w.npp("vgpm"), 2.1, labile=labile, borate="rounded", uptake_pc="constant")
     _compare(GOLDEN[case], m, w, [(nm, 5 + k) for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))])
 
 

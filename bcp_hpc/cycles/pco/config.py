@@ -4,13 +4,18 @@ from .model import TRACERS
 
 MODEL_SETTINGS = (
     Setting("labile", True, "joint model: labile production N_sat - P_C (false: the first-stage model without it)"),
+    Setting("borate", "v1.01", "joint model: total borate of the carbonate chemistry, CO2SYS v1.01's expression "
+            "(the group's code) or the rounded Uppstroem value (PyCO2SYS)", choices=("v1.01", "rounded")),
+    Setting("uptake_pc", "reoptNature", "joint model: P:C inside the uptake's power, 0.006 + 0.0069 DIP_obs "
+            "(reoptNature set-up, the paper's joint runs) or the constant 1/117", choices=("reoptNature", "constant")),
 )
 
 SECTIONS = (
     Section("joint", (
         Setting("observations", "synthetic", "twin experiment (truth: the BGC defaults of spec §4.2, or [joint.truth])",
                 choices=("synthetic",)),
-        Setting("observed", ["DIP", "DIC", "ALK", "O2"], "observed tracers", kind="list[str]", choices=TRACERS),
+        Setting("observed", ["DIP", "DIC", "ALK", "O2"], "observed tracers (add \"DOC\", total DOC_s + DOC_l + DOC_r, "
+                "as the group's code fits it)", kind="list[str]", choices=TRACERS + ("DOC",)),
         Setting("noise_fraction", 0.02, "twin-data noise std / the tracer's volume-weighted spatial std",
                 minimum=0.0),
         Setting("start_perturbation", 0.1, "std of the start's offset from the truth in transformed parameters",

@@ -75,7 +75,7 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
     if observations:
         out["fit"] = {}
         for nm, obs in observations.items():
-            st = fit_statistics(grid, c[nm], obs)
+            st = fit_statistics(grid, model.observable(nm, state), obs)
             out["fit"][nm] = {"r2": st["r2"], "rmse_mmol_m3": st["rmse"], "n_obs": st["n_obs"]}
     return out
 

@@ -76,7 +76,7 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
             rprint(f"cross experiment: {forcing} forcing with the {params_from} optimum: DOC_l export "
                    f"{cross['docl_export_pg_c_per_yr']:.3f} vs {cross['docl_export_optimal_pg_c_per_yr']:.3f} optimal")
         payload = {"products": products, "runs": runs, "mean_std": stats, "cross_experiment": cross,
-                   "world": setup.world.source, "variant": setup.model.variant, "config": run.to_dict()}
+                   "world": setup.world.source, "variant": setup.variant(), "config": run.to_dict()}
     finally:
         setup.destroy()
     return payload

@@ -6,7 +6,11 @@ import numpy as np
 from ...constants import MG_C_PER_MMOL, SECONDS_PER_DAY
 from ...errors import InputError
 from ...models import carbonate
-from ..phosphorus.processes import uptake_field_dict, uptake_fields
+from ..phosphorus.processes import reopt_nature_p_to_c, uptake_field_dict, uptake_fields
+
+#: the P:C inside the uptake's power (spec §2.2, §8.1): the reoptNature set-up's GM15 function of
+#: phosphate (the joint runs of the paper) or the constant 1/117 of the group's ``src/SetUp.m``
+UPTAKE_PC = ("reoptNature", "constant")
 
 
 def normalised_temperature(grid, theta: np.ndarray) -> np.ndarray:
@@ -23,14 +27,19 @@ def normalised_temperature(grid, theta: np.ndarray) -> np.ndarray:
     return tau2d[grid.box_ilat, grid.box_ilon]
 
 
-def joint_fields(world, npp_col_mgC_m2_d: np.ndarray, *, po4_obs: np.ndarray | None = None) -> dict:
+def joint_fields(world, npp_col_mgC_m2_d: np.ndarray, *, po4_obs: np.ndarray | None = None,
+                 uptake_pc: str = "reoptNature") -> dict:
     """Temperature (deg C), phosphate (mmol m-3), satellite production ``nsat`` (mmol C m-3 s-1),
-    silicate index Y, gas-exchange coefficients (s^-1), O2 saturation (mmol m-3), P-E (s^-1)."""
+    silicate index Y, gas-exchange coefficients (s^-1), O2 saturation (mmol m-3), P-E (s^-1); the
+    uptake's P:C by ``uptake_pc`` (:data:`UPTAKE_PC`)."""
+    if uptake_pc not in UPTAKE_PC:
+        raise InputError(f"uptake_pc must be one of {UPTAKE_PC}, got {uptake_pc!r}", variable="uptake_pc")
     grid = world.grid
     n = grid.nwet
     theta = np.maximum(np.asarray(world.temperature, dtype=float), -2.0)
     po4 = np.maximum(np.asarray(world.dip_gamma if po4_obs is None else po4_obs, dtype=float), 0.05)
-    uptake = uptake_field_dict(*uptake_fields(grid, npp_col_mgC_m2_d, po4, "bgc"))
+    p_to_c = reopt_nature_p_to_c(po4) if uptake_pc == "reoptNature" else None
+    uptake = uptake_field_dict(*uptake_fields(grid, npp_col_mgC_m2_d, po4, "bgc", p_to_c=p_to_c))
     ez = grid.euphotic
     surf = grid.box_k == 0
     npp = np.nan_to_num(np.asarray(npp_col_mgC_m2_d, dtype=float), nan=0.0)

@@ -88,12 +88,17 @@ def phosphorus_processes(dip_mean: float) -> list:
 
 def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = ALK_MEAN,
                 s_dic: float = S_DIC, s_alk: float = S_ALK, labile: bool = True,
-                parameters: ParameterSet | None = None, po4_obs: np.ndarray | None = None) -> Model:
+                parameters: ParameterSet | None = None, po4_obs: np.ndarray | None = None,
+                borate: str = "v1.01", uptake_pc: str = "reoptNature") -> Model:
     """Declare the joint P-C-O model on ``world``.
 
     ``dip_mean``, ``alk_mean``: volume means (mmol m-3) the geological restoring holds;
-    ``s_dic``, ``s_alk``: surface means (mmol m-3) of the virtual fluxes (spec §3.4)."""
-    fields = joint_fields(world, npp_col_mgC_m2_d, po4_obs=po4_obs)
+    ``s_dic``, ``s_alk``: surface means (mmol m-3) of the virtual fluxes (spec §3.4); ``borate``:
+    total borate of the carbonate chemistry (:data:`bcp_hpc.models.carbonate.BORATE`);
+    ``uptake_pc``: the P:C inside the uptake's power (:data:`.fields.UPTAKE_PC`)."""
+    if borate not in carbonate.BORATE:
+        raise InputError(f"borate must be one of {sorted(carbonate.BORATE)}, got {borate!r}", variable="borate")
+    fields = joint_fields(world, npp_col_mgC_m2_d, po4_obs=po4_obs, uptake_pc=uptake_pc)
     params = parameters.copy() if parameters is not None else joint_parameters()
     missing = [q.name for q in joint_parameters() if q.name not in params]
     if missing:
@@ -108,7 +113,8 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
             if len(chem_cache) > 256:
                 chem_cache.clear()
             chem_cache[key] = carbonate.constants(f["temp_surface"][idx], f["salt_surface"][idx],
-                                                  f["po4_surface"][idx], f["si_surface"][idx], f["pressure_dbar"][idx])
+                                                  f["po4_surface"][idx], f["si_surface"][idx], f["pressure_dbar"][idx],
+                                                  borate=borate)
         return chem_cache[key]
 
     processes = (phosphorus_processes(dip_mean) + carbon_processes(labile, chemistry, float(s_dic), float(s_alk),
@@ -133,7 +139,8 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
     initial = {"DIP": dip_mean, "DIC": s_dic + 100.0, "ALK": alk_mean, "O2": 200.0}
     return Model("PCO", tracers, params, sinking=sinking, fields=fields,
                  description="joint P-C-O model (Wu et al. 2025 §2.3; BGC eqPcycle/eqCcycle_v2/eqOcycle_v2)",
-                 variant={"pop_to": "DIP", "uptake": "bgc", "labile": labile, "dip_mean": dip_mean,
-                          "alk_mean": alk_mean, "s_dic": s_dic, "s_alk": s_alk, "rho": params["rho"].value},
-                 initial=initial, processes=processes)
+                 variant={"pop_to": "DIP", "uptake": "bgc", "uptake_pc": uptake_pc, "labile": labile,
+                          "borate": borate, "dip_mean": dip_mean, "alk_mean": alk_mean, "s_dic": s_dic,
+                          "s_alk": s_alk, "rho": params["rho"].value},
+                 initial=initial, processes=processes, observables={"DOC": {"DOCs": 1.0, "DOCl": 1.0, "DOCr": 1.0}})
 

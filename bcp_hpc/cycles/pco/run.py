@@ -16,7 +16,9 @@ JOINT_GRTOL = "2e-3"
 
 
 def build(setup, product: str):
-    return joint_model(setup.world, setup.world.npp(product), DIP_MEAN_TWIN, labile=bool(setup.run.model.labile))
+    m = setup.run.model
+    return joint_model(setup.world, setup.world.npp(product), DIP_MEAN_TWIN, labile=bool(m.labile), borate=m.borate,
+                       uptake_pc=m.uptake_pc)
 
 
 def truth(setup, model) -> dict:
@@ -25,12 +27,11 @@ def truth(setup, model) -> dict:
 
 def twin_observed(setup, truth_state) -> list:
     """Each observed tracer with noise ``noise_fraction`` x its volume-weighted spatial std (mmol m-3)."""
-    names = setup.model.tracer_names
     V = setup.grid.box_volume
     frac = float(setup.run.joint.noise_fraction)
     out = []
     for name in setup.run.joint.observed:
-        field = truth_state[names.index(name)]
+        field = setup.model.observable(name, truth_state)
         mean = (field * V).sum() / V.sum()
         out.append((name, frac * float(np.sqrt((V * (field - mean) ** 2).sum() / V.sum()))))
     return out

@@ -121,7 +121,7 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
                                                                      "worst_constrained", "objective", "tag")}
                             for r in runs], "fit": fit,
                    "world": setup.world.source, "observations": setup.observations_info,
-                   "model_variant": setup.model.variant, "config": run.to_dict()}
+                   "model_variant": setup.variant(), "config": run.to_dict()}
     finally:
         setup.destroy()
     return {"runs": runs, "maps": maps, "fit": fit, "summary": summary, "observations": setup.observations_info,

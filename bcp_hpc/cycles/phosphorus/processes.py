@@ -19,13 +19,16 @@ R_CP = 106.0                 #: mol C per mol P of the W19 uptake form
 BGC_C_TO_P = 117.0           #: the BGC code's constant C:P inside the power
 
 
-def uptake_fields(grid, npp_col_mgC_m2_d: np.ndarray, dip_obs: np.ndarray, variant: str = "w19"):
+def uptake_fields(grid, npp_col_mgC_m2_d: np.ndarray, dip_obs: np.ndarray, variant: str = "w19",
+                  p_to_c: np.ndarray | None = None):
     """Per-box ``N`` (inside the power), ``h`` (outside) and ``1/(DIP_obs + eps)`` (natural order).
 
     W19 (default of P-only runs): ``N`` = column NPP in mmol C m-2 s-1, ``h = 1/(2 dz_k r_CP)``,
     ``eps = 1e-9``.  BGC: ``N = NPP_col/(2 dz_k) p`` in mmol P m-3 yr-1 with ``p = 1/117``,
-    ``h = 1``, ``eps = 1e-6``.  ``npp_col_mgC_m2_d``: (nlat, nlon) column NPP, mg C m-2 d-1;
-    ``dip_obs``: phosphate climatology used in gamma (mmol m-3), n-vector.
+    ``h = 1``, ``eps = 1e-6``; ``p_to_c`` (BGC only, n-vector, mol P / mol C) replaces the constant
+    1/117, e.g. the reoptNature set-up's ``0.006 + 0.0069 DIP_obs`` (:func:`reopt_nature_p_to_c`).
+    ``npp_col_mgC_m2_d``: (nlat, nlon) column NPP, mg C m-2 d-1; ``dip_obs``: phosphate climatology
+    used in gamma (mmol m-3), n-vector.
     """
     npp2d = np.asarray(npp_col_mgC_m2_d, dtype=float)
     if npp2d.shape != grid.shape[:2]:
@@ -53,13 +56,19 @@ def uptake_fields(grid, npp_col_mgC_m2_d: np.ndarray, dip_obs: np.ndarray, varia
         eps = 1e-9
     elif variant == "bgc":
         npp_yr = npp_box * 365.0 / MG_C_PER_MMOL               # mmol C m-2 yr-1
-        N = npp_yr / (2 * dz) / BGC_C_TO_P                   # mmol P m-3 yr-1
+        N = npp_yr / (2 * dz) / BGC_C_TO_P if p_to_c is None else npp_yr / (2 * dz) * p_to_c  # mmol P m-3 yr-1
         h = np.where(ez, 1.0, 0.0)
         eps = 1e-6
     else:
         raise InputError(f"unknown uptake variant '{variant}' (w19 or bgc)")
     inv_dip = np.where(ez, 1.0 / (np.where(np.isfinite(dip_obs), dip_obs, 1.0) + eps), 0.0)
     return N, h, inv_dip
+
+
+def reopt_nature_p_to_c(dip_obs: np.ndarray) -> np.ndarray:
+    """P:C of NPP (mol P / mol C) of the reoptNature set-up, ``0.006 + 0.0069 DIP_obs`` (Galbraith & Martiny
+    2015; spec §2.2), per box from the phosphate climatology of the uptake (mmol m-3)."""
+    return 0.006 + 0.0069 * np.asarray(dip_obs, dtype=float)
 
 
 def uptake_field_dict(N, h, inv_dip) -> dict:
