@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 
-KINDS = ("str", "path", "float", "int", "bool", "list[str]", "list[float]", "table")
+KINDS = ("str", "path", "paths", "float", "int", "bool", "list[str]", "list[float]", "table")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class Setting:
             raise ValueError(f"setting {self.name}: kind must be one of {KINDS}")
 
     def expected(self) -> str:
-        what = {"str": "a string", "path": "a path (string)", "float": "a number", "int": "an integer",
+        what = {"str": "a string", "path": "a path (string)", "paths": "a path or a list of paths",
+                "float": "a number", "int": "an integer",
                 "bool": "true or false", "list[str]": "a list of strings", "list[float]": "a list of numbers",
                 "table": "a table"}[self.kind]
         if self.choices:
@@ -75,6 +76,11 @@ class Setting:
             if self.pattern and value and not re.fullmatch(self.pattern, value):
                 bad()
             return value
+        if k == "paths":
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                bad()
+            return [x for x in items if x]
         if k == "bool":
             if not isinstance(value, bool):
                 bad()
@@ -166,9 +172,11 @@ class Section:
                 raise ConfigError(f"{source}: unknown key '{self.name}.{k}' (known in [{self.name}]: {sorted(known)})")
             s = known[k]
             val = s.check(v, f"{source}: [{self.name}] {k}")
-            if s.kind == "path" and val and base_dir and not os.path.isabs(os.path.expanduser(val)):
-                val = os.path.normpath(os.path.join(base_dir, val))
-            out[k] = os.path.expanduser(val) if s.kind == "path" and val else val
+            if s.kind == "path":
+                val = _resolve(val, base_dir)
+            elif s.kind == "paths":
+                val = [_resolve(x, base_dir) for x in val]
+            out[k] = val
         return out
 
     def describe(self) -> list:
@@ -181,6 +189,16 @@ class Section:
         for s in self.settings:
             lines.append(f"{s.name} = {_toml(s.default)}    # {s.doc}; {s.expected()}")
         return lines
+
+
+def _resolve(path: str, base_dir: str | None) -> str:
+    """``~`` expanded; a relative path relative to ``base_dir`` (the config file's folder) when given."""
+    if not path:
+        return path
+    path = os.path.expanduser(path)
+    if base_dir and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base_dir, path))
+    return path
 
 
 def _toml(v) -> str:

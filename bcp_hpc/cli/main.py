@@ -55,7 +55,8 @@ def build_parser():
         r.add_argument("--world", help=f"{' | '.join(WORLD_SOURCES)} (overrides the config)")
         r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
         r.add_argument("--operator", help="OCIM2 operator file (for --world ocim2)")
-        r.add_argument("--inputs", help="forcing/observations: a `data build` file or an OCIM2 data folder")
+        r.add_argument("--inputs", action="append", help="forcing and observations: a `data build` file or an OCIM2 "
+                       "data folder (repeat for several; later ones replace earlier fields)")
         r.add_argument("--out", default=default_out, help="output directory")
         r.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
         r.add_argument("--json", help="also write the run table to this JSON file")

@@ -37,7 +37,7 @@ def description(args, cycle: str | None = None) -> RunDescription:
         from ..operators.world import default_shared_data_dir
         over["world"]["path"] = default_shared_data_dir() or ""
     if getattr(args, "inputs", None):
-        over.setdefault("world", {})["inputs"] = os.path.abspath(args.inputs)
+        over.setdefault("world", {})["inputs"] = [os.path.abspath(p) for p in args.inputs]
     cycle = cycle or getattr(args, "cycle", None)
     if cycle:
         over.setdefault("model", {})["cycle"] = cycle
@@ -100,7 +100,7 @@ def run(args):
     rd = description(args)
     comm = PETSc.COMM_WORLD
     w = rd.world
-    world = load_world(w.source, w.path or None, inputs=w.inputs or None)
+    world = load_world(w.source, w.path or None, inputs=w.inputs)
     grid = world.grid
     rprint(f"world: {world.source}; {grid.summary()}; {comm.getSize()} rank(s)")
     d = conservation_defects(world.T, grid.box_volume)

@@ -71,6 +71,9 @@ class Cycle:
     experiments: tuple = ()
     main_experiment: str = ""          #: what ``bcp-hpc run`` runs after the circulation check ("" = invert)
     tao_defaults: dict = field(default_factory=dict)
+    #: forcing the cycle's model needs from its world (npp, po4, temperature, salinity, silicate,
+    #: piston_velocity, sea_level_pressure, pme): a world without stand-ins must have each
+    forcing: tuple = ("npp", "po4", "temperature")
     result_file: str = "result.json"
     state_file: str = "state.h5"
     slurm_aliases: dict = field(default_factory=dict)   #: extra job kinds -> "invert" (e.g. joint-invert)

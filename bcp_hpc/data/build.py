@@ -15,6 +15,11 @@ Recipe::
     files = "npp/vgpm.*.hdf.gz"       # a glob or a list of files (monthly Ocean Productivity HDF4)
     years = [2003, 2012]              # inclusive; default: every year present
 
+    [forcing.piston_velocity]         # piston_velocity (m s-1) | sea_level_pressure (atm) | pme (P - E)
+    file = "kw660.nc"                 # a 2-D (lat, lon) field; a time axis is averaged
+    variable = "kw"
+    # units = "cm/h"                  # only for files without (or with an odd) units attribute
+
     [traps]
     file = "Mouw2016_flux_compilation.csv"
     # columns = { flux = "POC_flux_mg_m2_d" }
@@ -44,13 +49,15 @@ from .esm import epc100_climatology
 from .grids import grid_from_spec
 from .inputs import write_inputs
 from .npp import PRODUCTS, global_npp_pg_c_per_yr, npp_climatology
+from .surface import SURFACE, surface_field
 from .traps import match_traps
 
 log = logging.getLogger(__name__)
 KEYS = {
     "grid": {"source"},
     "field": {"file", "variable", "units", "fill"},
-    "npp": {"files", "years", "variable"},
+    "npp": {"files", "years", "variable", "units"},
+    "forcing": {"file", "variable", "units"},
     "traps": {"file", "columns"},
     "esm": {"file", "variable", "years", "units"},
 }
@@ -58,9 +65,10 @@ KEYS = {
 
 def load_recipe(path: str) -> dict:
     r = load_toml(path, "recipe")
-    unknown = set(r) - {"grid", "fields", "npp", "traps", "esm"}
+    unknown = set(r) - {"grid", "fields", "npp", "forcing", "traps", "esm"}
     if unknown:
-        raise ConfigError(f"recipe {path}: unknown section(s) {sorted(unknown)} (known: grid, fields, npp, traps, esm)")
+        raise ConfigError(f"recipe {path}: unknown section(s) {sorted(unknown)} (known: grid, fields, npp, forcing, "
+                          "traps, esm)")
 
     def keys(sec, d, allowed):
         bad = set(d) - allowed
@@ -81,6 +89,13 @@ def load_recipe(path: str) -> dict:
         keys(f"npp.{n}", d, KEYS["npp"])
         if "files" not in d:
             raise ConfigError(f"recipe {path}: [npp.{n}] needs 'files'")
+    for n, d in r.get("forcing", {}).items():
+        if n not in SURFACE:
+            raise ConfigError(f"recipe {path}: unknown forcing [forcing.{n}] (known: {sorted(SURFACE)})")
+        keys(f"forcing.{n}", d, KEYS["forcing"])
+        for req in ("file", "variable"):
+            if req not in d:
+                raise ConfigError(f"recipe {path}: [forcing.{n}] needs '{req}'")
     if "traps" in r:
         keys("traps", r["traps"], KEYS["traps"])
         if "file" not in r["traps"]:
@@ -135,9 +150,11 @@ def build(recipe_path: str, out: str, grid_override: str | None = None) -> dict:
         if not files:
             raise InputError(f"no files match {s['files']}", path=base, variable=f"npp.{prod}")
         npp[prod] = npp_climatology(files, grid, product=prod, years=_years(s.get("years"), f"[npp.{prod}]"),
-                                    variable=s.get("variable", "npp"))
+                                    variable=s.get("variable", "npp"), units=s.get("units"))
         log.info("NPP %s: %d files, years %s, global %.2f Pg C/yr", prod, len(npp[prod]["files"]),
                  npp[prod]["years"], global_npp_pg_c_per_yr(npp[prod]["npp"], grid))
+    forcing = {name: surface_field(p(s["file"]), s["variable"], grid, name, units=s.get("units"))
+               for name, s in r.get("forcing", {}).items()}
     traps = None
     if "traps" in r:
         traps = match_traps(p(r["traps"]["file"]), grid, r["traps"].get("columns"))
@@ -148,9 +165,9 @@ def build(recipe_path: str, out: str, grid_override: str | None = None) -> dict:
                                        variable=s.get("variable", "epc100"), units=s.get("units"))
     with open(recipe_path) as fh:
         text = fh.read()
-    write_inputs(out, grid, fields=list(fields.values()), npp=npp, traps=traps, esm=esm, recipe=text,
-                 sources={"recipe": os.path.abspath(recipe_path)})
-    summary = {"out": out, "grid": grid.name, "fields": sorted(fields), "npp": sorted(npp),
+    write_inputs(out, grid, fields=list(fields.values()), npp=npp, traps=traps, esm=esm, forcing=forcing,
+                 recipe=text, sources={"recipe": os.path.abspath(recipe_path)})
+    summary = {"out": out, "grid": grid.name, "fields": sorted(fields), "npp": sorted(npp), "forcing": sorted(forcing),
                "npp_pg_c_per_yr": {k: global_npp_pg_c_per_yr(v["npp"], grid) for k, v in npp.items()},
                "traps": len(traps) if traps is not None else 0, "esm": sorted(esm),
                "seconds": time.perf_counter() - t0}

@@ -68,6 +68,12 @@ CATALOG = {
                             description="Mouw et al. 2016 POC flux, binned by trap depth"),
 }
 MASK_FILE = "M3d91x180x24.mat"
+#: surface forcing of the folder: name -> (file, variable, layout); "map" (nlat, nlon) or "vector" (wet order)
+SURFACE_CATALOG = {
+    "piston_velocity": ("kw660_91x180.mat", "Kw660", "map"),        # m s-1 at Sc 660
+    "sea_level_pressure": ("kw660_91x180.mat", "p4", "map"),        # atm
+    "pme": ("PME_TS_91x180x24.mat", "pme", "vector"),               # s-1, surface boxes only
+}
 
 
 class Ocim2Directory:
@@ -86,6 +92,43 @@ class Ocim2Directory:
 
     def npp_products(self):
         return []  # satellite NPP is not part of the pre-binned OCIM2 folder
+
+    def surface_fields(self):
+        return sorted(n for n, (f, _, _) in SURFACE_CATALOG.items() if os.path.exists(os.path.join(self.path, f)))
+
+    def surface(self, name, grid) -> np.ndarray:
+        """A surface forcing map (nlat, nlon) in model units.  Negative piston velocities (interpolation
+        artefacts of the regridded OCMIP-2 field) become 0; wet columns without a value are filled."""
+        from .fill import fill_wet
+        from .surface import check_surface
+        file, var, layout = SURFACE_CATALOG[name]
+        p = os.path.join(self.path, file)
+        a = np.asarray(matfile.get(matfile.load(p, [var]), var, p), dtype=float)
+        surf = grid.mask[:, :, 0]
+        if layout == "vector":
+            if a.size != grid.nwet:
+                raise InputError(f"expected {grid.nwet} values (one per wet box), got {a.size}", path=p, variable=var)
+            top = grid.box_k == 0
+            a = grid.surface_to2d(a.ravel()[top])
+        elif a.shape != surf.shape:
+            raise InputError(f"shape {a.shape} differs from the grid's surface {surf.shape}", path=p, variable=var)
+        if name == "piston_velocity":
+            a = np.where(a < 0, 0.0, a)
+        a, _ = fill_wet(np.where(surf, a, np.nan), surf)
+        check_surface(a, name, grid, p)
+        return np.where(surf, a, np.nan)
+
+    def filled(self, name, grid) -> np.ndarray:
+        """The folder's fields carry no fill flags (binned observations are NaN where unobserved)."""
+        return np.zeros(grid.nwet, bool)
+
+    def trap_fluxes(self, grid):
+        """Binned sediment-trap POC flux (Mouw et al. 2016) per box, (nlat, nlon, nz), or None."""
+        if "poc_flux_traps" not in self.fields():
+            return None
+        raw = self.raw("poc_flux_traps")
+        raw[(raw < 0) | ~grid.mask] = np.nan           # land boxes carry values too
+        return raw
 
     def grid(self):
         from ..grid.ocim2 import read_grid

@@ -28,7 +28,18 @@ FIELDS = {
     "alk": ("concentration", (1800.0, 2800.0), False),
     "temperature": ("temperature", (-2.5, 35.0), True),
     "salinity": ("salinity", (0.0, 42.0), True),
+    # observations binned for the misfit (never filled: unobserved boxes carry no weight)
+    "po4_obs": ("concentration", (0.0, 4.0), False),
+    "o2_obs": ("concentration", (0.0, 450.0), False),
+    "dic_obs": ("concentration", (1700.0, 2600.0), False),
+    "alk_obs": ("concentration", (1800.0, 2800.0), False),
+    "doc_obs": ("concentration", (30.0, 200.0), False),
+    # anthropogenic CO2 removed from observed DIC (a full field with small negative artefacts)
+    "dic_ant": ("concentration", (-20.0, 200.0), False),
 }
+#: a model box counts as observed when data cover at least this fraction of it (binned observations only:
+#: a sliver of a neighbouring layer's data, e.g. from float32 depth bounds, is not an observation of the box)
+MIN_OBSERVED_COVERAGE = 0.5
 #: model units of each kind
 KIND_UNITS = {"concentration": "mmol m-3", "temperature": "degC", "salinity": "1"}
 
@@ -67,6 +78,8 @@ def bin_field(path, variable, grid, *, name, units=None, density=None, fill=None
                          f.depth_edges, dst_z)
     mask = grid.mask
     val = np.where(mask, b.value, np.nan)
+    if name.endswith("_obs"):
+        val = np.where(b.coverage >= MIN_OBSERVED_COVERAGE, val, np.nan)
     if kind == "concentration" and key == "umol/kg":
         rho = density if density is not None else None
         val = to_model_units(val, key, kind, rho)
@@ -83,19 +96,20 @@ def bin_field(path, variable, grid, *, name, units=None, density=None, fill=None
 
 
 def _check_range(name, wet_values, path, variable, source_units):
-    """Impossible values (a negative concentration or salinity, more than 1 % of the wet boxes outside the
-    physical range) are an error; a few outliers a warning, as in ``data check``."""
+    """Impossible values (a negative concentration or salinity; in a climatology the model is forced with, more
+    than 1 % of the wet boxes outside the physical range) are an error; other outliers a warning (binned
+    observations keep them: the misfit's outlier filter, spec §A.1, decides)."""
     kind, (lo, hi), _ = FIELDS[name]
     v = wet_values[np.isfinite(wet_values)]
     if not v.size:
         return
-    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") else 0
+    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") and lo >= 0 else 0
     out = int(((v < lo) | (v > hi)).sum())
     detail = f"range {v.min():.4g}..{v.max():.4g} {KIND_UNITS[kind]} (source units '{source_units}')"
     if negative:
         raise InputError(f"{negative} negative values of {name} after binning ({detail}): a concentration cannot "
                          "be negative; check the variable and its units", path=path, variable=variable)
-    if out > 0.01 * v.size:
+    if out > 0.01 * v.size and not name.endswith("_obs"):
         raise InputError(f"{out} of {v.size} binned values of {name} ({100 * out / v.size:.1f} %) outside the physical "
                          f"range {lo:g}..{hi:g} ({detail}); check the variable and its units",
                          path=path, variable=variable)

@@ -7,6 +7,7 @@ Layout (dimensions ``lat``, ``lon``, ``depth``, ``station``)::
     <field>_n_obs(lat, lon, depth)    source cells per box (misfit weights)
     <field>_filled(lat, lon, depth)   1 where the value is the documented fill, not data
     npp_<product>(lat, lon)           mg C m-2 d-1; npp_<product>_filled(lat, lon)
+    piston_velocity(lat, lon) m s-1, sea_level_pressure(lat, lon) atm, pme(lat, lon) s-1 (surface forcing)
     epc100_<model>(lat, lon)          mg C m-2 d-1
     trap_lat/lon/depth/flux/n_records/station/box/in_model(station)
 
@@ -31,11 +32,14 @@ def mask_fingerprint(mask) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(mask, dtype=np.uint8)).tobytes()).hexdigest()
 
 
-def write_inputs(path: str, grid, *, fields=(), npp=None, traps=None, esm=None, recipe: str = "", sources=None):
+def write_inputs(path: str, grid, *, fields=(), npp=None, traps=None, esm=None, forcing=None, recipe: str = "",
+                 sources=None):
     """Write an input file atomically.  ``fields``: iterable of :class:`~bcp_hpc.data.climatology.ModelField`;
     ``npp``: product -> result of :func:`~bcp_hpc.data.npp.npp_climatology`; ``traps``: a
-    :class:`~bcp_hpc.data.traps.TrapTable`; ``esm``: name -> result of :func:`~bcp_hpc.data.esm.epc100_climatology`.
+    :class:`~bcp_hpc.data.traps.TrapTable`; ``esm``: name -> result of :func:`~bcp_hpc.data.esm.epc100_climatology`;
+    ``forcing``: name -> (nlat, nlon) surface forcing in model units (:mod:`~bcp_hpc.data.surface`).
     """
+    from .surface import SURFACE
     with atomic_path(path, ".h5") as tmp:
         with h5py.File(tmp, "w") as h:
             w = DimensionedWriter(h)
@@ -58,6 +62,9 @@ def write_inputs(path: str, grid, *, fields=(), npp=None, traps=None, esm=None, 
                            years=np.asarray(r["years"], dtype=np.int64), n_files=len(r["files"]),
                            method="monthly gap rule of Wu et al. 2025 s2.1, annual mean, area-conservative binning")
                 w.variable(f"npp_{prod}_filled", r["filled"].astype(np.uint8), ("lat", "lon"), "1")
+            for name, arr in (forcing or {}).items():
+                w.variable(name, np.asarray(arr, dtype=float), ("lat", "lon"), SURFACE[name][0],
+                           long_name=name.replace("_", " "))
             for name, r in (esm or {}).items():
                 w.variable(f"epc100_{name}", r["epc100"], ("lat", "lon"), r["units"], model=name,
                            years=json.dumps(r["years"]), n_records=r["n_records"])
@@ -137,6 +144,41 @@ class InputsFile:
 
     def npp_products(self):
         return sorted(k[4:] for k in self.h if k.startswith("npp_") and not k.endswith("_filled"))
+
+    def surface_fields(self):
+        """Names of the surface forcing maps in the file."""
+        from .surface import SURFACE
+        return sorted(k for k in SURFACE if k in self.h)
+
+    def surface(self, name, grid) -> np.ndarray:
+        """A surface forcing map (nlat, nlon) in model units (checked)."""
+        from .surface import SURFACE, check_surface
+        self.check_grid(grid)
+        self._check_units(name, SURFACE[name][0])
+        arr = np.asarray(self.array(name), dtype=float)
+        check_surface(arr, name, grid, self.path)
+        return arr
+
+    def filled(self, name, grid) -> np.ndarray:
+        """n-vector, True where ``name``'s value is the fill, not data (False when the file has no such flag)."""
+        if name + "_filled" not in self.h:
+            return np.zeros(grid.nwet, bool)
+        return grid.from3d(np.asarray(self.array(name + "_filled"))).astype(bool)
+
+    def trap_fluxes(self, grid) -> np.ndarray | None:
+        """Mean trap flux per model box (nlat, nlon, nz, mg C m-2 d-1, NaN = none), or None without traps."""
+        if "trap_flux" not in self.h:
+            return None
+        self.check_grid(grid)
+        t = self.traps()
+        ok = t["in_model"] > 0
+        box = t["box"][ok].astype(np.int64)
+        s = np.zeros(grid.nwet)
+        c = np.zeros(grid.nwet)
+        np.add.at(s, box, t["flux"][ok])
+        np.add.at(c, box, 1.0)
+        with np.errstate(invalid="ignore"):
+            return grid.to3d(np.where(c > 0, s / np.maximum(c, 1.0), np.nan))
 
     def units(self, name):
         u = self.h[name].attrs.get("units", "")

@@ -58,8 +58,9 @@ def _pyhdf():
     return pyhdf.SD, pyhdf.error.HDF4Error
 
 
-def read_month(path: str, variable: str = "npp"):
-    """Read one monthly file: ``(npp, lat_edges, lon_edges)``, npp in mg C m^-2 d^-1 with NaN = no data."""
+def read_month(path: str, variable: str = "npp", units: str | None = None):
+    """Read one monthly file: ``(npp, lat_edges, lon_edges)``, npp in mg C m^-2 d^-1 with NaN = no data
+    (``units`` overrides the file's units attribute)."""
     SDmod, HDF4Error = _pyhdf()
     with plain_file(path) as p:
         if signature(p, 4) != HDF4_SIGNATURE:
@@ -86,7 +87,8 @@ def read_month(path: str, variable: str = "npp"):
             sd.end()
     if raw.ndim != 2:
         raise InputError(f"expected a 2-D (lat, lon) array, got shape {raw.shape}", path=path, variable=variable)
-    units = attrs.get("Units", attrs.get("units", gattrs.get("Units", gattrs.get("units"))))
+    if units is None:
+        units = attrs.get("Units", attrs.get("units", gattrs.get("Units", gattrs.get("units"))))
     if units is None:
         units = "mg C m-2 d-1"  # the Ocean Productivity standard products' unit (documented above)
     key = canonical_units(units, path=path, variable=variable)
@@ -127,7 +129,8 @@ def gap_fill_year(months: np.ndarray) -> np.ndarray:
     return out
 
 
-def npp_climatology(files, grid, product: str | None = None, years=None, variable: str = "npp"):
+def npp_climatology(files, grid, product: str | None = None, years=None, variable: str = "npp",
+                    units: str | None = None):
     """Annual NPP climatology on the model surface from monthly Ocean Productivity files.
 
     Returns a dict: ``npp`` (nlat, nlon) mg C m^-2 d^-1 (NaN on land), ``filled`` (bool map of
@@ -159,7 +162,7 @@ def npp_climatology(files, grid, product: str | None = None, years=None, variabl
     for y, months in sorted(by_year.items()):
         stack = []
         for mo in range(1, 13):
-            npp, le, oe = read_month(months[mo], variable)
+            npp, le, oe = read_month(months[mo], variable, units)
             if grid_edges is None:
                 grid_edges = (le, oe, npp.shape)
             elif npp.shape != grid_edges[2]:

@@ -27,6 +27,7 @@ _SPELLINGS = {
     "psu": ["psu", "pss", "pss-78", "pss78", "1", "", "unitless", "practicalsalinityunit",
             "practicalsalinityscale"],
     "mgC/m2/d": ["mgcm-2d-1", "mgc/m2/d", "mgcm-2day-1", "mgc/m2/day", "mgcm**-2d**-1", "mgm-2d-1",
+                 "mgcm**-2day**-1", "mgcm**-2/day", "mgcm-2/d", "mgc/m**2/d",
                  "mg/m2/d", "mgc/m^2/day", "mgcm-2/day", "mgc/m**2/day"],
     "molC/m2/s": ["molm-2s-1", "molcm-2s-1", "mol/m2/s", "molm**-2s**-1"],
     "mmolC/m2/yr": ["mmolcm-2yr-1", "mmolm-2yr-1", "mmolc/m2/yr"],

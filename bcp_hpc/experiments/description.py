@@ -42,8 +42,8 @@ def core_sections() -> tuple:
             Setting("source", "embedded", "where grid, circulation and forcing come from", choices=WORLD_SOURCES),
             Setting("path", "", "data folder (ocim2-mask) or transport-matrix file (ocim2)", kind="path"),
             Setting("npp_product", "vgpm", "NPP product that forces the run (a name the world or inputs provide)"),
-            Setting("inputs", "", "forcing/observations: a `bcp-hpc data build` file or an OCIM2 data folder",
-                    kind="path"),
+            Setting("inputs", [], "forcing and observations: `bcp-hpc data build` files and/or OCIM2 data folders, "
+                    "applied in order (a later source's fields replace an earlier one's)", kind="paths"),
         ), "grid, circulation and forcing"),
         Section("model", model, "the cycle and its model switches"),
         Section("parameters", open=True, value_kind="table",
@@ -57,6 +57,8 @@ def core_sections() -> tuple:
             Setting("seed", 0, "random seed of the twin data", minimum=0),
             Setting("noise_model", "likelihood", "likelihood: variance ~ 1/V_i as the volume-weighted misfit assumes; "
                     "iid: one std for every box", choices=("likelihood", "iid")),
+            Setting("dip_mean", 0.0, "mean phosphate the geological restoring holds with real observations; 0: "
+                    "the volume-weighted mean of the observed DIP (spec A.3)", units="mmol m-3", minimum=0.0),
         ), "observations of the misfit"),
         Section("inversion", (
             Setting("max_it", 50, "TAO iteration limit", minimum=1),

@@ -35,7 +35,8 @@ class Setup:
         self.cycle = run.cycle
         self.comm = comm or PETSc.COMM_WORLD
         w = run.world
-        self.world = load_world(w.source, w.path or None, inputs=w.inputs or None)
+        self.world = load_world(w.source, w.path or None, inputs=w.inputs)
+        self.world.require(self.cycle.forcing)
         self.grid = self.world.grid
         self.dgrid = DistributedGrid(self.grid, self.comm)
         self.product = w.npp_product or next(iter(self.world.npp_products))
@@ -113,8 +114,10 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
     run = setup.run
     model = model or setup.model
     system = system or setup.system
-    source = "synthetic" if setup.real_observations is None else setup.observations_info.get("file", "")
-    obs = [Observation(name, values, source=source, combination=model.combination(name))
+    info = setup.observations_info
+    obs = [Observation(name, values, combination=model.combination(name),
+                       source="synthetic" if setup.real_observations is None else
+                       info.get("tracers", {}).get(name, {}).get("source", info.get("file", "")))
            for name, values in setup.observations.items()]
     obj = Objective(system, obs, hessian=run.inversion.hessian)
     x_true = setup.x_true()

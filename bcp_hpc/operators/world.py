@@ -6,7 +6,8 @@ Sources
   synthetic circulation and synthetic NPP / phosphate / temperature (no data needed).
 * ``ocim2-mask``: the real OCIM2 mask (``M3d91x180x24.mat``) with the synthetic
   circulation; real WOA phosphate and temperature when the data folder has them.
-* ``ocim2``: a user's OCIM2 transport file (``OCIM2_CTL_He.mat``), read as is.
+* ``ocim2``: a user's OCIM2 transport file (``OCIM2_CTL_He.mat``), read as is; every forcing field
+  comes from the user's inputs (``[world] inputs``): nothing synthetic stands in for a missing one.
 * ``generated-2deg``: a generated 2 degree world of OCIM2 size (benchmarks without data).
 * ``tiny``: a 12 degree, 8-layer generated world for tests and quick checks.
 """
@@ -39,13 +40,38 @@ class World:
     info: dict = field(default_factory=dict)
     #: extra forcing of the carbon/oxygen cycles when the source has it: "salinity" (n-vector),
     #: "silicate" (n-vector, mmol m-3), "piston_velocity" ((nlat, nlon), m s-1), "pme" (n-vector, s-1),
-    #: "sea_level_pressure" ((nlat, nlon), atm); missing ones are generated (see ``forcing``)
+    #: "sea_level_pressure" ((nlat, nlon), atm); missing ones are generated where ``stand_ins`` allows
     extra: dict = field(default_factory=dict)
+    #: synthetic stand-ins for missing forcing (the package's generated worlds); False for a user's
+    #: transport matrix, where a missing field is an error naming it
+    stand_ins: bool = True
+
+    def has(self, name: str) -> bool:
+        """Whether the world has forcing ``name`` (npp, po4, temperature or an extra field) of its own."""
+        if name == "npp":
+            return bool(self.npp_products)
+        if name == "po4":
+            return self.dip_gamma is not None
+        if name == "temperature":
+            return self.temperature is not None
+        return name in self.extra
+
+    def require(self, names):
+        """Every forcing in ``names`` is there (or may be stood in for); else one error naming all that miss."""
+        missing = [n for n in names if not self.has(n) and (not self.stand_ins or n in ("npp", "po4", "temperature"))]
+        if missing:
+            raise InputError(f"the {self.source} world has no {', '.join(f'{m} ({FORCING_DOC[m]})' for m in missing)}; "
+                             "give them with --inputs ([world] inputs): a `bcp-hpc data build` file (recipe sections "
+                             f"{', '.join(RECIPE_SECTION[m] for m in missing)}) or an OCIM2 data folder",
+                             path=self.info.get("operator_file"))
 
     def forcing(self, name: str) -> np.ndarray:
-        """Forcing field ``name``; the synthetic stand-in when the world has none (recorded in ``info``)."""
+        """Forcing field ``name``; the synthetic stand-in when the world has none and allows one (recorded in
+        ``info``)."""
         if name in self.extra:
             return self.extra[name]
+        if not self.stand_ins:
+            self.require([name])
         from ..grid import embedded as gen
         makers = {"salinity": gen.synthetic_salinity, "silicate": gen.synthetic_silicate,
                   "piston_velocity": gen.synthetic_piston_velocity, "pme": gen.synthetic_pme,
@@ -57,11 +83,24 @@ class World:
         return self.extra[name]
 
     def npp(self, product: str | None = None) -> np.ndarray:
+        if not self.npp_products:
+            self.require(["npp"])
         if product is None:
             product = next(iter(self.npp_products))
         if product not in self.npp_products:
             raise InputError(f"NPP product '{product}' not available (have {sorted(self.npp_products)})")
         return self.npp_products[product]
+
+
+#: what each forcing field is, and where a recipe gives it
+FORCING_DOC = {"npp": "satellite NPP, mg C m-2 d-1", "po4": "phosphate climatology of the uptake, mmol m-3",
+               "temperature": "temperature, deg C", "salinity": "salinity", "silicate": "silicate, mmol m-3",
+               "piston_velocity": "gas transfer velocity at Sc 660, m s-1",
+               "sea_level_pressure": "sea-level pressure, atm", "pme": "precipitation minus evaporation"}
+RECIPE_SECTION = {"npp": "[npp.<product>]", "po4": "[fields.po4]", "temperature": "[fields.temperature]",
+                  "salinity": "[fields.salinity]", "silicate": "[fields.si]",
+                  "piston_velocity": "[forcing.piston_velocity]", "sea_level_pressure": "[forcing.sea_level_pressure]",
+                  "pme": "[forcing.pme]"}
 
 
 def _synthetic_fields(grid: Grid):
@@ -108,11 +147,10 @@ def ocim2_mask_world(data_dir: str, circulation: CirculationConfig | None = None
 
 
 def ocim2_world(operator_file: str) -> World:
-    """A user's OCIM2 operator file (grid + TR); forcing fields are synthetic until supplied."""
+    """A user's OCIM2 operator file (grid + TR); its forcing comes from the user's inputs only."""
     grid, T, defects = read_ocim2(operator_file)
-    npp, po4, temp = _synthetic_fields(grid)
-    return World(grid, T, npp, po4, temp, source="ocim2", info={"operator_file": operator_file,
-                                                               "conservation": defects})
+    return World(grid, T, {}, None, None, source="ocim2", stand_ins=False,
+                 info={"operator_file": operator_file, "conservation": defects})
 
 
 def default_shared_data_dir() -> str | None:
@@ -140,7 +178,7 @@ def _physical(values: np.ndarray, name: str, path: str) -> np.ndarray:
     v = values[np.isfinite(values)]
     if not v.size:
         return values
-    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") else 0
+    negative = int((v < 0).sum()) if kind in ("concentration", "salinity") and lo >= 0 else 0
     out = int(((v < lo) | (v > hi)).sum())
     if negative or out > 0.01 * v.size:
         raise InputError(f"{negative or out} of {v.size} values outside the physical range {lo:g}..{hi:g} "
@@ -156,8 +194,6 @@ def apply_inputs(world: World, inputs: str) -> World:
     A source with none of these fields, an inputs file without NPP, negative phosphate, wrong units
     or an altered mask are errors naming the file and variable; what still comes from the world's own
     (synthetic) fields is recorded in ``world.info["forcing"]`` and printed by the runs."""
-    import os
-
     from ..data.catalog import open_data
     grid = world.grid
     with open_data(inputs) as src:
@@ -167,10 +203,11 @@ def apply_inputs(world: World, inputs: str) -> World:
         if not used and not prods:
             raise InputError(f"has none of the fields a run takes ({', '.join(INPUT_FORCING)}, npp_<product>); "
                              f"found: {', '.join(names) or 'nothing'}", path=inputs)
-        if not prods and not os.path.isdir(inputs):
-            raise InputError("has no NPP product (npp_<product>): add an [npp] section to the `data build` recipe, "
-                             "or leave --inputs out to run on the world's synthetic NPP", path=inputs)
         values = {n: _physical(src.field(n, grid), n, inputs) for n in used}
+        surface = {n: src.surface(n, grid) for n in src.surface_fields()}
+        for n, arr in surface.items():
+            # piston velocity and pressure as maps; P-E as the model's per-box n-vector (surface boxes only)
+            world.extra[n] = np.where(grid.box_k == 0, arr[grid.box_ilat, grid.box_ilon], 0.0) if n == "pme" else arr
         if "po4" in values:
             world.dip_gamma = np.maximum(values["po4"], PO4_FLOOR)
         if "temperature" in values:
@@ -181,20 +218,32 @@ def apply_inputs(world: World, inputs: str) -> World:
             world.extra["silicate"] = values["si"]
         if prods:
             world.npp_products = {p: src.npp(p, grid) for p in prods}
-        forcing = {n: f"{inputs}:{n}" for n in used}
-        forcing["npp"] = f"{inputs}: {', '.join(prods)}" if prods else "the world's synthetic products"
-        world.info["inputs"] = inputs
-        world.info["inputs_fields"] = names
-        world.info["inputs_npp"] = prods
-        world.info["forcing"] = forcing
+        forcing = world.info.setdefault("forcing", {})
+        forcing.update({n: f"{inputs}:{n}" for n in used + list(surface)})
+        if prods:
+            forcing["npp"] = f"{inputs}: {', '.join(prods)}"
+            world.info["inputs_npp"] = prods
+        world.info.setdefault("inputs_fields", []).extend(names)
     return world
 
 
 def load_world(source: str = "embedded", path: str | None = None, circulation: CirculationConfig | None = None,
-               inputs: str | None = None) -> World:
-    """The world of ``source``; forcing fields from ``inputs`` (data file or directory) when given."""
+               inputs=None) -> World:
+    """The world of ``source``; forcing fields from ``inputs`` (a data file or directory, or a list of them
+    applied in order) when given."""
     world = _load_world(source, path, circulation)
-    return apply_inputs(world, inputs) if inputs else world
+    sources = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    for src in sources:
+        apply_inputs(world, src)
+    if sources and world.stand_ins and not world.info.get("inputs_npp"):
+        files = [s for s in sources if not os.path.isdir(s)]
+        if files:
+            raise InputError("has no NPP product (npp_<product>): add an [npp] section to the `data build` recipe, "
+                             "or leave --inputs out to run on the world's synthetic NPP", path=files[0])
+    if sources:
+        world.info["inputs"] = sources if len(sources) > 1 else sources[0]
+        world.info.setdefault("forcing", {}).setdefault("npp", "the world's synthetic products")
+    return world
 
 
 def _load_world(source, path, circulation):

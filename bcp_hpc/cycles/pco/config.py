@@ -12,8 +12,19 @@ MODEL_SETTINGS = (
 
 SECTIONS = (
     Section("joint", (
-        Setting("observations", "synthetic", "twin experiment (truth: the BGC defaults of spec §4.2, or [joint.truth])",
-                choices=("synthetic",)),
+        Setting("observations", "synthetic", "synthetic: a twin experiment (truth: the BGC defaults of spec §4.2, or "
+                "[joint.truth]); inputs: the observation fields of [world] inputs (po4_obs, dic_obs - dic_ant, "
+                "alk_obs, o2_obs, doc_obs)", choices=("synthetic", "inputs")),
+        Setting("remove_anthropogenic", True, "subtract the anthropogenic CO2 field (dic_ant) from observed DIC: the "
+                "model is pre-industrial"),
+        Setting("dip_mean", 0.0, "real observations: mean DIP the restoring holds; 0: the volume-weighted mean of the "
+                "observed DIP (spec A.3)", units="mmol m-3", minimum=0.0),
+        Setting("alk_mean", 0.0, "real observations: mean ALK the restoring holds; 0: from the observed ALK",
+                units="mmol m-3", minimum=0.0),
+        Setting("s_dic", 0.0, "real observations: surface DIC of the virtual flux; 0: the layer-1 mean of the "
+                "observed DIC", units="mmol m-3", minimum=0.0),
+        Setting("s_alk", 0.0, "real observations: surface ALK of the virtual flux; 0: the layer-1 mean of the "
+                "observed ALK", units="mmol m-3", minimum=0.0),
         Setting("observed", ["DIP", "DIC", "ALK", "O2"], "observed tracers (add \"DOC\", total DOC_s + DOC_l + DOC_r, "
                 "as the group's code fits it)", kind="list[str]", choices=TRACERS + ("DOC",)),
         Setting("noise_fraction", 0.02, "twin-data noise std / the tracer's volume-weighted spatial std",

@@ -97,17 +97,21 @@ def carbon_budget(grid, rates: dict, dic: np.ndarray) -> dict:
 
 
 def trap_fluxes(setup):
-    """Sediment-trap POC flux per box (Mouw et al. 2016 binned, mg C m-2 d-1, NaN = none) when the world's
-    data folder has it (the real OCIM2 mask), else None: the synthetic worlds have no trap stations."""
+    """Sediment-trap POC flux per box (mg C m-2 d-1, NaN = none): the trap table of the last inputs source
+    that has one (a `data build` file's [traps], an OCIM2 folder's binned Mouw et al. 2016 fluxes), else
+    the ocim2-mask world's own folder, else None (the synthetic worlds have no trap stations)."""
     import os
 
-    from ...io import matfile
-    path = os.path.join(setup.run.world.path or "", "Mouw_POC_91x180x24.mat")
-    if setup.world.source != "ocim2-mask" or not os.path.exists(path):
-        return None
-    raw = np.asarray(matfile.get(matfile.load(path, ["POC_flux"]), "POC_flux", path), dtype=float)
-    raw[(raw < 0) | ~setup.grid.mask] = np.nan           # -9.999 = no data; land boxes carry values too
-    return raw
+    from ...data.catalog import Ocim2Directory, open_data
+    for path in reversed(list(setup.run.world.inputs)):
+        with open_data(path) as src:
+            t = src.trap_fluxes(setup.grid)
+        if t is not None:
+            return t
+    folder = setup.run.world.path
+    if setup.world.source == "ocim2-mask" and folder and os.path.isdir(folder):
+        return Ocim2Directory(folder).trap_fluxes(setup.grid)
+    return None
 
 
 def run_diagnostics(setup, model, state) -> dict:

@@ -1,11 +1,13 @@
-"""The joint cycle's part of a run: its model from the run description, the twin truth (the BGC
-defaults or ``[joint.truth]``), the twin noise (a fraction of each tracer's spatial std) and the
-start (the truth perturbed, seeded)."""
+"""The joint cycle's part of a run: its model from the run description (with the constants derived from
+real observations, Appendix A.3), real observations of DIP, DIC, ALK, O2 (and DOC) from the user's
+inputs, or a twin experiment: the truth (the BGC defaults or ``[joint.truth]``), the noise (a fraction
+of each tracer's spatial std) and the start (the truth perturbed, seeded)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .model import joint_model
+from ...data.observations import read_observation, volume_mean
+from .model import ALK_MEAN, S_ALK, S_DIC, joint_model
 
 #: mmol m-3, the P inventory of the twin experiments
 DIP_MEAN_TWIN = 2.1
@@ -17,8 +19,37 @@ JOINT_GRTOL = "2e-3"
 
 def build(setup, product: str):
     m = setup.run.model
-    return joint_model(setup.world, setup.world.npp(product), DIP_MEAN_TWIN, labile=bool(m.labile), borate=m.borate,
-                       uptake_pc=m.uptake_pc)
+    c = setup.observations_info.get("constants", {})
+    return joint_model(setup.world, setup.world.npp(product), c.get("dip_mean", DIP_MEAN_TWIN),
+                       alk_mean=c.get("alk_mean", ALK_MEAN), s_dic=c.get("s_dic", S_DIC), s_alk=c.get("s_alk", S_ALK),
+                       labile=bool(m.labile), borate=m.borate, uptake_pc=m.uptake_pc)
+
+
+def real_observations(setup):
+    """The observed tracers of ``[joint] observed`` from ``[world] inputs`` (``[joint] observations =
+    "inputs"``), and the constants the model takes from them: the volume-weighted means of DIP and ALK
+    (the restoring targets) and of DIC and ALK in layer 1 (the virtual fluxes), mmol m-3."""
+    j = setup.run.joint
+    if j.observations == "synthetic":
+        return None, {"kind": "synthetic"}
+    g = setup.grid
+    obs, per_tracer = {}, {}
+    for name in j.observed:
+        obs[name], per_tracer[name] = read_observation(setup.run.world.inputs, name, g,
+                                                       remove_anthropogenic=bool(j.remove_anthropogenic))
+    surface = g.box_k == 0
+    constants = {}
+    if "DIP" in obs:
+        constants["dip_mean"] = volume_mean(g, obs["DIP"])
+    if "ALK" in obs:
+        constants["alk_mean"] = volume_mean(g, obs["ALK"])
+        constants["s_alk"] = volume_mean(g, obs["ALK"], surface)
+    if "DIC" in obs:
+        constants["s_dic"] = volume_mean(g, obs["DIC"], surface)
+    given = {k: float(j[k]) for k in ("dip_mean", "alk_mean", "s_dic", "s_alk") if float(j[k]) > 0}
+    constants.update(given)
+    return obs, {"kind": "inputs", "tracers": per_tracer, "constants": constants,
+                 "constants_given": sorted(given)}
 
 
 def truth(setup, model) -> dict:
@@ -37,8 +68,11 @@ def twin_observed(setup, truth_state) -> list:
     return out
 
 
-def start(setup, x_true) -> np.ndarray:
-    """Transformed starting parameters: the truth perturbed by ``start_perturbation`` (seeded), inside the bounds."""
+def start(setup, x_true) -> np.ndarray | None:
+    """Transformed starting parameters of a twin: the truth perturbed by ``start_perturbation`` (seeded), inside
+    the bounds; None with real observations (the model's parameters, i.e. the defaults and [parameters])."""
+    if x_true is None:
+        return None
     ps = setup.model.parameters
     rng = np.random.default_rng(int(setup.run.observations.seed) + 1000)
     x0 = x_true + float(setup.run.joint.start_perturbation) * rng.standard_normal(x_true.size)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ...data.observations import filter_observations, read_observation, volume_mean
 from ...errors import InputError
 from ...io import matfile
 from .model import p_model, p_parameters
@@ -31,29 +32,33 @@ def twin_observed(setup, truth_state) -> list:
     return [("DIP", float(setup.run.observations.noise))]
 
 
+GLODAP_FILE = "GLODAPv2_91x180x24raw.mat"
+
+
 def real_observations(setup):
-    """Observed DIP (mmol m-3; values below 0.05 and NaN unobserved) and its volume-weighted mean, or
-    None for a twin experiment."""
+    """Observed DIP (mmol m-3, NaN unobserved; the filter of spec §A.1) and its volume-weighted mean, or
+    None for a twin experiment.  ``dip = "inputs"``: the ``po4_obs`` field of the inputs (never a
+    filled climatology); ``dip = "glodap"``: ``po4raw`` of an OCIM2 data folder (``[world] inputs``,
+    or the ``ocim2-mask`` world's folder)."""
     kind = setup.run.observations.dip
     g = setup.grid
     if kind == "synthetic":
         return None, {"kind": "synthetic", "sigma2_truth": 0.0}
     if kind == "glodap":
-        path = os.path.join(setup.run.world.path or "", "GLODAPv2_91x180x24raw.mat")
+        folders = [p for p in setup.run.world.inputs if os.path.isdir(p)]
+        if not folders and setup.run.world.path and os.path.isdir(setup.run.world.path):
+            folders = [setup.run.world.path]
+        if not folders:
+            raise InputError(f"observations dip = 'glodap' reads {GLODAP_FILE} from an OCIM2 data folder: give the "
+                             "folder in [world] inputs (or --inputs DIR)")
+        path = os.path.join(folders[-1], GLODAP_FILE)
         raw = np.asarray(matfile.get(matfile.load(path, ["po4raw"]), "po4raw", path), dtype=float)
-        obs = g.from3d(raw, name="po4raw", path=path)
-        info = {"kind": "glodap", "file": path}
+        obs = filter_observations(g.from3d(raw, name="po4raw", path=path), "DIP")
+        info = {"kind": "glodap", "file": path, "n_obs": int(np.isfinite(obs).sum())}
     else:
-        src_path = setup.run.world.inputs
-        if not src_path:
-            raise InputError("observations dip = 'inputs' needs [world] inputs (a data file or directory)")
-        from ...data.catalog import open_data
-        with open_data(src_path) as src:
-            name = "po4_obs" if "po4_obs" in src.fields() else "po4"
-            obs = src.field(name, g)
-        info = {"kind": "inputs", "file": src_path, "field": name}
-    obs[(obs < 0.05) | ~np.isfinite(obs)] = np.nan
-    V = g.box_volume
-    ok = np.isfinite(obs)
-    info["dip_mean_mmol_m3"] = float((obs[ok] * V[ok]).sum() / V[ok].sum())
+        obs, info = read_observation(setup.run.world.inputs, "DIP", g)
+        info = {"kind": "inputs", "file": info["source"], **info}
+    given = float(setup.run.observations.dip_mean)
+    info["dip_mean_mmol_m3"] = given if given > 0 else volume_mean(g, obs)
+    info["dip_mean_from"] = "[observations] dip_mean" if given > 0 else "the observations (volume-weighted mean)"
     return {"DIP": obs}, info
