@@ -26,3 +26,8 @@ class ConfigError(BCPError):
 
 class SolverError(BCPError):
     """A linear or nonlinear solve failed."""
+
+
+class StateError(SolverError):
+    """The local terms cannot be evaluated at a state (e.g. the carbonate chemistry of absurd DIC and
+    ALK); raised on every rank together, so that a caller may shorten its step."""

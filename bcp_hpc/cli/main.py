@@ -68,7 +68,11 @@ def build_parser():
     ex = sub.add_parser("experiment", help="the experiments of the registered cycles")
     exs = ex.add_subparsers(dest="experiment", required=True)
     for name, (cycle, exp) in sorted(registry.experiments().items()):
-        run_flags(exs.add_parser(name, help=f"[{cycle.name}] {exp.help}"), exp.default_out or f"out/{name}")
+        ep = exs.add_parser(name, help=f"[{cycle.name}] {exp.help}")
+        run_flags(ep, exp.default_out or f"out/{name}")
+        if exp.gather:
+            ep.add_argument("--gather", action="store_true", help="merge the tasks of a SLURM job array in --out "
+                            "(each task's folder inside it) into the experiment's tables")
     inv = sub.add_parser("invert", help="one inversion of the configured cycle (default P; --cycle PCO: the joint "
                                         "P-C-O model)")
     run_flags(inv, "out/invert")

@@ -84,6 +84,13 @@ def _experiment(run: RunDescription, name: str, args) -> int:
     cycle, exp = registry.experiments()[name]
     out = run.output.dir
     _prepare_output(out)
+    if getattr(args, "gather", False):
+        result = cycle.hook(exp.gather)(run, out)
+        if result is None:
+            return 0
+        cycle.hook(exp.report)(result, out, args.json)
+        _save_config(run, out)
+        return 0
     with options_scope(run):
         result = cycle.hook(exp.entry)(run, out, resume=args.resume)
     cycle.hook(exp.report)(result, out, args.json)

@@ -119,6 +119,10 @@ def render(kind: str, run, config_path: str | None, out_dir: str, cycle: str | N
                      'V="${VALUES[${SLURM_ARRAY_TASK_ID:-0}]}"',
                      f'$LAUNCH bcp-hpc experiment {kind}{conf}{wflag} {flag} "$V"{extra} '
                      f'--out {out_q}/{folder}"$V" --resume &']
+            if exp.gather:
+                # after this task: merge every task's run into the experiment's tables (the last task to finish
+                # writes them; the others say which runs are still missing)
+                gather = f"bcp-hpc experiment {kind}{conf}{wflag} --gather --out {out_q}"
         else:
             body.append(f"$LAUNCH bcp-hpc experiment {kind}{conf}{wflag} --out {out_q} --resume {log_view} &")
     elif kind == "bench-scaling":
@@ -133,6 +137,8 @@ def render(kind: str, run, config_path: str | None, out_dir: str, cycle: str | N
     lines = _header(kind, s, array) + _environment(s, kind) + [f"mkdir -p {out_q}"] + body
     if body[-1].endswith("&"):
         lines.append("wait $!   # in the background so the USR1 trap can run")
+    if what == "experiment" and exp.slurm_array and exp.gather:
+        lines.append(gather)
     return "\n".join(lines) + "\n"
 
 

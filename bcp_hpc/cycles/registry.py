@@ -37,6 +37,8 @@ class Experiment:
     help: str
     entry: str                         #: "module:function" (run, out_dir, resume) -> result
     report: str                        #: "module:function" (result, out_dir, json_path): files and printout
+    #: "module:function" (run, out_dir) -> result or None: merge the tasks of a SLURM job array (``--gather``)
+    gather: str = ""
     default_out: str = ""
     #: a SLURM job array over a list setting, one value per task: (section, key, the flag that passes one value,
     #: prefix of each task's output folder), e.g. ("experiment", "sigma2_values", "--sigma2", "s2_")

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SolverError
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "tao_grtol": "1e-10",
                 "tao_gttol": "0", "tao_ksp_type": "stcg", "tao_pc_type": "none",
                 "tao_bnk_init_type": "constant"}
+#: objective TAO receives at a trial point without a steady state (TAO refuses Inf): the step is rejected
+#: and the trust region shrinks
+REJECTED_OBJECTIVE = 1e100
+
 #: initial trust radius in the transformed (log) parameter space: a factor e in any one parameter.
 #: TAO's "interpolation" initialisation spends 4-6 extra steady states probing for a radius and
 #: then starts far too small (1e-3..1e-2 here), so Newton steps with the exact Hessian are cut for
@@ -148,12 +152,21 @@ class Inversion:
         tao = PETSc.TAO().create(comm=comm)
         tao.setOptionsPrefix(self.prefix)
         self.n_evals = 0
+        self.rejected = 0
         t_start = time.perf_counter()
 
         def objgrad(tao_, xv, g):
             xx = self._bcast_x(xv)
-            f, gg, _ = self._eval(xx, order=1)
             self.n_evals += 1
+            try:
+                f, gg, _ = self._eval(xx, order=1)
+            except SolverError as exc:
+                if self.obj.last is None:
+                    raise                           # not even the start has a steady state
+                self.rejected += 1
+                log.warning("trial parameters without a steady state (%s): step rejected", exc)
+                g.set(0.0)
+                return REJECTED_OBJECTIVE
             if rank0:
                 g.getArray()[:] = gg
             return f
@@ -239,6 +252,7 @@ class Inversion:
         self.params.set_x(xf)
         return InversionResult(x=xf, objective=f, gradient=g, hessian=Hf, iterations=start_it + its, reason=int(reason),
                                reason_name=tao_reason(reason), converged=int(reason) > 0,
+                               rejected_trial_points=self.rejected,
                                evaluations=self.n_evals, parameters=self._physical(xf),
                                seconds=time.perf_counter() - t_start)
 

@@ -184,7 +184,17 @@ class ModelSystem:
         return v
 
     def residual(self, u) -> "PETSc.Vec":
-        s, scales = self.evaluate(u, full=False)
+        """``F(u)``; :class:`~bcp_hpc.errors.StateError` on every rank when the local terms cannot be
+        evaluated at ``u`` on some rank (checked before any collective operation)."""
+        try:
+            s, scales = self.evaluate(u, full=False)
+            failure = ""
+        except (ArithmeticError, FloatingPointError) as exc:
+            s, failure = None, str(exc)
+        failures = [f for f in self.dgrid.comm.tompi4py().allgather(failure) if f]
+        if failures:
+            from ..errors import StateError
+            raise StateError(f"the local terms cannot be evaluated at this state: {failures[0]}")
         c = self.local_state(u)
         out = np.empty((self.nt, self.nloc))
         x1 = self.Tp.createVecRight()

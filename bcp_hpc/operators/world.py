@@ -186,6 +186,17 @@ def _physical(values: np.ndarray, name: str, path: str) -> np.ndarray:
     return values
 
 
+def _balanced_pme(grid, map2d) -> np.ndarray:
+    """P-E (s-1) on the surface boxes, shifted so that its volume integral over the model's surface is zero
+    (spec §3.4: the field is balanced on the grid it was made for; binned onto another grid or mask it is
+    not, and a net virtual flux would move the DIC and ALK inventories, which only the 1 Myr restoring holds)."""
+    top = grid.box_k == 0
+    pme = np.where(top, map2d[grid.box_ilat, grid.box_ilon], 0.0)
+    V = grid.box_volume
+    pme[top] -= (pme * V)[top].sum() / V[top].sum()
+    return pme
+
+
 def apply_inputs(world: World, inputs: str) -> World:
     """Replace the world's forcing fields by those of a data source (a file made by ``bcp-hpc data
     build`` or a directory of pre-binned OCIM2 fields): NPP products, phosphate for the uptake term
@@ -207,7 +218,7 @@ def apply_inputs(world: World, inputs: str) -> World:
         surface = {n: src.surface(n, grid) for n in src.surface_fields()}
         for n, arr in surface.items():
             # piston velocity and pressure as maps; P-E as the model's per-box n-vector (surface boxes only)
-            world.extra[n] = np.where(grid.box_k == 0, arr[grid.box_ilat, grid.box_ilon], 0.0) if n == "pme" else arr
+            world.extra[n] = _balanced_pme(grid, arr) if n == "pme" else arr
         if "po4" in values:
             world.dip_gamma = np.maximum(values["po4"], PO4_FLOOR)
         if "temperature" in values:

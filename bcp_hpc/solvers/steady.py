@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..errors import SolverError
+from ..errors import SolverError, StateError
 from .linear import LinearSolver
 from .options import get_option
 from .profiling import ASSEMBLY, FACTOR, SENSITIVITIES, SOLVE, stage
@@ -107,7 +107,18 @@ class SteadyState:
         return True
 
     def solve(self, u0=None):
-        """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``)."""
+        """Newton iterations from ``u0`` (zeros by default); returns the state Vec (kept as ``self.u``).
+
+        When Newton fails (:class:`~bcp_hpc.errors.SolverError`), the previous state ``self.u`` and a
+        factorization at it are kept, so that its sensitivities stay valid for the caller."""
+        try:
+            return self._solve(u0)
+        except SolverError:
+            if self.u is not None and self.solver is not None:
+                self._factor(self.u)
+            raise
+
+    def _solve(self, u0):
         sysm = self.system
         u = u0.copy() if u0 is not None else self.initial_guess()
         F = sysm.residual(u)
@@ -182,24 +193,33 @@ class SteadyState:
         ``||F(u - lam d)|| < (1 - 1e-4 lam) ||F(u)||``; if none does, the smallest step is kept when
         ``lam_min`` is the plain search's floor, otherwise ``u`` is restored.
         Returns (accepted, lam, F, ||F||)."""
-        sysm = self.system
         lam = 1.0
         u.axpy(-1.0, d)
-        Fn = sysm.residual(u)
-        fnew = Fn.norm()
+        Fn, fnew = self._residual_or_none(u)
         while not fnew < (1.0 - 1e-4 * lam) * fk and lam > lam_min:
             u.axpy(0.5 * lam, d)
             lam *= 0.5
-            Fn.destroy()
-            Fn = sysm.residual(u)
-            fnew = Fn.norm()
+            if Fn is not None:
+                Fn.destroy()
+            Fn, fnew = self._residual_or_none(u)
         ok = fnew < (1.0 - 1e-4 * lam) * fk
-        if not ok and lam_min > 2.0 ** -20:
+        if Fn is None or (not ok and lam_min > 2.0 ** -20):
             u.axpy(lam, d)                 # restore: the caller tries another direction
-            Fn.destroy()
+            if Fn is not None:
+                Fn.destroy()
             return False, lam, F, fk
         F.destroy()
         return True, lam, Fn, fnew
+
+    def _residual_or_none(self, u):
+        """``(F(u), ||F(u)||)``, or ``(None, inf)`` where the local terms cannot be evaluated (a trial point
+        too far along the Newton direction): the line search then shortens the step."""
+        try:
+            F = self.system.residual(u)
+        except StateError as exc:
+            log.debug("line search: %s", exc)
+            return None, float("inf")
+        return F, F.norm()
 
     def _positive_step(self, u, du):
         """For tracers declared ``positive``, the Newton step shortened box by box so that a positive

@@ -114,3 +114,31 @@ def test_rendered_joint_inversion_runs_locally_and_resumes(tmp_path):
     assert again["objective"] == pytest.approx(res["objective"], rel=1e-8)
     assert again["iterations"] == res["iterations"]      # resumed at the optimum: no new accepted iterate
     assert "resuming from" in r2.stdout + r2.stderr
+
+
+def test_sigma2_array_tasks_end_with_the_merged_tables(tmp_path):
+    """The sigma2-sweep job array run locally, one task after the other: the first task's gather says what is
+    still missing, the last one writes the merged Table S1/S2, summary and NPP(sigma2) fit of every run."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG)
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    script = tmp_path / "sweep.slurm"
+    r = cli("slurm", "render", "sigma2-sweep", "--config", str(cfg), "--venv", venv, "--run-out", "out-sw",
+            "--out", str(script))
+    assert r.returncode == 0, r.stderr
+    assert "--gather --out" in script.read_text()
+    out = tmp_path / "out-sw"
+    for task in ("0", "1"):
+        env = dict(ENV, LAUNCH="env", SLURM_ARRAY_TASK_ID=task)
+        r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        if task == "0":
+            assert "sigma2 runs [0.1] not finished yet" in r.stdout + r.stderr
+            assert not (out / "summary.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [run["sigma2"] for run in summary["runs"]] == [0.0, 0.1]
+    assert {"a", "b", "r2"} <= set(summary["fit"])
+    for f in ("table_S1_parameters.csv", "table_S2_allocation.csv", "sigma2_sweep.h5"):
+        assert (out / f).exists()
+    header = (out / "table_S1_parameters.csv").read_text().splitlines()[0]
+    assert "tao_reason" in header and "alpha_flag" in header

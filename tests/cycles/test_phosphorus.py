@@ -128,8 +128,9 @@ def test_bad_npp_and_dip_inputs(small):
         p_model(g, bad, po4, 2.1)
     dip = po4.copy()
     dip[np.flatnonzero(g.euphotic)[5]] = np.nan
-    with pytest.raises(InputError, match="observed DIP missing"):
+    with pytest.raises(InputError, match="no value in 1 euphotic boxes") as e:
         p_model(g, npp, dip, 2.1)
+    assert "fill = true" in str(e.value)             # and it says how to fill them
 
 
 def test_parameters_bounds_units_and_toml_round_trip():

@@ -23,6 +23,15 @@ PRODUCT_TOTALS = ("npp_satellite_pg_c_per_yr", "npp_model_pg_c_per_yr", "docl_pr
                   "toc_export_north_of_30s_pg_c_per_yr", "poc_flux_100m_pg_c_per_yr")
 
 
+def _traps_record(traps):
+    """The trap comparison of one product as JSON (stations used and Taylor statistics), or None."""
+    if not traps:
+        return None
+    return {"used": traps["used"], "taylor": traps.get("taylor"),
+            "stations": {k: {q: v[q] for q in ("f100_mg_c_m2_d", "model_f100_mg_c_m2_d", "n_depths", "block")}
+                         for k, v in traps["stations"].items()}}
+
+
 def joint_products(run, out_dir: str, resume: bool = False) -> dict:
     comm = PETSc.COMM_WORLD
     if comm.getRank() == 0:
@@ -49,7 +58,9 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
                                              "at_bound": v["at_bound"], "poorly_constrained": v["poorly_constrained"]}
                                          for n, v in out["posterior"]["parameters"].items()},
                           **{k: float(d[k]) for k in PRODUCT_TOTALS},
-                          "fit_r2": {t: st["r2"] for t, st in d.get("fit", {}).items()}}
+                          "fit_r2": {t: st["r2"] for t, st in d.get("fit", {}).items()},
+                          "fit": d.get("fit", {}), "henson_f100_pg_c_per_yr": d.get("henson_f100_pg_c_per_yr", {}),
+                          "traps": _traps_record(d.get("traps"))}
             rprint(f"{prod}: TOC export {d['toc_export_pg_c_per_yr']:.3f} Pg C/yr (POC {d['poc_export_pg_c_per_yr']:.3f}, "
                    f"DOC_s {d['docs_export_pg_c_per_yr']:.3f}, DOC_l {d['docl_export_pg_c_per_yr']:.3f}); "
                    f"DOC_l production {d['docl_production_pg_c_per_yr']:.2f}"

@@ -111,18 +111,59 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
             maps.append(np.array(rec["npp_map"]))
             done[tag] = rec
             if rank0:
-                write_text_atomic(done_path, json.dumps({"problem": problem, "runs": done}))
+                write_text_atomic(done_path, json.dumps({"problem": problem, "runs": done,
+                                                         "lat": setup.grid.lat.tolist(), "lon": setup.grid.lon.tolist()}))
             rprint(f"  -> NPP {rec['npp_pg_c_per_yr']:.2f} Pg C/yr, R2(DIP) {rec['r2_dip']:.4f}, "
                    f"{rec['iterations']} iterations" + ("" if rec["converged"] else
                                                         f" (NOT converged: {rec['tao_reason']})"))
-        main = [r for r in runs if r["tag"].startswith("s2_") and "_k" not in r["tag"]]
-        fit = npp_fit(np.array([r["sigma2"] for r in main]), [r["npp_pg_c_per_yr"] for r in main])
-        summary = {"runs": [{k: v for k, v in r.items() if k not in ("npp_map", "x", "best_constrained",
-                                                                     "worst_constrained", "objective", "tag")}
-                            for r in runs], "fit": fit,
-                   "world": setup.world.source, "observations": setup.observations_info,
-                   "model_variant": setup.variant(), "config": run.to_dict()}
+        result = _result(run, runs, maps, setup.world.source, setup.observations_info, setup.variant(),
+                         setup.grid.lat, setup.grid.lon)
     finally:
         setup.destroy()
-    return {"runs": runs, "maps": maps, "fit": fit, "summary": summary, "observations": setup.observations_info,
-            "grid": setup.grid}
+    return result
+
+
+def _result(run, runs, maps, world, observations, variant, lat, lon) -> dict:
+    """The sweep's result (what :func:`.report.sweep_outputs` writes) from its runs."""
+    main = [r for r in runs if r["tag"].startswith("s2_") and "_k" not in r["tag"]]
+    fit = npp_fit(np.array([r["sigma2"] for r in main]), [r["npp_pg_c_per_yr"] for r in main])
+    summary = {"runs": [{k: v for k, v in r.items() if k not in ("npp_map", "x", "best_constrained",
+                                                                 "worst_constrained", "objective", "tag")}
+                        for r in runs], "fit": fit, "world": world, "observations": observations,
+               "model_variant": variant, "config": run.to_dict()}
+    return {"runs": runs, "maps": maps, "fit": fit, "summary": summary, "observations": observations,
+            "lat": np.asarray(lat), "lon": np.asarray(lon)}
+
+
+def gather(run, out_dir: str):
+    """The sweep of a SLURM job array (one sigma2 per task, each in ``<out_dir>/s2_<sigma2>``) merged into
+    ``out_dir``: the tables and the NPP(sigma2) fit over every run; None (and a message) while a task has not
+    finished yet, so that each task can try and the last one gathers."""
+    values = list(run.experiment.sigma2_values)
+    runs, maps, missing, problem, first = [], [], [], None, None
+    for v in values:
+        path = os.path.join(out_dir, f"s2_{v!r}", "runs_done.json")
+        if not os.path.exists(path):
+            missing.append(v)
+            continue
+        with open(path) as fh:
+            try:
+                done = json.load(fh)
+                part, recs = done["problem"], done["runs"]
+            except (ValueError, KeyError) as exc:
+                raise InputError(f"cannot read a finished sigma2 run ({exc})", path=path) from None
+        tag = f"s2_{v:.2f}"
+        if tag not in recs:
+            missing.append(v)
+            continue
+        if problem is None:
+            problem, first = part, done
+        elif differing_keys(problem, part):
+            raise ConfigError(f"{path}: a run of another problem ({', '.join(differing_keys(problem, part))})")
+        runs.append(recs[tag])
+        maps.append(np.array(recs[tag]["npp_map"]))
+    if missing:
+        rprint(f"gather: sigma2 runs {missing} not finished yet in {out_dir} (the last task gathers)")
+        return None
+    return _result(run, runs, maps, problem["world"]["source"], {"kind": problem["observations"]["dip"]},
+                   problem.get("model", {}), first["lat"], first["lon"])

@@ -46,8 +46,9 @@ def uptake_fields(grid, npp_col_mgC_m2_d: np.ndarray, dip_obs: np.ndarray, varia
                          variable="dip_obs")
     missing = ez & ~np.isfinite(dip_obs)
     if np.any(missing):
-        raise InputError(f"observed DIP missing in {int(missing.sum())} euphotic boxes where uptake needs it",
-                         variable="dip_obs")
+        raise InputError(f"the phosphate climatology of the uptake has no value in {int(missing.sum())} euphotic "
+                         "boxes: build it with the fill (`[fields.po4] fill = true`, the default of `bcp-hpc data "
+                         "build`) or give a complete climatology", variable="po4")
     npp_box = np.where(ez, npp2d[grid.box_ilat, grid.box_ilon], 0.0)
     dz = grid.box_dz
     if variant == "w19":

@@ -16,15 +16,16 @@ SWEEP_TOTALS = ("npp_pg_c_per_yr", "npp_pop_pg_c_per_yr", "npp_dops_pg_c_per_yr"
                 "pop_export_pg_c_per_yr")
 
 
-def write_sweep(out_dir, runs, maps, fit, grid, summary):
+def write_sweep(out_dir, runs, maps, fit, lat, lon, summary):
     """Table S1 (parameters) and S2 (allocation) as CSV, summary.json, sigma2_sweep.h5 (named dimensions)."""
     names = list(runs[0]["parameters"])
     write_csv(os.path.join(out_dir, "table_S1_parameters.csv"),
-              ["run", "sigma2", "kappa_l_per_s", "kappa_p_per_s", "converged"]
-              + sum(([n, f"{n}_sigma", f"{n}_units"] for n in names), []),
-              [[r["tag"], r["sigma2"], r["kappa_l_per_s"], r["kappa_p_per_s"], r.get("converged", True)]
-               + sum(([r["parameters"][n]["value"], _sigma(r["parameters"][n]), r["parameters"][n]["units"]]
-                      for n in names), []) for r in runs])
+              ["run", "sigma2", "kappa_l_per_s", "kappa_p_per_s", "converged", "tao_reason"]
+              + sum(([n, f"{n}_sigma", f"{n}_units", f"{n}_flag"] for n in names), []),
+              [[r["tag"], r["sigma2"], r["kappa_l_per_s"], r["kappa_p_per_s"], r.get("converged", True),
+                r.get("tao_reason", "")]
+               + sum(([r["parameters"][n]["value"], _sigma(r["parameters"][n]), r["parameters"][n]["units"],
+                       _flag(r["parameters"][n])] for n in names), []) for r in runs])
     write_csv(os.path.join(out_dir, "table_S2_allocation.csv"),
               ["run", "sigma2", *SWEEP_TOTALS, "r2_dip", "iterations"],
               [[r["tag"], r["sigma2"], *(r[k] for k in SWEEP_TOTALS), r["r2_dip"], r["iterations"]] for r in runs])
@@ -33,8 +34,8 @@ def write_sweep(out_dir, runs, maps, fit, grid, summary):
         with h5py.File(tmp, "w") as h:
             w = DimensionedWriter(h)
             w.dimension("run", np.arange(len(runs)))
-            w.dimension("lat", grid.lat, "degrees_north")
-            w.dimension("lon", grid.lon, "degrees_east")
+            w.dimension("lat", lat, "degrees_north")
+            w.dimension("lon", lon, "degrees_east")
             w.variable("sigma2", [r["sigma2"] for r in runs], ("run",), "1")
             for k in SWEEP_TOTALS:
                 w.variable(k, [r[k] for r in runs], ("run",), "Pg C yr-1")
@@ -59,7 +60,8 @@ def write_sweep(out_dir, runs, maps, fit, grid, summary):
 def sweep_outputs(result, out_dir: str, json_path: str | None = None):
     """The sweep's files (rank 0) and printout (the experiment's report hook)."""
     if mpi_rank() == 0:
-        write_sweep(out_dir, result["runs"], result["maps"], result["fit"], result["grid"], result["summary"])
+        write_sweep(out_dir, result["runs"], result["maps"], result["fit"], result["lat"], result["lon"],
+                    result["summary"])
         if json_path:
             write_json(json_path, {"runs": result["summary"]["runs"], "fit": result["fit"]})
     print_sweep(result)
@@ -68,6 +70,11 @@ def sweep_outputs(result, out_dir: str, json_path: str | None = None):
 
 def _sigma(p):
     return "unconstrained" if p["sigma"] is None else p["sigma"]
+
+
+def _flag(p):
+    """'' or what a reader of Table S1 must know: at a bound of its table, unconstrained by the data."""
+    return "; ".join(f for f, on in (("at a bound", p.get("at_bound")), ("unconstrained", p["sigma"] is None)) if on)
 
 
 def print_sweep(result):
