@@ -443,3 +443,31 @@ def test_ocim2_prebinned_fields_load_and_pass_check():
     r = _cli("data", "check", OCIM2_DIR)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 errors" in r.stdout and "po4 " in r.stdout
+
+
+def test_data_build_refuses_impossible_values_and_reads_real_unit_spellings(tmp_path):
+    """A negative phosphate is an error naming the file and variable (nothing written); the NPP units of
+    the real products ("mg C m**-2 day**-1") are accepted, and a recipe's units key overrides an odd one."""
+    from bcp_hpc.data.units import canonical_units
+    assert canonical_units("mg C m**-2 day**-1") == canonical_units("mg C m-2 d-1") == "mgC/m2/d"
+    recipe, g = _recipe(tmp_path)
+    lat, lon = centres(30, 90, -90), centres(60, -180, 180)
+    depth = np.array([0, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 5800.0])
+    write_woa_like(str(tmp_path / "neg.nc"), np.full((depth.size, 30, 60), -1.0), lat, lon, depth, variable="p_an")
+    text = open(recipe).read().replace('[fields.po4]\nfile = "p.nc"', '[fields.po4]\nfile = "neg.nc"')
+    bad = tmp_path / "neg.toml"
+    bad.write_text(text)
+    out = tmp_path / "neg.h5"
+    r = _cli("data", "build", str(bad), "--out", str(out))
+    assert r.returncode == 2 and "neg.nc" in r.stderr and "p_an" in r.stderr and "negative" in r.stderr
+    assert not out.exists()
+    # the NPP files with the odd spelling, and a units override for a file without any
+    os.makedirs(tmp_path / "npp2", exist_ok=True)
+    for mo in range(12):
+        doy = (np.datetime64(f"2011-{mo + 1:02d}-01") - np.datetime64("2011-01-01")).astype(int) + 1
+        write_op_hdf4(str(tmp_path / "npp2" / f"cbpm.2011{doy:03d}.hdf"), np.full((30, 60), 400.0),
+                      units="mg C m**-2 day**-1" if mo % 2 else None)
+    good = tmp_path / "units.toml"
+    good.write_text(open(recipe).read() + '[npp.cbpm]\nfiles = "npp2/cbpm.*.hdf"\nunits = "mg C m-2 d-1"\n')
+    r = _cli("data", "build", str(good), "--out", str(tmp_path / "u.h5"))
+    assert r.returncode == 0, r.stderr
