@@ -50,7 +50,7 @@ def build_parser():
     info = sub.add_parser("info", help="PETSc/SLEPc/MPI versions, solver packages, ranks, cycles")
     info.add_argument("--options", action="store_true", help="list the package's own PETSc options")
 
-    def run_flags(r, default_out):
+    def run_flags(r, default_out, extra=("--sigma2", "--no-sensitivity-runs")):
         r.add_argument("--config", help="TOML run configuration (docs/configuration.md)")
         r.add_argument("--world", help=f"{' | '.join(WORLD_SOURCES)} (overrides the config)")
         r.add_argument("--data", help="OCIM2 data directory (for --world ocim2-mask)")
@@ -60,8 +60,11 @@ def build_parser():
         r.add_argument("--out", default=default_out, help="output directory")
         r.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
         r.add_argument("--json", help="also write the run table to this JSON file")
-        r.add_argument("--sigma2", help="comma-separated sigma2 values (default 0,0.1,...,0.5)")
-        r.add_argument("--no-sensitivity-runs", action="store_true", help="skip the kappa_l / kappa_p runs")
+        if "--sigma2" in extra:
+            r.add_argument("--sigma2", help="sigma2 of the run (cycle P)" if r.prog.endswith("invert") else
+                           "comma-separated sigma2 values (default 0,0.1,...,0.5)")
+        if "--no-sensitivity-runs" in extra:
+            r.add_argument("--no-sensitivity-runs", action="store_true", help="skip the kappa_l / kappa_p runs")
 
     r = sub.add_parser("run", help="the main job: ideal age + twin-experiment sigma2 sweep on a world (default embedded)")
     run_flags(r, "out/run")
@@ -69,13 +72,13 @@ def build_parser():
     exs = ex.add_subparsers(dest="experiment", required=True)
     for name, (cycle, exp) in sorted(registry.experiments().items()):
         ep = exs.add_parser(name, help=f"[{cycle.name}] {exp.help}")
-        run_flags(ep, exp.default_out or f"out/{name}")
+        run_flags(ep, exp.default_out or f"out/{name}", exp.flags)
         if exp.gather:
             ep.add_argument("--gather", action="store_true", help="merge the tasks of a SLURM job array in --out "
                             "(each task's folder inside it) into the experiment's tables")
     inv = sub.add_parser("invert", help="one inversion of the configured cycle (default P; --cycle PCO: the joint "
                                         "P-C-O model)")
-    run_flags(inv, "out/invert")
+    run_flags(inv, "out/invert", ("--sigma2",))
     inv.add_argument("--cycle", choices=registry.names(), help="cycle to invert (overrides [model] cycle)")
 
     i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")

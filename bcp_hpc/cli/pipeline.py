@@ -54,7 +54,22 @@ def description(args, cycle: str | None = None) -> RunDescription:
         over.setdefault("experiment", {})["sensitivity_runs"] = False
     if getattr(args, "out", None):
         over.setdefault("output", {})["dir"] = os.path.abspath(args.out)
-    return RunDescription.load(args.config, over)
+    run = RunDescription.load(args.config, over)
+    _refuse_or_note_foreign_keys(run)
+    return run
+
+
+def _refuse_or_note_foreign_keys(run: RunDescription):
+    """Settings of another cycle do nothing in this run: from a flag that is an error, from a config file
+    (which may describe several cycles' runs) a printed note."""
+    foreign = run.foreign_keys()
+    mine = run.cycle.name
+    flags = [f"{key} (cycle {', '.join(owners)})" for source, key, owners in foreign if source == "command line"]
+    if flags:
+        raise ConfigError(f"the command line sets {'; '.join(flags)}, which cycle {mine} does not use")
+    for source, key, owners in foreign:
+        rprint(f"note: {source}: {key} is a setting of cycle {', '.join(owners)}; not used by this run "
+               f"(cycle {mine})")
 
 
 def options_scope(run: RunDescription) -> OptionsScope:

@@ -45,6 +45,9 @@ class Experiment:
     slurm_array: tuple = ()
     #: flags every task of the array passes, e.g. ("--no-sensitivity-runs",)
     slurm_task_flags: tuple = ()
+    #: the run flags beyond the common ones the experiment takes: "--sigma2" ([experiment] sigma2_values),
+    #: "--no-sensitivity-runs"
+    flags: tuple = ()
 
 
 @dataclass

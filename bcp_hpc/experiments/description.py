@@ -131,6 +131,8 @@ class SectionValues(Mapping):
 class RunDescription:
     values: dict                 #: section -> validated values
     sources: tuple = ()          #: where they came from, for messages
+    #: (source, section, key) of every value a config file or a flag set (not the defaults)
+    given: tuple = ()
 
     def __getattr__(self, name):
         values = object.__getattribute__(self, "values")
@@ -165,7 +167,24 @@ class RunDescription:
 
     def with_overrides(self, overrides: dict, source: str = "override") -> "RunDescription":
         """A new description with ``{section: {key: value}}`` applied and validated."""
-        return RunDescription(_merge(self.values, overrides, source, None, all_sections()), self.sources + (source,))
+        return RunDescription(_merge(self.values, overrides, source, None, all_sections()), self.sources + (source,),
+                              self.given + _given(overrides, source))
+
+    def foreign_keys(self) -> list:
+        """(source, "[section] key", owning cycles) of the given values another cycle's settings hold and this
+        run's cycle does not use (e.g. ``[model] sigma2`` or ``[experiment]`` for the joint cycle)."""
+        mine, owners = _cycle_keys(self.cycle), {}
+        for c in registry.all_cycles():
+            if c.name != self.cycle.name:
+                for k in _cycle_keys(c) - mine:
+                    owners.setdefault(k, []).append(c.name)
+        out = []
+        for source, section, key in self.given:
+            for k in ((section, key), (section, None)):
+                if k in owners:
+                    out.append((source, f"[{section}] {key}", owners[k]))
+                    break
+        return out
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -182,11 +201,20 @@ class RunDescription:
             user = load_toml(path, "config file")
             base = os.path.dirname(os.path.abspath(path))
             run = RunDescription(_merge(run.values, user, f"config file {path}", base, all_sections()),
-                                 run.sources + (path,))
+                                 run.sources + (path,), _given(user, f"config file {path}"))
         if overrides:
             run = RunDescription(_merge(run.values, overrides, "command line", None, all_sections()),
-                                 run.sources + ("command line",))
+                                 run.sources + ("command line",), run.given + _given(overrides, "command line"))
         return run
+
+
+def _given(table: dict, source: str) -> tuple:
+    return tuple((source, name, key) for name, sec in table.items() if isinstance(sec, dict) for key in sec)
+
+
+def _cycle_keys(cycle) -> set:
+    """The settings a cycle declares: ("model", key) and (section, None) for its own sections."""
+    return {("model", s.name) for s in cycle.model_settings} | {(s.name, None) for s in cycle.sections}
 
 
 def _merge(values: dict, override: dict, source: str, base_dir, sections: dict) -> dict:
@@ -211,7 +239,8 @@ def configuration_reference() -> str:
            "on the command line override `[solver]`.  Every key, its default, its type or allowed values and its",
            "units, as the package validates them (generated from the declarations; relative paths in a file are",
            "relative to that file's folder).  `resolved_config.json` in every output folder is the configuration",
-           "a run used.", ""]
+           "a run used.  Settings of another cycle than the run's are refused when a flag sets them; a file's (a file",
+           "may describe several cycles' runs) are named in a note as not used.", ""]
     owners = {}
     for c in registry.all_cycles():
         for s in c.sections:

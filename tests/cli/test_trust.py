@@ -247,6 +247,25 @@ def test_bad_flags_are_clear_errors(args, words, tmp_path):
     bad(cli(*args), *words)
 
 
+def test_settings_of_another_cycle_are_refused_from_flags_and_noted_from_files(tmp_path):
+    """A flag that only another cycle uses is an error; the experiments offer only their own flags; a config
+    file's settings of another cycle are named as unused (a file may describe several cycles' runs)."""
+    bad(cli("invert", "--cycle", "PCO", "--world", "tiny", "--sigma2", "0.3", "--out", str(tmp_path / "o")),
+        "[model] sigma2 (cycle P)", "cycle PCO does not use")
+    assert not (tmp_path / "o").exists()
+    r = cli("experiment", "joint-products", "--world", "tiny", "--sigma2", "0.1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unrecognized arguments: --sigma2" in r.stderr
+    from bcp_hpc.experiments.description import RunDescription
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nsigma2 = 0.2\nborate = \"rounded\"\n[experiment]\nsigma2_values = [0.0]\n"
+                   "[joint]\nnoise_fraction = 0.01\n")
+    src = f"config file {cfg}"
+    as_p = RunDescription.load(str(cfg))
+    assert as_p.foreign_keys() == [(src, "[model] borate", ["PCO"]), (src, "[joint] noise_fraction", ["PCO"])]
+    as_pco = RunDescription.load(str(cfg), {"model": {"cycle": "PCO"}})
+    assert as_pco.foreign_keys() == [(src, "[model] sigma2", ["P"]), (src, "[experiment] sigma2_values", ["P"])]
+
+
 @pytest.mark.parametrize("content, words", [
     ("[observations]\nnoise = \"abc\"\n", ["[observations] noise = 'abc'", "a number"]),
     ("[observations]\nnoise = -0.1\n", ["[observations] noise = -0.1", ">= 0"]),

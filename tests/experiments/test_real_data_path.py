@@ -296,3 +296,90 @@ def test_constants_derived_from_the_observations(files, tmp_path):
         assert info["constants"][key] == pytest.approx((obs[name][ok] * V[ok]).sum() / V[ok].sum(), rel=1e-12)
     # DIC with the anthropogenic 50 removed: the observations equal what was written minus 50 (in mmol m-3)
     assert np.nanmean(obs["DIC"]) == pytest.approx(np.nanmean(files["j_obs"]["DIC"]), rel=2e-3)
+
+
+def _interrupt_when(cmd, path, timeout=900):
+    """Start ``cmd`` on 2 ranks and send SIGINT as soon as ``path`` exists; the run must end non-zero."""
+    import signal
+    import time
+    p = subprocess.Popen(["mpirun", "-n", "2", "--oversubscribe"] + CLI + cmd, env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not os.path.exists(path):
+        assert p.poll() is None, "the run ended before it could be interrupted"
+        assert time.time() - t0 < timeout
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode != 0 and "Traceback" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_p_sweep_on_the_users_files_interrupted_and_resumed_on_two_ranks(files, tmp_path):
+    """The paper's sigma2 sweep on the user's operator and inputs: interrupted on 2 ranks after its first
+    run, resumed, it ends with the runs, tables and fit of the uninterrupted sweep on 1 rank."""
+    inputs = _p_inputs(files)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'[world]\nsource = "ocim2"\npath = "{files["dir"]}/op.mat"\ninputs = "{inputs}"\n'
+                   '[observations]\ndip = "inputs"\ndip_mean = 2.1\n')
+    values = [round(0.025 * i, 3) for i in range(21)]        # runs of a fraction of a second: room to interrupt
+    args = ["experiment", "sigma2-sweep", "--config", str(cfg), "--sigma2", ",".join(map(str, values)),
+            "--no-sensitivity-runs"]
+    ref = cli(*args, "--out", str(tmp_path / "ref"), "--json", str(tmp_path / "ref.json"))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "cut"
+    _interrupt_when(args + ["--out", str(out)], out / "runs_done.json")
+    done = json.loads((out / "runs_done.json").read_text())["runs"]
+    assert 1 <= len(done) < len(values)
+    r = cli(*args, "--out", str(out), "--json", str(tmp_path / "cut.json"), "--resume", ranks=2)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.count("already done (resume)") == len(done)
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("ref.json", "cut.json"))
+    assert [x["sigma2"] for x in b["runs"]] == values
+    for x, y in zip(a["runs"], b["runs"]):
+        assert x["converged"] and y["converged"] and x["r2_dip"] > 0.99
+        assert y["npp_pg_c_per_yr"] == pytest.approx(x["npp_pg_c_per_yr"], rel=1e-5)
+        for n, p in x["parameters"].items():
+            assert y["parameters"][n]["value"] == pytest.approx(p["value"], rel=1e-4), n
+    assert b["fit"]["a"] == pytest.approx(a["fit"]["a"], rel=1e-4)
+    assert b["fit"]["b"] == pytest.approx(a["fit"]["b"], rel=1e-3, abs=1e-6)
+    assert (out / "table_S1_parameters.csv").exists() and (out / "sigma2_sweep.h5").exists()
+
+
+@pytest.mark.slow
+def test_joint_products_on_the_users_files_interrupted_and_resumed(files, tmp_path):
+    """joint-products against the user's observations for two NPP products (Ocean Productivity HDF4 files):
+    on 2 ranks, interrupted during the second product and resumed, each product ends at the optimum of an
+    uninterrupted single inversion on 1 rank forced by that product, and the experiment's tables are written."""
+    from bcp_hpc.operators.world import load_world
+    f = files["files"]
+    base = list(f.recipe)
+    f.npp("cbpm", load_world("tiny").npp("cbpm"))
+    inputs = _j_inputs(files)
+    f.recipe = base
+    c = files["j_constants"]
+    cfg = tmp_path / "j.toml"
+    text = (f'[model]\ncycle = "PCO"\n[world]\nsource = "ocim2"\npath = "{files["dir"]}/op.mat"\n'
+            f'inputs = "{inputs}"\n[joint]\nobservations = "inputs"\nnpp_products = ["vgpm", "cbpm"]\n'
+            + "".join(f"{k} = {v!r}\n" for k, v in c.items()))
+    cfg.write_text(text)
+    args = ["experiment", "joint-products", "--config", str(cfg)]
+    out = tmp_path / "cut"
+    _interrupt_when(args + ["--out", str(out)], out / "iterations_joint_cbpm.jsonl", timeout=1500)
+    assert (out / "checkpoint_joint_vgpm.h5").exists() and not (out / "joint_products.json").exists()
+    r = cli(*args, "--out", str(out), "--json", str(tmp_path / "cut.json"), "--resume", ranks=2)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path / "cut.json").read_text())
+    assert res["products"] == ["vgpm", "cbpm"] and res["cross_experiment"]["forcing"] == "cbpm"
+    for prod in ("vgpm", "cbpm"):
+        one_cfg = tmp_path / f"{prod}.toml"
+        one_cfg.write_text(text.replace("[world]\n", f'[world]\nnpp_product = "{prod}"\n'))
+        one = cli("invert", "--config", str(one_cfg), "--out", str(tmp_path / prod))
+        assert one.returncode == 0, one.stderr[-3000:]
+        ref = json.loads((tmp_path / prod / "joint_result.json").read_text())
+        got = res["runs"][prod]
+        assert got["converged"] and ref["converged"]
+        assert got["objective"] == pytest.approx(ref["objective"], rel=1e-6)
+        for n, p in ref["parameters"].items():
+            assert got["parameters"][n]["value"] == pytest.approx(p["value"], rel=1e-3), (prod, n)
+        assert got["fit_r2"] == pytest.approx({t: v["r2"] for t, v in ref["diagnostics"]["fit"].items()}, rel=1e-6)

@@ -13,6 +13,7 @@ CYCLE = Cycle(
     experiments=(Experiment("sigma2-sweep", "sigma2 = 0..0.5 inversions + sensitivity runs (spec §2.6)",
                             "experiments:sigma2_sweep", "report:sweep_outputs", default_out="out/sigma2-sweep",
                             slurm_array=("experiment", "sigma2_values", "--sigma2", "s2_"),
-                            slurm_task_flags=("--no-sensitivity-runs",), gather="experiments:gather"),),
+                            slurm_task_flags=("--no-sensitivity-runs",), gather="experiments:gather",
+                            flags=("--sigma2", "--no-sensitivity-runs")),),
     main_experiment="sigma2-sweep",
 )
