@@ -57,6 +57,17 @@ if ! "$PY" -c "import pyhdf.SD, netCDF4, xarray, h5netcdf, matplotlib" >/dev/nul
   fi
 fi
 
+# Headless Chromium: the tests open the HTML reports in a real browser (they skip with a reason without it).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium (the report tests open report.html in a headless browser)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+      || log "note: chromium could not be installed; the browser tests of the reports will skip"
+  fi
+fi
+
 if ! command -v mpirun >/dev/null && ! command -v mpiexec >/dev/null; then
   if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
     log "installing openmpi-bin"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin >/dev/null
@@ -80,7 +91,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "created virtual environment $VENV"
 fi
 # --no-build-isolation + no petsc4py in the dependencies: pip never builds PETSc.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]" >/dev/null \
-  || "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,plot]" >/dev/null \
+  || "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test,plot]"
 echo "$want" > "$stamp"
 log "bcp-hpc installed in $VENV"

@@ -179,40 +179,6 @@ def summarize(rows):
     return out
 
 
-def plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        rprint("matplotlib not available: no plot")
-        return None
-    ok = [r for r in rows if r["status"] == "ok"]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    for solver in sorted({r["solver"] for r in ok}):
-        for k in sorted({r["ranks"] for r in ok}):
-            rs = sorted((r for r in ok if r["solver"] == solver and r["ranks"] == k), key=lambda r: r["unknowns"])
-            if rs:
-                x = [r["unknowns"] for r in rs]
-                ax[0].loglog(x, [r["factor_solve_s"] for r in rs], "o-", label=f"{solver}, {k} rank(s)")
-                ax[1].loglog(x, [r["peak_rss_bytes"] / 2**30 for r in rs], "o-", label=f"{solver}, {k} rank(s)")
-        for rung in sorted({r["rung"] for r in ok}):
-            rs = sorted((r for r in ok if r["solver"] == solver and r["rung"] == rung), key=lambda r: r["ranks"])
-            if len(rs) > 1:
-                ax[2].plot([r["ranks"] for r in rs], [rs[0]["factor_solve_s"] * rs[0]["ranks"] / r["factor_solve_s"]
-                                                      for r in rs], "o-", label=f"{rung}, {solver}")
-    ax[0].set(xlabel="unknowns", ylabel="factor + solve (s)", title="time")
-    ax[1].set(xlabel="unknowns", ylabel="peak RSS, largest rank (GiB)", title="memory")
-    ax[2].set(xlabel="ranks", ylabel="speedup vs fewest ranks", title="strong scaling")
-    for a in ax:
-        a.grid(True, which="both", alpha=0.3)
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _launcher():
     env = os.environ.get("BCP_LAUNCH")
     if env:
@@ -254,12 +220,15 @@ def run(args):
                f"efficiency {'-' if eff is None else f'{eff:.2f}'}")
     for solver, g in summary["growth"].items():
         rprint(f"growth ({solver}, 1 rank): time ~ N^{g['time_exponent']:.2f}, memory ~ N^{g['memory_exponent']:.2f}")
-    payload = {"benchmark": "scaling", "csv": csv_path, **summary,
+    payload = {"benchmark": "scaling", "csv": csv_path, **summary, "measurements": rows,
                "ranks": counts, "unknowns": sorted({r["unknowns"] for r in rows}),
                "seconds": {f"{e['rung']}/{e['solver']}/{e['ranks']}": e["factor_solve_s"] for e in summary["efficiency"]},
                "peak_rss_bytes": max([e["peak_rss_bytes"] for e in summary["efficiency"]] or [0])}
     if args.plot or args.json:
-        p = plot(rows, args.plot or os.path.splitext(args.json)[0] + ".png")
+        from ..reports.figures.scaling import scaling_ladder
+        p = args.plot or os.path.splitext(args.json)[0] + ".png"
+        out_dir, name = os.path.split(os.path.abspath(p))
+        scaling_ladder(rows, out_dir, os.path.splitext(name)[0], formats=("png",))
         payload["plot"] = p
     if args.json:
         write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")

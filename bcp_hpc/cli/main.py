@@ -81,6 +81,16 @@ def build_parser():
     run_flags(inv, "out/invert", ("--sigma2",))
     inv.add_argument("--cycle", choices=registry.names(), help="cycle to invert (overrides [model] cycle)")
 
+    rp = sub.add_parser("report", help="report.html and the figures of a run folder (any run, experiment or "
+                                       "scaling benchmark); no PETSc solve")
+    rp.add_argument("run_dir", help="the --out folder of a run")
+    rp.add_argument("--out", help="where report.html and figures/ go (default: the run folder)")
+    from ..reports.figures.names import FIGURE_NAMES
+    pl = sub.add_parser("plot", help="one figure of a run folder (PNG, SVG and the values it draws as JSON)")
+    pl.add_argument("figure", choices=FIGURE_NAMES, help="; ".join(f"{k}: {v}" for k, v in FIGURE_NAMES.items()))
+    pl.add_argument("run_dir", help="the --out folder of a run")
+    pl.add_argument("--out", help="folder for the figure files (default: RUN_DIR/figures)")
+
     i = sub.add_parser("inspect", help="read an OCIM2 .mat or bcp-hpc HDF5 grid/operator file and check it")
     i.add_argument("file")
     i.add_argument("--tol", type=float, default=1e-8, help="mass-conservation tolerance (relative)")
@@ -181,6 +191,8 @@ COMMANDS = {
     "experiment": (".pipeline", "experiment"),
     "invert": (".pipeline", "invert"),
     "inspect": (".files", "inspect"),
+    "report": (".report", "report"),
+    "plot": (".report", "plot"),
     "export": (".files", "export"),
     "data build": (".data", "data_build"),
     "slurm render": (".slurm", "run"),
@@ -200,7 +212,9 @@ def main(argv=None):
     ours, petsc = _split_petsc_args(argv)
     sys.argv = [sys.argv[0]] + petsc  # petsc4py.init reads sys.argv
     from ..log import mpi_rank, setup_logging
+    from .runinfo import set_command
     from .session import Interrupted, install_signal_handlers
+    set_command(argv)
     install_signal_handlers()
     log = logging.getLogger("bcp_hpc")
     try:

@@ -7,7 +7,7 @@ import os
 from ..errors import ConfigError
 
 #: commands whose ``--out`` is a directory of results (the others write one file)
-DIRECTORY_OUTPUTS = ("run", "invert", "experiment")
+DIRECTORY_OUTPUTS = ("run", "invert", "experiment", "report", "plot")
 
 
 def check_output_directory(path: str, flag: str = "--out"):

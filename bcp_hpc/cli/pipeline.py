@@ -8,9 +8,11 @@ from ..cycles import registry
 from ..errors import ConfigError
 from ..experiments.description import RunDescription
 from ..io.atomic import remove_stale_temporaries, write_text_atomic
+from ..io.results import write_gridded
 from ..log import rprint
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope
+from .runinfo import write_run_info
 
 PETSc = import_petsc4py()
 
@@ -89,10 +91,11 @@ def _prepare_output(out: str):
 
 
 def _save_config(run: RunDescription, out: str):
-    """``resolved_config.json`` beside the results it made (written with them, so a rejected run leaves the
-    folder as it was)."""
+    """``resolved_config.json`` and ``run_info.json`` beside the results they describe (written with them,
+    so that a rejected run leaves the folder as it was)."""
     if PETSc.COMM_WORLD.getRank() == 0:
         write_text_atomic(os.path.join(out, "resolved_config.json"), run.to_json())
+    write_run_info(out)
 
 
 def _experiment(run: RunDescription, name: str, args) -> int:
@@ -133,11 +136,19 @@ def run(args):
         age = ideal_age(dgrid, Tp)
     Tp.destroy()
     rprint("ideal age (years): " + ", ".join(f"{k} {v:.0f}" for k, v in age_summary(grid, age).items()))
+    _prepare_output(rd.output.dir)
+    if comm.getRank() == 0:
+        write_gridded(os.path.join(rd.output.dir, "ideal_age.h5"), grid,
+                      {"ideal_age": (age, "yr", "ideal age (time since last contact with the surface)")},
+                      attrs={"title": "bcp-hpc ideal age of the circulation", "world": world.source})
     del world, dgrid
     main = rd.cycle.main_experiment
-    if main:
-        return _experiment(rd, main, args)
-    return _invert(rd, args)
+    status = _experiment(rd, main, args) if main else _invert(rd, args)
+    if status == 0 and comm.getRank() == 0:
+        # the main job ends with what a user opens first
+        from ..reports.html import write_report
+        rprint(f"report: {write_report(rd.output.dir)}")
+    return status
 
 
 def experiment(args):

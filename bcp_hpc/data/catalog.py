@@ -130,6 +130,10 @@ class Ocim2Directory:
         raw[(raw < 0) | ~grid.mask] = np.nan           # land boxes carry values too
         return raw
 
+    def esm_epc100(self, grid) -> dict:
+        """An OCIM2 data folder has no Earth-system-model fields."""
+        return {}
+
     def grid(self):
         from ..grid.ocim2 import read_grid
         return read_grid(os.path.join(self.path, MASK_FILE))

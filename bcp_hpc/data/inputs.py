@@ -180,6 +180,16 @@ class InputsFile:
         with np.errstate(invalid="ignore"):
             return grid.to3d(np.where(c > 0, s / np.maximum(c, 1.0), np.nan))
 
+    def esm_epc100(self, grid) -> dict:
+        """Earth-system models' POC flux at 100 m (name -> (nlat, nlon) mg C m-2 d-1), the [esm.*] of the recipe."""
+        self.check_grid(grid)
+        out = {}
+        for name in sorted(k for k in self.h if k.startswith("epc100_")):
+            arr = np.asarray(self.h[name][()], dtype=float)
+            self._check_units(name, "mg C m-2 d-1")
+            out[name[len("epc100_"):]] = np.where(grid.mask[:, :, 0], arr, np.nan)
+        return out
+
     def units(self, name):
         u = self.h[name].attrs.get("units", "")
         return u.decode() if isinstance(u, bytes) else str(u)

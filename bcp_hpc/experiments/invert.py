@@ -33,8 +33,11 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
         "iterations": int(res["iterations"]), "objective": float(res["objective"]),
         "converged": bool(res["converged"]), "tao_reason": int(res["reason"]), "tao_reason_name": res["reason_name"],
         "parameters": post["parameters"], "eigen": post["eigen"],
+        # of the transformed parameters (log or linear, per the parameter's ``transform``)
+        "posterior": {k: post[k] for k in ("names", "noise_variance", "covariance_x", "correlation")},
         "diagnostics": {k: v for k, v in diag.items() if not isinstance(v, np.ndarray)},
         "config": setup.run.to_dict(),
+        "iterations_log": out.get("iterations_log"),
     }
     if setup.truth is not None:
         payload["truth"] = {n: setup.truth[n] for n in model.parameters.optimized}

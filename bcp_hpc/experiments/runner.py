@@ -140,4 +140,5 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
             p = post["parameters"][name]
             if p["sigma"] is not None and p["sigma_x"]:
                 z[name] = float((res["x"][k] - x_true[k]) / p["sigma_x"])
-    return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z}
+    return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z,
+            "iterations_log": f"iterations_{tag}.jsonl"}

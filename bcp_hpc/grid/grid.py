@@ -196,6 +196,16 @@ class Grid:
         out[self.box_ilat[s], self.box_ilon[s]] = vec_surface
         return out
 
+    def basin_codes(self) -> np.ndarray:
+        """Basin code per column (nlat, nlon), see :func:`bcp_hpc.grid.basins.column_basins`."""
+        from .basins import column_basins
+        return column_basins(self)
+
+    @staticmethod
+    def basin_names() -> dict:
+        from .basins import BASIN_NAMES
+        return dict(BASIN_NAMES)
+
     def column_sum_map(self, vec: np.ndarray) -> np.ndarray:
         """(nlat, nlon) map of ``sum_k vec * dz`` over each column (per-area integral)."""
         out = np.zeros(self.mask.shape[:2])

@@ -31,7 +31,12 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     except np.linalg.LinAlgError:
         cov = s2 * np.linalg.pinv(H)      # singular Hessian (e.g. an optimum on a bound): pseudo-inverse
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-    out = {"noise_variance": s2, "covariance_x": cov.tolist(), "parameters": {}}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sd, sd)
+    # null (JSON) where a parameter has no finite variance
+    corr = [[float(np.clip(c, -1.0, 1.0)) if np.isfinite(c) else None for c in row] for row in corr]
+    out = {"noise_variance": s2, "covariance_x": cov.tolist(), "correlation": corr, "names": list(names),
+           "parameters": {}}
     for k, n in enumerate(names):
         p = params[n]
         v = p.from_x(x[k])

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..grid.basins import column_basins
 from ..grid.grid import Grid
 from .transport import advection_diffusion, divergence
 
@@ -58,31 +59,6 @@ class CirculationConfig:
 def _smoothstep(x, x0, x1):
     t = np.clip((np.asarray(x, float) - x0) / (x1 - x0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
-
-
-def column_basins(grid: Grid) -> np.ndarray:
-    """Basin code per column (nlat, nlon): 0 none/closed, 1 Atlantic, 2 Pacific, 3 Indian.
-
-    From the grid's ``MSKS`` when present; otherwise by longitude sectors.
-    """
-    nlat, nlon, _ = grid.shape
-    code = np.zeros((nlat, nlon), dtype=np.int64)
-    surf = grid.mask[:, :, 0]
-    if grid.basins:
-        for name, c in (("ATL", 1), ("PAC", 2), ("IND", 3)):
-            if name in grid.basins:
-                code[np.asarray(grid.basins[name])[:, :, 0].astype(bool)] = c
-        return code
-    lon = grid.lon[None, :] % 360.0
-    lat = grid.lat[:, None] * np.ones((1, nlon))
-    lonb = lon * np.ones((nlat, 1))
-    atl = (lonb >= 290) | (lonb < 20)
-    ind = (lonb >= 20) & (lonb < 147) & (lat < 30)
-    code[:] = 2
-    code[atl] = 1
-    code[ind & ~atl] = 3
-    code[~surf] = 0
-    return code
 
 
 def _overturning_potential(grid: Grid, cfg: CirculationConfig) -> np.ndarray:

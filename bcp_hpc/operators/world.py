@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.observations import OBSERVATION_FIELDS
 from ..errors import InputError
 from ..grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate, synthetic_temperature
 from ..grid.grid import Grid
@@ -211,11 +212,16 @@ def apply_inputs(world: World, inputs: str) -> World:
         names = src.fields()
         prods = src.npp_products()
         used = [n for n in names if n in INPUT_FORCING]
-        if not used and not prods:
-            raise InputError(f"has none of the fields a run takes ({', '.join(INPUT_FORCING)}, npp_<product>); "
+        observed = [n for n in names if n == "dic_ant" or any(n in v for v in OBSERVATION_FIELDS.values())]
+        surface_names = src.surface_fields()
+        # trap stations and Earth-system models' POC flux feed the comparisons of the diagnostics
+        compared = (["traps"] if src.trap_fluxes(grid) is not None else []) + list(src.esm_epc100(grid))
+        if not (used or prods or observed or surface_names or compared):
+            raise InputError(f"has none of the fields a run takes (forcing: {', '.join(INPUT_FORCING)}, "
+                             "npp_<product>, surface maps; observations: *_obs; trap stations; esm epc100); "
                              f"found: {', '.join(names) or 'nothing'}", path=inputs)
         values = {n: _physical(src.field(n, grid), n, inputs) for n in used}
-        surface = {n: src.surface(n, grid) for n in src.surface_fields()}
+        surface = {n: src.surface(n, grid) for n in surface_names}
         for n, arr in surface.items():
             # piston velocity and pressure as maps; P-E as the model's per-box n-vector (surface boxes only)
             world.extra[n] = _balanced_pme(grid, arr) if n == "pme" else arr
@@ -246,7 +252,9 @@ def load_world(source: str = "embedded", path: str | None = None, circulation: C
     sources = [inputs] if isinstance(inputs, str) else list(inputs or [])
     for src in sources:
         apply_inputs(world, src)
-    if sources and world.stand_ins and not world.info.get("inputs_npp"):
+    # the user's forcing beside the world's synthetic NPP is a mix nobody asks for; observations, trap
+    # stations or Earth-system models alone (for the misfit and the comparisons) are not forcing
+    if sources and world.stand_ins and not world.info.get("inputs_npp") and world.info.get("forcing"):
         files = [s for s in sources if not os.path.isdir(s)]
         if files:
             raise InputError("has no NPP product (npp_<product>): add an [npp] section to the `data build` recipe, "

@@ -2,30 +2,9 @@
 with its observations and maps (NetCDF-4), and the printed summary."""
 from __future__ import annotations
 
-import os
 
-from ..log import mpi_rank, rprint
-from .writers import write_gridded, write_json
-
-
-def write_inversion(rec, out_dir: str, json_path: str | None = None):
-    """``<result_file>`` and ``<state_file>`` of the cycle in ``out_dir`` (rank 0, atomic)."""
-    if mpi_rank() != 0:
-        return
-    payload = rec.payload
-    write_json(os.path.join(out_dir, rec.cycle.result_file), payload)
-    if json_path:
-        write_json(json_path, payload)
-    fields = {t.name: (rec.state[a], t.units, t.description or t.name) for a, t in enumerate(rec.tracers)}
-    units = {t.name: t.units for t in rec.tracers}
-    for name, values in rec.observations.items():
-        fields[f"{name}_observed"] = (values, units.get(name, ""), f"observed {name} used in the misfit")
-    maps = {k: (v, "mg C m-2 d-1" if k.endswith("_mg_c_m2_d") else "", k.replace("_", " "))
-            for k, v in rec.maps.items()}
-    write_gridded(os.path.join(out_dir, rec.cycle.state_file), rec.grid, fields, maps,
-                  attrs={"title": f"bcp-hpc {rec.cycle.name} inversion", "model": payload["description"],
-                         "variant": payload["variant"], "world": payload["world"],
-                         "objective": payload["objective"], "converged": int(payload["converged"])})
+from ..experiments.outputs import save_inversion
+from ..log import rprint
 
 
 def summary_lines(payload: dict, cycle) -> list:
@@ -55,7 +34,7 @@ def summary_lines(payload: dict, cycle) -> list:
 
 def report_inversion(rec, out_dir: str, json_path: str | None = None):
     """Write the files of one inversion and print its summary."""
-    write_inversion(rec, out_dir, json_path)
+    save_inversion(rec, out_dir, json_path=json_path)
     for line in summary_lines(rec.payload, rec.cycle):
         rprint(line)
     rprint(f"results: {out_dir}/{rec.cycle.result_file}, {rec.cycle.state_file}")

@@ -28,6 +28,8 @@ from .options import get_option
 from .profiling import ASSEMBLY, FACTOR, SENSITIVITIES, SOLVE, stage
 
 log = logging.getLogger(__name__)
+#: steady-state prefix -> what its linear solver is (for the run's record, ``run_info.json``)
+SOLVER_PATHS: dict = {}
 #: relative tolerance of the refinement solves of a linear model on a Krylov path
 REFINE_RTOL = 1e-3
 #: a linear model is solved after one step when the solver verified its true relative residual below this
@@ -75,6 +77,10 @@ class SteadyState:
         if self.solver is not None and not lin.pattern_changed:
             self.solver.refactor(lin)
             return
+        self._choose_solver(lin)
+        SOLVER_PATHS[self.prefix] = self.solver.describe()
+
+    def _choose_solver(self, lin):
         if self.solver is not None:
             self.solver.destroy()
         if self._block_triangular(lin):

@@ -4,7 +4,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 
 from bcp_hpc.grid.ocim2 import read_grid
-from bcp_hpc.operators.circulation import CirculationConfig, column_basins, max_divergence, synthetic_circulation
+from bcp_hpc.grid.basins import column_basins
+from bcp_hpc.operators.circulation import CirculationConfig, max_divergence, synthetic_circulation
 from bcp_hpc.operators.sinking import martin_operator, martin_operator_db, pic_operator
 from bcp_hpc.operators.transport import conservation_defects, divergence
 

@@ -27,11 +27,16 @@ def model_npp(model, grid, rates: dict) -> dict:
 
 
 def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observations: dict | None = None,
-                      npp_products: dict | None = None, traps3d: np.ndarray | None = None) -> dict:
+                      npp_products: dict | None = None, traps3d: np.ndarray | None = None,
+                      esm_f100: dict | None = None) -> dict:
     """Totals (and maps) of spec §6.  With ``dgrid`` and ``T`` the DOC exports are also computed by the
     adjoint method (and must equal the forward formulas).  ``npp_products`` (name -> (nlat, nlon)
     mg C m-2 d-1) get the Henson (2011) export; ``traps3d`` (mg C m-2 d-1 per box, NaN = none) the
-    station comparison with Taylor statistics (spec §6.5)."""
+    station comparison with Taylor statistics (spec §6.5) of the model, of the Henson export of each
+    product and of each Earth-system model's POC flux at 100 m in ``esm_f100`` (name -> map).
+
+    Maps (mg C m-2 d-1 per column): model and satellite NPP, labile (DOC_l) production, the POC, DOC_s,
+    DOC_l and TOC export below the euphotic zone, the POC flux at 100 m and each product's Henson export."""
     names = model.tracer_names
     c = {nm: state[a] for a, nm in enumerate(names)}
     p = model.parameters.values()
@@ -47,6 +52,14 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
         out[f"{k}_export_pg_c_per_yr"] = float((r * V)[below].sum() * PGC_PER_MMOLC_S)
         out[f"{k}_export_north_of_30s_pg_c_per_yr"] = float((r * V)[below & north].sum() * PGC_PER_MMOLC_S)
     out["toc_export_pg_c_per_yr"] = sum(out[f"{k}_export_pg_c_per_yr"] for k in exported)
+    pc = rates["organic_production"]
+    for key, rate in (("npp_model", pc), ("npp_satellite", f["nsat"]), ("docl_production", f["nsat"] - pc)):
+        out[f"{key}_map_mg_c_m2_d"] = grid.column_sum_map(rate) * MGC_M2_D_PER_MMOLC_M2_S
+    for k in ("docs", "docl"):
+        out[f"{k}_export_map_mg_c_m2_d"] = grid.column_sum_map(np.where(below, exported[k], 0.0)) \
+            * MGC_M2_D_PER_MMOLC_M2_S
+    out["toc_export_map_mg_c_m2_d"] = grid.column_sum_map(np.where(below, sum(exported.values()), 0.0)) \
+        * MGC_M2_D_PER_MMOLC_M2_S
     out["toc_export_north_of_30s_pg_c_per_yr"] = sum(out[f"{k}_export_north_of_30s_pg_c_per_yr"] for k in exported)
     # POC flux at 100 m: Martin scaling of each column's export with the local b_C (spec §6.4)
     bC = p["bC"] + p["bC_T"] * f["tau"]
@@ -57,12 +70,19 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
     out["poc_export_map_mg_c_m2_d"] = poc_map
     out["poc_flux_100m_map_mg_c_m2_d"] = poc_map * (100.0 / zc) ** (-bmap)
     out["poc_flux_100m_pg_c_per_yr"] = total_pg_c_per_yr(out["poc_flux_100m_map_mg_c_m2_d"], grid.area2d)
+    henson = {}
     if npp_products:
         sst = grid.surface_to2d(f["temp_surface"][grid.box_k == 0])
-        out["henson_f100_pg_c_per_yr"] = {k: total_pg_c_per_yr(henson_f100(v, sst), grid.area2d)
-                                          for k, v in npp_products.items()}
+        henson = {k: henson_f100(v, sst) for k, v in npp_products.items()}
+        out["henson_f100_pg_c_per_yr"] = {k: total_pg_c_per_yr(m, grid.area2d) for k, m in henson.items()}
+        for k, m in henson.items():
+            out[f"henson_f100_{k}_map_mg_c_m2_d"] = m
     if traps3d is not None:
         out["traps"] = compare_with_traps(out["poc_flux_100m_map_mg_c_m2_d"], traps3d, grid)
+        # the independent estimates at the same stations (Figure 4's other points)
+        out["traps"]["henson"] = {k: compare_with_traps(m, traps3d, grid).get("taylor") for k, m in henson.items()}
+        out["traps"]["esm"] = {k: compare_with_traps(m, traps3d, grid).get("taylor")
+                               for k, m in (esm_f100 or {}).items()}
     if dgrid is not None and T is not None:
         ez = grid.euphotic
         pc = rates["organic_production"]
@@ -119,5 +139,18 @@ def run_diagnostics(setup, model, state) -> dict:
     Henson export of every NPP product and the trap comparison where the world has trap data."""
     if not hasattr(setup, "trap_fluxes"):
         setup.trap_fluxes = trap_fluxes(setup)
+        setup.esm_f100 = esm_fluxes(setup)
     return joint_diagnostics(model, setup.grid, state, setup.dgrid, setup.world.T, setup.observations,
-                             npp_products=setup.world.npp_products, traps3d=setup.trap_fluxes)
+                             npp_products=setup.world.npp_products, traps3d=setup.trap_fluxes,
+                             esm_f100=setup.esm_f100)
+
+
+def esm_fluxes(setup) -> dict:
+    """Earth-system models' POC flux at 100 m (name -> (nlat, nlon) mg C m-2 d-1) of the inputs sources (a
+    later source's model replaces an earlier one's of the same name)."""
+    from ...data.catalog import open_data
+    out = {}
+    for path in setup.run.world.inputs:
+        with open_data(path) as src:
+            out.update(src.esm_epc100(setup.grid))
+    return out

@@ -8,6 +8,8 @@ import os
 import numpy as np
 
 from ...errors import InputError
+from ...experiments.invert import record
+from ...experiments.outputs import save_inversion
 from ...experiments.runner import Setup, run_inversion
 from ...log import rprint
 from ...petsc_env import import_petsc4py
@@ -27,7 +29,8 @@ def _traps_record(traps):
     """The trap comparison of one product as JSON (stations used and Taylor statistics), or None."""
     if not traps:
         return None
-    return {"used": traps["used"], "taylor": traps.get("taylor"),
+    return {"used": traps["used"], "taylor": traps.get("taylor"), "henson": traps.get("henson", {}),
+            "esm": traps.get("esm", {}),
             "stations": {k: {q: v[q] for q in ("f100_mg_c_m2_d", "model_f100_mg_c_m2_d", "n_depths", "block")}
                          for k, v in traps["stations"].items()}}
 
@@ -50,6 +53,7 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
                 out = run_inversion(setup, out_dir, f"joint_{prod}", resume=resume, model=model, system=system)
             finally:
                 system.destroy()
+            save_inversion(record(setup, out, model=model, product=prod), out_dir, prod)
             d, res = out["diagnostics"], out["result"]
             runs[prod] = {"iterations": int(res["iterations"]), "objective": float(res["objective"]),
                           "converged": bool(res["converged"]), "tao_reason": res["reason_name"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ...log import mpi_rank, rprint
-from ...reports.writers import write_json
+from ...io.results import write_json
 
 
 def summary(payload) -> list:

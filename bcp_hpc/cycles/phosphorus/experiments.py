@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 from ...errors import ConfigError, InputError
+from ...experiments.invert import record
+from ...experiments.outputs import save_inversion
 from ...experiments.runner import Setup, run_inversion
 from ...inversion.tao_driver import differing_keys
 from ...io.atomic import write_text_atomic
@@ -90,6 +92,7 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
             rprint(f"run {tag}: sigma2 = {s2}, kappa_l = {1 / (kl or kl0) / 3600:.0f} h, "
                    f"kappa_p = {1 / (kp or kp0) / 86400:.0f} d")
             out = run_inversion(setup, out_dir, tag, resume=resume, x0=x_prev)
+            save_inversion(record(setup, out), out_dir, tag)
             res, post, diag = out["result"], out["posterior"], out["diagnostics"]
             x_prev = res["x"]
             rec = {"tag": tag, "sigma2": s2, "kappa_l_per_s": kl or kl0, "kappa_p_per_s": kp or kp0,

@@ -10,7 +10,7 @@ import numpy as np
 from ...io.atomic import atomic_path
 from ...io.netcdf_h5 import DimensionedWriter
 from ...log import mpi_rank, rprint
-from ...reports.writers import write_csv, write_json
+from ...io.results import write_csv, write_json
 
 SWEEP_TOTALS = ("npp_pg_c_per_yr", "npp_pop_pg_c_per_yr", "npp_dops_pg_c_per_yr", "npp_dopl_pg_c_per_yr",
                 "pop_export_pg_c_per_yr")

@@ -13,8 +13,8 @@ import json
 import h5py
 import numpy as np
 
-from ..io.atomic import atomic_path, write_text_atomic
-from ..io.netcdf_h5 import DimensionedWriter
+from .atomic import atomic_path, write_text_atomic
+from .netcdf_h5 import DimensionedWriter
 
 
 def write_json(path: str, payload: dict):
@@ -50,6 +50,20 @@ def _field3d(grid, vec):
     return np.transpose(grid.to3d(np.asarray(vec, dtype=float)), (2, 0, 1))
 
 
+def _geometry(w: DimensionedWriter, grid):
+    """What weighted statistics of the fields need: box volumes, column areas, the basins."""
+    names = grid.basin_names()
+    w.variable("box_volume", _field3d(grid, grid.box_volume), ("depth", "lat", "lon"), units="m3",
+               long_name="volume of the model box", _FillValue=np.float64(np.nan))
+    area = np.where(grid.mask[:, :, 0], grid.area2d, np.nan)
+    w.variable("area", area, ("lat", "lon"), units="m2", long_name="horizontal area of the water column",
+               _FillValue=np.float64(np.nan))
+    w.variable("basin", grid.basin_codes().astype(np.int8), ("lat", "lon"), units=None,
+               long_name="ocean basin of the column", flag_values=np.array(sorted(names), dtype=np.int8),
+               flag_meanings=" ".join(names[k].lower() for k in sorted(names)),
+               comment="0: none (land, or no basin)")
+
+
 def write_gridded(path: str, grid, fields: dict, maps: dict | None = None, attrs: dict | None = None):
     """A NetCDF-4 file of gridded results.
 
@@ -60,6 +74,7 @@ def write_gridded(path: str, grid, fields: dict, maps: dict | None = None, attrs
         with h5py.File(tmp, "w") as h:
             w = DimensionedWriter(h)
             _coordinates(w, grid)
+            _geometry(w, grid)
             for name, (vec, units, long_name) in fields.items():
                 w.variable(name, _field3d(grid, vec), ("depth", "lat", "lon"), units=units, long_name=long_name,
                            _FillValue=np.float64(np.nan))
