@@ -126,6 +126,15 @@ def test_bench_scaling_driver_end_to_end(tmp_path):
     assert all(x["status"] == "ok" and x["factor_solve_s"] > 0 and x["peak_rss_bytes"] > 0 for x in rows)
     s = json.loads(js.read_text())
     assert {e["ranks"] for e in s["efficiency"]} == {1, 2} and s["unknowns"] == [rows[0]["unknowns"]]
+    assert (tmp_path / "s.png").stat().st_size > 0 and len(s["measurements"]) == 4
+    # its folder gets a report with the scaling ladder drawn from the measurements
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "report", str(tmp_path)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn = json.loads((tmp_path / "figures" / "scaling.json").read_text())["measurements"]
+    assert [(m["solver"], m["ranks"], m["factor_solve_s"]) for m in drawn] == \
+        [(x["solver"], x["ranks"], x["factor_solve_s"]) for x in rows]
+    assert "bench scaling" in (tmp_path / "report.html").read_text()
 
 
 def test_bench_invert_with_baseline_writes_its_figures(tmp_path):

@@ -22,6 +22,9 @@ def test_readme_is_a_front_door():
     for doc in re.findall(r"docs/[a-z_]+\.md", text):
         assert os.path.exists(os.path.join(REPO, doc)), doc
     assert not re.search(r"\bsessions? [0-9]|\bthis session\b", text, re.I)
+    # a picture the package made, committed under docs/
+    pictures = re.findall(r"!\[[^]]*\]\((docs/[^)]+\.png)\)", text)
+    assert pictures and all(os.path.getsize(os.path.join(REPO, p)) > 10000 for p in pictures)
 
 
 def readme_example() -> str:
