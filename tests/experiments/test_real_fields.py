@@ -156,3 +156,11 @@ def test_real_observation_joint_inversion_for_each_npp_product(tmp_path):
         assert set(run["henson_f100_pg_c_per_yr"]) == {"vgpm", "cbpm", "cafe"}
         assert isinstance(run["converged"], bool) and run["tao_reason"]
     assert set(res["mean_std"]["toc_export_pg_c_per_yr"]) == {"mean", "std"}
+    # the report of the real-data experiment: Figures 2-4 from its files, every product on the Taylor diagram
+    r = subprocess.run(CLI + ["report", str(tmp_path / "o")], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    figs = tmp_path / "o" / "figures"
+    for name in ("export_maps", "doc_maps", "taylor", "obs_vs_model", "sections_O2", "convergence"):
+        assert (figs / f"{name}.png").stat().st_size > 0, name
+    labels = {p["label"] for p in json.loads((figs / "taylor.json").read_text())["points"]}
+    assert {f"inverse, {p}" for p in res["products"]} | {f"Henson, {p}" for p in res["products"]} <= labels

@@ -17,7 +17,7 @@ def taylor_diagram(points: list, out_dir: str, name: str = "taylor", title: str 
     """``points``: dicts with ``label``, ``group`` (a key of :data:`MARKERS`), ``std_model``, ``std_obs``,
     ``r`` and ``crmsd`` (mg C m-2 d-1)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.2, 5.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.2, 5.0), layout="constrained")
     drawn = []
     rmax = 1.6
     for p in points:
@@ -46,20 +46,27 @@ def taylor_diagram(points: list, out_dir: str, name: str = "taylor", title: str 
         keep = (np.hypot(x, y) <= rmax) & (y >= 0)
         ax.plot(np.where(keep, x, np.nan), np.where(keep, y, np.nan), color="#9ecae1", lw=0.6, ls=":")
     ax.plot([1], [0], "k*", ms=12, clip_on=False, label="trap stations (reference)")
-    seen = set()
+    seen, placed = set(), []
     for d in drawn:
         marker, colour = MARKERS.get(d["group"], ("D", "0.3"))
         x, y = d["normalised_std"] * np.cos(d["angle_rad"]), d["normalised_std"] * np.sin(d["angle_rad"])
         lab = d["group"] if d["group"] not in seen else None
         seen.add(d["group"])
         ax.plot([x], [y], marker, color=colour, ms=8, label=lab, clip_on=False)
-        ax.annotate(d["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        # numbers beside the markers, the labels in a key: clustered points stay readable
+        near = sum(1 for px, py in placed if abs(px - x) < 0.05 * rmax and abs(py - y) < 0.05 * rmax)
+        placed.append((x, y))
+        d["number"] = len(placed)
+        ax.annotate(str(d["number"]), (x, y), textcoords="offset points", xytext=(5 + 8 * near, 3), fontsize=7)
     ax.set_xlim(-rmax if negative else 0, rmax)
     ax.set_ylim(0, rmax)
     ax.set_aspect("equal")
     ax.set_xlabel("standard deviation / observed")
     ax.set_ylabel("standard deviation / observed")
-    ax.set_title(title or "POC flux at 100 m against the trap stations", fontsize=10)
+    ax.set_title(title or "POC flux at 100 m against the trap stations", fontsize=10, pad=16)
+    if drawn:
+        ax.text(1.07, 0.02, "\n".join(f"{d['number']}  {d['label']}" for d in drawn), transform=ax.transAxes,
+                fontsize=7, va="bottom", ha="left", family="monospace")
     ax.legend(fontsize=7, loc="upper right")
     for sp in ("top", "right"):
         ax.spines[sp].set_visible(False)
