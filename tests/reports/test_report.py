@@ -285,3 +285,21 @@ def test_figure_functions_are_importable_and_draw_from_arrays(tmp_path):
     taylor_diagram(pts, str(tmp_path))
     d = json.loads((tmp_path / "taylor.json").read_text())
     assert d["points"][0]["normalised_std"] == 0.5 and d["points"][0]["angle_rad"] == pytest.approx(np.pi / 3)
+
+
+def test_single_p_inversion_report(tmp_path):
+    r = cli("invert", "--world", "tiny", "--out", str(tmp_path / "p"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli("report", str(tmp_path / "p"), "--out", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    figs = {f[:-4] for f in os.listdir(tmp_path / "rep" / "figures") if f.endswith(".png")}
+    assert {"npp_maps", "obs_vs_model", "sections_DIP", "posterior", "convergence"} <= figs
+    assert not (tmp_path / "p" / "report.html").exists()          # --out elsewhere leaves the run folder as it was
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "taylor</b>: no inversion compared with trap stations" in page      # says why a figure is absent
+    res = json.loads((tmp_path / "p" / "result.json").read_text())
+    drawn = _fig(tmp_path / "rep", "npp_maps")
+    import h5py
+    with h5py.File(tmp_path / "p" / "state.h5") as h:
+        assert drawn["panels"][0]["column_mean"] == pytest.approx(np.nanmean(h["npp_map_mg_c_m2_d"][()]), rel=1e-12)
+    assert _fig(tmp_path / "rep", "obs_vs_model")["panels"][0]["r2"] == res["diagnostics"]["r2_dip"]
