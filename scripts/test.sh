@@ -2,7 +2,7 @@
 # The test command (sets up what is missing first): one pytest session that runs the serial suite and, through
 # tests/test_mpi_suites.py, the MPI suite (tests/mpi) under mpirun on 1, 2 and 4
 # (oversubscribed) ranks: the fast tier and the tests marked slow.  Arguments go to pytest, e.g.
-# `bash scripts/test.sh -m "not slow"` (the fast tier, about a minute and a half) or `tests/cycles`.
+# `bash scripts/test.sh -m "not slow"` (the fast tier, about four minutes on 2 cores) or `tests/cycles`.
 # It ends with pytest's own summary line and exits non-zero on any failure.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
