@@ -65,6 +65,8 @@ def build_parser():
                            "comma-separated sigma2 values (default 0,0.1,...,0.5)")
         if "--no-sensitivity-runs" in extra:
             r.add_argument("--no-sensitivity-runs", action="store_true", help="skip the kappa_l / kappa_p runs")
+        if "--products" in extra:
+            r.add_argument("--products", help="comma-separated NPP products (default [joint] npp_products)")
 
     r = sub.add_parser("run", help="the main job: ideal age + twin-experiment sigma2 sweep on a world (default embedded)")
     run_flags(r, "out/run")

@@ -52,6 +52,11 @@ def description(args, cycle: str | None = None) -> RunDescription:
             over.setdefault("model", {})["sigma2"] = values[0]
         else:
             over.setdefault("experiment", {})["sigma2_values"] = values
+    if getattr(args, "products", None) is not None:
+        names = [p.strip() for p in args.products.split(",")]
+        if not all(names):
+            raise ConfigError(f"--products {args.products!r}: expected comma-separated product names, e.g. vgpm,cbpm")
+        over.setdefault("joint", {})["npp_products"] = names
     if getattr(args, "no_sensitivity_runs", False):
         over.setdefault("experiment", {})["sensitivity_runs"] = False
     if getattr(args, "out", None):

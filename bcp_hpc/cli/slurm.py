@@ -75,11 +75,13 @@ def _environment(s, name):
         lines.append('source "${BCP_VENV:-$HOME/bcp-hpc/.venv}/bin/activate"')
     lines += ["export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1",
               f'LAUNCH="${{LAUNCH:-{s["launcher"]}}}"',
-              'JOB="${SLURM_JOB_ID:-local}"']
+              # the tasks of a job array share one output folder (the array's id); each requeues itself
+              'JOB="${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-local}}"',
+              'TASK_JOB="${SLURM_JOB_ID:-local}"']
     if name not in BENCH_KINDS:
         lines += ["# two minutes before the wall time: requeue; the job resumes from its checkpoints",
-                  "on_usr1() { echo \"wall time near: requeueing $JOB\"; "
-                  "[ \"$JOB\" != local ] && scontrol requeue \"$JOB\"; exit 0; }",
+                  "on_usr1() { echo \"wall time near: requeueing $TASK_JOB\"; "
+                  "[ \"$TASK_JOB\" != local ] && scontrol requeue \"$TASK_JOB\"; exit 0; }",
                   "trap on_usr1 USR1"]
     return lines
 

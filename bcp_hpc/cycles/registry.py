@@ -46,7 +46,7 @@ class Experiment:
     #: flags every task of the array passes, e.g. ("--no-sensitivity-runs",)
     slurm_task_flags: tuple = ()
     #: the run flags beyond the common ones the experiment takes: "--sigma2" ([experiment] sigma2_values),
-    #: "--no-sensitivity-runs"
+    #: "--no-sensitivity-runs", "--products" ([joint] npp_products)
     flags: tuple = ()
 
 

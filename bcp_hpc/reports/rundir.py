@@ -57,16 +57,16 @@ class RunFolder:
         self.problems.append((name, what))
 
 
-def _read_json(folder: RunFolder, path: str):
+def _read_json(folder: RunFolder, path: str, prefix: str = ""):
     try:
         with open(path) as fh:
             return json.load(fh)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        folder.problem(os.path.basename(path), f"unreadable ({type(exc).__name__}: {exc})")
+        folder.problem(prefix + os.path.basename(path), f"unreadable ({type(exc).__name__}: {exc})")
         return None
 
 
-def _read_jsonl(folder: RunFolder, path: str) -> list:
+def _read_jsonl(folder: RunFolder, path: str, prefix: str = "") -> list:
     out = []
     try:
         with open(path) as fh:
@@ -76,22 +76,22 @@ def _read_jsonl(folder: RunFolder, path: str) -> list:
                         out.append(json.loads(line))
                     except ValueError:
                         # the last line of a killed run may be cut short: keep what precedes it
-                        folder.problem(os.path.basename(path), f"line {ln} is not JSON (ignored)")
+                        folder.problem(prefix + os.path.basename(path), f"line {ln} is not JSON (ignored)")
     except OSError as exc:
-        folder.problem(os.path.basename(path), f"unreadable ({exc})")
+        folder.problem(prefix + os.path.basename(path), f"unreadable ({exc})")
     return out
 
 
-def _check_h5(folder: RunFolder, path: str) -> str | None:
+def _check_h5(folder: RunFolder, path: str, prefix: str = "") -> str | None:
     import h5py
     if not os.path.exists(path):
-        folder.problem(os.path.basename(path), "missing")
+        folder.problem(prefix + os.path.basename(path), "missing")
         return None
     try:
         with h5py.File(path, "r") as h:
             list(h.keys())
     except (OSError, ValueError) as exc:
-        folder.problem(os.path.basename(path), f"unreadable ({exc})")
+        folder.problem(prefix + os.path.basename(path), f"unreadable ({exc})")
         return None
     return path
 
@@ -113,20 +113,10 @@ def read_run(path: str) -> RunFolder:
     folder = RunFolder(os.path.abspath(path))
     names = set(os.listdir(path))
     p = lambda n: os.path.join(path, n)                                   # noqa: E731
-    for cycle in registry.all_cycles():
-        stem = os.path.splitext(cycle.result_file)[0]
-        state_stem, state_ext = os.path.splitext(cycle.state_file)
-        for name in sorted(n for n in names if n.endswith(".json") and _tag_of(n, stem) is not None):
-            tag = _tag_of(name, stem)
-            inv = InversionFiles(tag, p(name), _read_json(folder, p(name)))
-            state = cycle.state_file if not tag else f"{state_stem}_{tag}{state_ext}"
-            inv.state_path = _check_h5(folder, p(state))
-            logs = [(inv.result or {}).get("iterations_log"), f"iterations_{tag or 'invert'}.jsonl",
-                    f"iterations_joint_{tag}.jsonl"]
-            log = next((n for n in logs if n and n in names), None)
-            if log:
-                inv.iterations = _read_jsonl(folder, p(log))
-            folder.inversions.append(inv)
+    _read_inversions(folder, path, names)
+    # the tasks of a SLURM job array keep their runs in folders of their own (s2_<value>, product_<name>)
+    for sub in sorted(n for n in names if os.path.isdir(p(n)) and n != "figures"):
+        _read_inversions(folder, p(sub), set(os.listdir(p(sub))), prefix=sub + "/")
     if "summary.json" in names or "sigma2_sweep.h5" in names:
         folder.sweep = _read_json(folder, p("summary.json")) if "summary.json" in names else {}
         if "summary.json" not in names:
@@ -162,6 +152,25 @@ def read_run(path: str) -> RunFolder:
             if not any(i.label == prod for i in folder.inversions):
                 folder.problem(f"joint_result_{prod}.json", "missing (the product's fields and iterations)")
     return folder
+
+
+def _read_inversions(folder: RunFolder, path: str, names: set, prefix: str = ""):
+    """The inversions whose result files are in ``path`` (``prefix``: how problems name its files)."""
+    p = lambda n: os.path.join(path, n)                                   # noqa: E731
+    for cycle in registry.all_cycles():
+        stem = os.path.splitext(cycle.result_file)[0]
+        state_stem, state_ext = os.path.splitext(cycle.state_file)
+        for name in sorted(n for n in names if n.endswith(".json") and _tag_of(n, stem) is not None):
+            tag = _tag_of(name, stem)
+            inv = InversionFiles(tag, p(name), _read_json(folder, p(name), prefix))
+            state = cycle.state_file if not tag else f"{state_stem}_{tag}{state_ext}"
+            inv.state_path = _check_h5(folder, p(state), prefix)
+            logs = [(inv.result or {}).get("iterations_log"), f"iterations_{tag or 'invert'}.jsonl",
+                    f"iterations_joint_{tag}.jsonl"]
+            log = next((n for n in logs if n and n in names), None)
+            if log:
+                inv.iterations = _read_jsonl(folder, p(log), prefix)
+            folder.inversions.append(inv)
 
 
 def read_state(path: str, names=None) -> dict:

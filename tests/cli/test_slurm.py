@@ -142,3 +142,59 @@ def test_sigma2_array_tasks_end_with_the_merged_tables(tmp_path):
         assert (out / f).exists()
     header = (out / "table_S1_parameters.csv").read_text().splitlines()[0]
     assert "tao_reason" in header and "alpha_flag" in header
+    # the merged folder's report finds each task's runs in its folder
+    r = cli("report", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn = json.loads((out / "figures" / "obs_vs_model.json").read_text())["panels"]
+    assert len(drawn) == 2 and all(p["r2"] is not None for p in drawn)
+
+
+def test_array_tasks_share_the_array_folder_and_requeue_themselves(tmp_path):
+    """Under SLURM every task of an array has its own job id: the output folder is the array's, the requeue
+    the task's own."""
+    script = tmp_path / "sweep.slurm"
+    assert cli("slurm", "render", "sigma2-sweep", "--world", "tiny", "--out", str(script)).returncode == 0
+    text = script.read_text()
+    assert 'JOB="${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-local}}"' in text and 'scontrol requeue "$TASK_JOB"' in text
+    probe = text.split("mkdir -p")[0].replace("source ", ": ") + 'echo "$JOB $TASK_JOB"\n'
+    r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True,
+                       env=dict(ENV, SLURM_ARRAY_JOB_ID="700", SLURM_JOB_ID="702", SLURM_ARRAY_TASK_ID="2"))
+    assert r.stdout.strip().splitlines()[-1] == "700 702", r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_joint_products_array_gathers_what_one_job_computes(tmp_path):
+    """joint-products as a job array (one product per task, run locally one after the other): the last task's
+    gather writes the products table, mean +- std and cross experiment of a single `experiment joint-products`
+    run, and the gathered folder's report draws every product."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG + '[joint]\nnpp_products = ["vgpm", "cbpm"]\n')
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    script = tmp_path / "jp.slurm"
+    r = cli("slurm", "render", "joint-products", "--config", str(cfg), "--venv", venv, "--run-out", "out-jp",
+            "--out", str(script))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out-jp"
+    for task in ("0", "1"):
+        env = dict(ENV, LAUNCH="env", SLURM_ARRAY_TASK_ID=task)
+        r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        if task == "0":
+            assert "products ['cbpm'] not finished yet" in r.stdout + r.stderr
+            assert not (out / "joint_products.json").exists()
+    merged = json.loads((out / "joint_products.json").read_text())
+    one = cli("experiment", "joint-products", "--config", str(cfg), "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    ref = json.loads((tmp_path / "one" / "joint_products.json").read_text())
+    assert merged["products"] == ref["products"] == ["vgpm", "cbpm"]
+    for prod in ref["products"]:
+        assert merged["runs"][prod]["objective"] == pytest.approx(ref["runs"][prod]["objective"], rel=1e-10)
+    for k, st in ref["mean_std"].items():
+        assert merged["mean_std"][k]["mean"] == pytest.approx(st["mean"], rel=1e-9)
+        assert merged["mean_std"][k]["std"] == pytest.approx(st["std"], rel=1e-6, abs=1e-12)
+    assert merged["cross_experiment"]["docl_export_pg_c_per_yr"] == pytest.approx(
+        ref["cross_experiment"]["docl_export_pg_c_per_yr"], rel=1e-8)
+    r = cli("report", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn = json.loads((out / "figures" / "export_maps.json").read_text())["panels"]
+    assert [p["title"].split(":")[0] for p in drawn] == ["VGPM", "VGPM", "CBPM", "CBPM"]

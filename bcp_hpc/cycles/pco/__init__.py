@@ -15,8 +15,10 @@ CYCLE = Cycle(
     forcing=("npp", "po4", "temperature", "salinity", "silicate", "piston_velocity", "sea_level_pressure", "pme"),
     experiments=(Experiment("joint-products", "joint P-C-O inversion per NPP product ([joint] npp_products): "
                             "exports as mean +- std, cross experiment", "experiments:joint_products",
-                            "report:products_outputs",
-                            default_out="out/joint-products"),),
+                            "report:products_outputs", gather="experiments:gather",
+                            default_out="out/joint-products",
+                            slurm_array=("joint", "npp_products", "--products", "product_"),
+                            flags=("--products",)),),
     main_experiment="joint-products",
     tao_defaults={"tao_grtol": run.JOINT_GRTOL},
     result_file="joint_result.json",

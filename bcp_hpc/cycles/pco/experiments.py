@@ -3,14 +3,16 @@ same observations, totals as mean +- sample std (n - 1), and the cross experimen
 product's forcing with the second product's optimal parameters, no re-optimisation)."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from ...experiments.invert import record
 from ...experiments.outputs import save_inversion
 from ...experiments.runner import Setup, run_inversion
+from ...inversion.tao_driver import differing_keys
 from ...log import rprint
 from ...petsc_env import import_petsc4py
 from ...solvers.steady import SteadyState
@@ -69,29 +71,66 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
                    f"DOC_s {d['docs_export_pg_c_per_yr']:.3f}, DOC_l {d['docl_export_pg_c_per_yr']:.3f}); "
                    f"DOC_l production {d['docl_production_pg_c_per_yr']:.2f}"
                    + ("" if res["converged"] else f"; NOT converged ({res['reason_name']})"))
-        stats = {}
-        for k in PRODUCT_TOTALS:
-            vals = np.array([runs[p][k] for p in products])
-            stats[k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
-        cross = None
-        if len(products) >= 2:
-            forcing, params_from = products[-1], products[1] if len(products) > 2 else products[0]
-            model, system = setup.model_for(forcing)
-            try:
-                model.parameters.set_x(np.array(runs[params_from]["x"]))
-                with SteadyState(system, prefix="cross_") as ss:
-                    ss.solve()
-                    state = system.to_natural(ss.u)
-            finally:
-                system.destroy()
-            d = joint_diagnostics(model, setup.grid, state)
-            cross = {"forcing": forcing, "parameters_from": params_from,
-                     "docl_export_pg_c_per_yr": float(d["docl_export_pg_c_per_yr"]),
-                     "docl_export_optimal_pg_c_per_yr": runs[forcing]["docl_export_pg_c_per_yr"]}
-            rprint(f"cross experiment: {forcing} forcing with the {params_from} optimum: DOC_l export "
-                   f"{cross['docl_export_pg_c_per_yr']:.3f} vs {cross['docl_export_optimal_pg_c_per_yr']:.3f} optimal")
-        payload = {"products": products, "runs": runs, "mean_std": stats, "cross_experiment": cross,
-                   "world": setup.world.source, "variant": setup.variant(), "config": run.to_dict()}
+        payload = _summary(run, setup, products, runs)
     finally:
         setup.destroy()
     return payload
+
+
+def _summary(run, setup, products: list, runs: dict) -> dict:
+    """The experiment's payload from the runs of its products: totals as mean +- sample std, and the cross
+    experiment (the last product's forcing with another product's optimum: one steady state)."""
+    stats = {}
+    for k in PRODUCT_TOTALS:
+        vals = np.array([runs[p][k] for p in products])
+        stats[k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+    cross = None
+    if len(products) >= 2:
+        forcing, params_from = products[-1], products[1] if len(products) > 2 else products[0]
+        model, system = setup.model_for(forcing)
+        try:
+            model.parameters.set_x(np.array(runs[params_from]["x"]))
+            with SteadyState(system, prefix="cross_") as ss:
+                ss.solve()
+                state = system.to_natural(ss.u)
+        finally:
+            system.destroy()
+        d = joint_diagnostics(model, setup.grid, state)
+        cross = {"forcing": forcing, "parameters_from": params_from,
+                 "docl_export_pg_c_per_yr": float(d["docl_export_pg_c_per_yr"]),
+                 "docl_export_optimal_pg_c_per_yr": runs[forcing]["docl_export_pg_c_per_yr"]}
+        rprint(f"cross experiment: {forcing} forcing with the {params_from} optimum: DOC_l export "
+               f"{cross['docl_export_pg_c_per_yr']:.3f} vs {cross['docl_export_optimal_pg_c_per_yr']:.3f} optimal")
+    return {"products": products, "runs": runs, "mean_std": stats, "cross_experiment": cross,
+            "world": setup.world.source, "variant": setup.variant(), "config": run.to_dict()}
+
+
+def gather(run, out_dir: str):
+    """The products of a SLURM job array (one product per task, each in ``<out_dir>/product_<name>``)
+    merged into ``out_dir``: the mean +- std table and the cross experiment over every product; None (and a
+    message) while a task has not finished, so that each task can try and the last one gathers."""
+    products = list(run.joint.npp_products)
+    runs, missing = {}, []
+    for prod in products:
+        path = os.path.join(out_dir, f"product_{prod}", "joint_products.json")
+        if not os.path.exists(path):
+            missing.append(prod)
+            continue
+        try:
+            with open(path) as fh:
+                part = json.load(fh)
+            runs[prod] = part["runs"][prod]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read the finished product {prod} ({type(exc).__name__}: {exc})",
+                             path=path) from None
+        diff = differing_keys(run.problem(), type(run)(part["config"]).problem())
+        if diff:
+            raise ConfigError(f"{path}: a run of another problem ({', '.join(diff)})")
+    if missing:
+        rprint(f"gather: products {missing} not finished yet in {out_dir} (the last task gathers)")
+        return None
+    setup = Setup(run, PETSc.COMM_WORLD)
+    try:
+        return _summary(run, setup, products, runs)
+    finally:
+        setup.destroy()
