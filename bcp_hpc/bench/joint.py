@@ -28,7 +28,7 @@ def run(args):
     timer = PhaseTimer(comm)
     world = load_world(args.world or "embedded")
     model = joint_model(world, world.npp(), 2.1)
-    system = ModelSystem(model, DistributedGrid(world.grid, comm), world.T)
+    system = ModelSystem(model, DistributedGrid(world.grid, comm), world)
     unknowns = system.nt * world.grid.nwet
     rprint(f"bench joint: {world.source}, {system.nt} tracers x {world.grid.nwet} boxes = {unknowns} unknowns, "
            f"{system.npar} parameters, {comm.getSize()} ranks")

@@ -45,7 +45,7 @@ def run(args):
     rprint(f"problem: {world.source}, {grid.nwet} boxes, {4 * grid.nwet} unknowns, {comm.getSize()} rank(s)")
     model = p_model(grid, world.npp("vgpm"), world.dip_gamma, 2.1, sigma2=0.2)
     with timer.phase("assemble"):
-        sysm = ModelSystem(model, dgrid, world.T)
+        sysm = ModelSystem(model, dgrid, world)
         u0 = dgrid.create_vec(4)
         u0.set(0.0)
         J = sysm.jacobian(u0)

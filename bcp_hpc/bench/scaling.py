@@ -39,7 +39,8 @@ RUNGS = {
     "1deg48": dict(nlat=181, nlon=360, nz=48),
 }
 FIELDS = ["timestamp", "rung", "grid", "wet_boxes", "unknowns", "ranks", "solver", "assemble_s", "factor_solve_s",
-          "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status", "iterations"]
+          "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status", "iterations",
+          "world_peak_rss_bytes", "assemble_peak_rss_bytes"]
 
 
 def _world(rung):
@@ -53,8 +54,12 @@ def _world(rung):
     return _synthetic_world(embedded_grid(**RUNGS[rung]), rung)
 
 
-def measure(rung: str, solver: str, csv_path: str | None):
-    """One measurement on the current communicator; appends a CSV row (rank 0)."""
+def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = False):
+    """One measurement on the current communicator; appends a CSV row (rank 0).
+
+    Peaks of the largest rank: ``world_peak_rss_bytes`` after the world and the rank's operator rows
+    (the world-construction phase), ``assemble_peak_rss_bytes`` after the Jacobian's assembly,
+    ``peak_rss_bytes`` at the end (the solve).  ``assemble_only`` stops before the solve."""
     from ..bench.common import PETSc, peak_rss_bytes
     from ..grid.distributed import DistributedGrid
     from ..cycles.phosphorus.model import p_model
@@ -84,12 +89,23 @@ def measure(rung: str, solver: str, csv_path: str | None):
     t0 = time.perf_counter()
     dgrid = DistributedGrid(grid, comm)
     model = p_model(grid, world.npp("vgpm"), world.dip_gamma, 2.1, sigma2=0.2)
-    sysm = ModelSystem(model, dgrid, world.T)
+    sysm = ModelSystem(model, dgrid, world)
+    row["world_peak_rss_bytes"] = mpi.allreduce(peak_rss_bytes(), op=MPI.MAX)
     u0 = dgrid.create_vec(4)
     u0.set(0.0)
     sysm.jacobian(u0)
     mpi.Barrier()
     t_asm = mpi.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    row["assemble_peak_rss_bytes"] = mpi.allreduce(peak_rss_bytes(), op=MPI.MAX)
+    if assemble_only:
+        sysm.destroy()
+        u0.destroy()
+        scope.pop()
+        row.update(assemble_s=t_asm, peak_rss_bytes=row["assemble_peak_rss_bytes"], status="assembled")
+        rprint(f"  assemble {t_asm:.2f} s; largest rank's peak: world {row['world_peak_rss_bytes'] / 2**30:.2f} GiB, "
+               f"assembled {row['assemble_peak_rss_bytes'] / 2**30:.2f} GiB")
+        _append(csv_path, row, mpi)
+        return row
     t1 = time.perf_counter()
     with SteadyState(sysm, prefix=prefix) as ss:
         ss.solve()
@@ -139,7 +155,7 @@ def read_rows(csv_path):
         for k in ("wet_boxes", "unknowns", "ranks"):
             r[k] = int(r[k])
         for k in ("assemble_s", "factor_solve_s", "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total",
-                  "peak_rss_bytes", "iterations"):
+                  "peak_rss_bytes", "iterations", "world_peak_rss_bytes", "assemble_peak_rss_bytes"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
     return rows
 
@@ -153,9 +169,27 @@ def fit_power(x, y):
     return float(np.exp(loga)), float(p)
 
 
+def memory_per_rank(rows):
+    """Per rung and rank count, the largest rank's peaks (world construction, assembly, whole run) and
+    their ratio to the 1-rank run of the same rung (the latest measurement of each)."""
+    latest = {}
+    for r in rows:
+        if r["status"] in ("ok", "assembled") and r.get("assemble_peak_rss_bytes"):
+            latest[(r["rung"], r["solver"], r["ranks"], r["status"])] = r
+    out = []
+    for (rung, solver, ranks, status), r in sorted(latest.items()):
+        one = latest.get((rung, solver, 1, status))
+        entry = {"rung": rung, "solver": solver, "ranks": ranks, "phase": "assembly" if status == "assembled" else "run"}
+        for k in ("world_peak_rss_bytes", "assemble_peak_rss_bytes", "peak_rss_bytes"):
+            entry[k] = r.get(k)
+            entry[k.replace("_bytes", "_vs_1_rank")] = (r[k] / one[k] if one and one.get(k) and r.get(k) else None)
+        out.append(entry)
+    return out
+
+
 def summarize(rows):
     ok = [r for r in rows if r["status"] == "ok"]
-    out = {"rows": len(rows), "efficiency": [], "growth": {}}
+    out = {"rows": len(rows), "efficiency": [], "growth": {}, "memory_per_rank": memory_per_rank(rows)}
     keys = sorted({(r["rung"], r["solver"]) for r in ok})
     for rung, solver in keys:
         rs = sorted((r for r in ok if r["rung"] == rung and r["solver"] == solver), key=lambda r: r["ranks"])
@@ -190,7 +224,7 @@ def _launcher():
 
 def run(args):
     if args.single:
-        measure(args.rungs.split(",")[0], args.solver, args.csv)
+        measure(args.rungs.split(",")[0], args.solver, args.csv, assemble_only=args.assemble_only)
         return 0
     from ..log import mpi_rank
     if mpi_rank() != 0:
@@ -207,6 +241,7 @@ def run(args):
             for k in counts:
                 cmd = _launcher() + ["-n", str(k), sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling",
                                      "--single", "--rungs", rung, "--solver", solver, "--csv", csv_path]
+                cmd += ["--assemble-only"] if args.assemble_only else []
                 rprint("$ " + " ".join(cmd))
                 r = subprocess.run(cmd, env=env)
                 if r.returncode != 0:
@@ -218,12 +253,19 @@ def run(args):
         rprint(f"{e['rung']:>9s} {e['solver']:>10s} {e['ranks']:3d} ranks {e['unknowns']:>9d} unknowns "
                f"{e['factor_solve_s']:8.2f} s  {e['peak_rss_bytes'] / 2**30:6.2f} GiB  "
                f"efficiency {'-' if eff is None else f'{eff:.2f}'}")
+    for m in summary["memory_per_rank"]:
+        ratio = m["world_peak_rss_vs_1_rank"]
+        rprint(f"{m['rung']:>9s} {m['solver']:>10s} {m['ranks']:3d} ranks  largest rank: world "
+               f"{m['world_peak_rss_bytes'] / 2**30:6.2f} GiB ({'-' if ratio is None else f'{ratio:.2f}'} of 1 rank), "
+               f"{m['phase']} {m['peak_rss_bytes'] / 2**30:6.2f} GiB "
+               f"({'-' if m['peak_rss_vs_1_rank'] is None else format(m['peak_rss_vs_1_rank'], '.2f')} of 1 rank)")
     for solver, g in summary["growth"].items():
         rprint(f"growth ({solver}, 1 rank): time ~ N^{g['time_exponent']:.2f}, memory ~ N^{g['memory_exponent']:.2f}")
     payload = {"benchmark": "scaling", "csv": csv_path, **summary, "measurements": rows,
                "ranks": counts, "unknowns": sorted({r["unknowns"] for r in rows}),
                "seconds": {f"{e['rung']}/{e['solver']}/{e['ranks']}": e["factor_solve_s"] for e in summary["efficiency"]},
-               "peak_rss_bytes": max([e["peak_rss_bytes"] for e in summary["efficiency"]] or [0])}
+               "peak_rss_bytes": max([e["peak_rss_bytes"] for e in summary["efficiency"]]
+                                     + [m["peak_rss_bytes"] for m in summary["memory_per_rank"]] or [0])}
     if args.plot or args.json:
         from ..reports.figures.scaling import scaling_ladder
         p = args.plot or os.path.splitext(args.json)[0] + ".png"

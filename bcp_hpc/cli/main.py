@@ -169,6 +169,8 @@ def build_parser():
     bs.add_argument("--json", help="write the summary to this JSON file (and a PNG plot beside it)")
     bs.add_argument("--plot", help="plot file (PNG)")
     bs.add_argument("--single", action="store_true", help="one measurement on the current ranks (used by the driver)")
+    bs.add_argument("--assemble-only", action="store_true",
+                    help="stop after the world and the Jacobian's assembly (memory per rank of those phases)")
     bj = bsub.add_parser("joint", help="one joint P-C-O objective evaluation (state, 21 sensitivities, adjoint "
                                         "Hessian): block-triangular solver vs the monolithic 11-tracer LU")
     bj.add_argument("--world", help="embedded (default) | tiny | generated-2deg | ocim2-mask")

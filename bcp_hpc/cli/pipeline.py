@@ -125,7 +125,7 @@ def run(args):
     """Main job: circulation check (ideal age), then the cycle's main experiment."""
     from ..diagnostics.age import age_summary, ideal_age
     from ..grid.distributed import DistributedGrid
-    from ..operators.transport import conservation_defects
+    from ..operators.transport import distributed_conservation_defects
     from ..operators.world import load_world
     rd = description(args)
     comm = PETSc.COMM_WORLD
@@ -133,10 +133,10 @@ def run(args):
     world = load_world(w.source, w.path or None, inputs=w.inputs)
     grid = world.grid
     rprint(f"world: {world.source}; {grid.summary()}; {comm.getSize()} rank(s)")
-    d = conservation_defects(world.T, grid.box_volume)
-    rprint(f"transport conservation: row-sum {d['row_sum_rel']:.2e}, 1^T V T {d['volume_column_sum_rel']:.2e}")
     dgrid = DistributedGrid(grid, comm)
-    Tp = dgrid.matrix_from_scipy(world.T)
+    Tp = dgrid.matrix_from_scipy(world.transport_rows(dgrid.local_natural))
+    d = distributed_conservation_defects(Tp, dgrid)
+    rprint(f"transport conservation: row-sum {d['row_sum_rel']:.2e}, 1^T V T {d['volume_column_sum_rel']:.2e}")
     with options_scope(rd):
         age = ideal_age(dgrid, Tp)
     Tp.destroy()

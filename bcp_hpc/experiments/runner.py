@@ -56,7 +56,7 @@ class Setup:
         """The cycle's model forced by NPP product ``product`` and its system (same world and grid)."""
         model = self.cycle.build(self, product)
         model.parameters.update_from(dict(self.run.parameters), "config [parameters]")
-        return model, ModelSystem(model, self.dgrid, self.world.T)
+        return model, ModelSystem(model, self.dgrid, self.world)
 
     def _twin(self) -> dict:
         """Observations of the model's state at the cycle's truth (``truth_`` steady state)."""

@@ -23,7 +23,6 @@ class DistributedGrid:
         self.grid = grid
         self.comm = comm if comm is not None else PETSc.COMM_WORLD
         self.layout = Layout(grid, self.comm.getSize(), self.comm.getRank())
-        self._gidx = {}
 
     @property
     def rank(self):
@@ -42,9 +41,26 @@ class DistributedGrid:
         return self.layout.nlocal
 
     def global_index(self, nfields: int) -> np.ndarray:
-        if nfields not in self._gidx:
-            self._gidx[nfields] = self.layout.global_index(nfields)
-        return self._gidx[nfields]
+        """``(nfields, n)`` global PETSc rows of every natural box (tests and tools; the assembly computes
+        only the rows it needs, :meth:`global_rows`)."""
+        return self.layout.global_index(nfields)
+
+    def global_rows(self, nfields: int, field: int, natural) -> np.ndarray:
+        """Global PETSc row of field ``field`` (of ``nfields``) at natural boxes ``natural``."""
+        bounds = self.layout.box_bounds
+        p = self.layout.iperm[np.asarray(natural, dtype=np.int64)]
+        owner = np.searchsorted(bounds, p, side="right") - 1
+        start = bounds[owner]
+        return nfields * start + field * (bounds[owner + 1] - start) + (p - start)
+
+    def reduce_to_local(self, partial) -> np.ndarray:
+        """The sum over the ranks of natural-order n-vectors ``partial``, at this rank's boxes (local order)."""
+        from mpi4py import MPI
+        send = np.ascontiguousarray(np.asarray(partial, dtype=float)[self.layout.perm])
+        out = np.empty(self.nlocal)
+        self.comm.tompi4py().Reduce_scatter(send, out, recvcounts=[int(c) for c in np.diff(self.layout.box_bounds)],
+                                            op=MPI.SUM)
+        return out
 
     # ------------------------------------------------------------------ vectors
     def create_vec(self, nfields: int = 1) -> "PETSc.Vec":
@@ -96,9 +112,10 @@ class DistributedGrid:
         assembly with new values has the same nonzero pattern.  Only this rank's
         rows are extracted and inserted.
         """
-        gidx = self.global_index(nfields)
         loc = self.local_natural
         nloc = loc.size
+        # global rows of this rank's boxes: field f of local box j is row nfields*start + f*nloc + j
+        start = nfields * self.layout.owned_range()[0]
         rows_ptr = []
         for fi in range(nfields):
             parts = []
@@ -109,10 +126,10 @@ class DistributedGrid:
                 for blk in (terms if isinstance(terms, (list, tuple)) else [terms]):
                     if isinstance(blk, np.ndarray) and blk.ndim == 1:
                         # diagonal block: only this rank's rows, explicit zeros kept (stable pattern)
-                        parts.append((np.arange(nloc), gidx[fj][loc], blk[loc]))
+                        parts.append((np.arange(nloc), start + fj * nloc + np.arange(nloc), blk[loc]))
                         continue
                     sub = sp.csr_matrix(blk)[loc, :].tocoo()
-                    parts.append((sub.row, gidx[fj][sub.col], sub.data))
+                    parts.append((sub.row, self.global_rows(nfields, fj, sub.col), sub.data))
             if parts:
                 r = np.concatenate([p[0] for p in parts])
                 c = np.concatenate([p[1] for p in parts])
@@ -145,9 +162,8 @@ class DistributedGrid:
 
     def local_rows_to_petsc(self, local_csr) -> "PETSc.Mat":
         """Matrix from this rank's rows only (CSR over natural columns), e.g. streamed from a file."""
-        g = self.global_index(1)[0]
         coo = sp.coo_matrix(local_csr)
-        m = sp.csr_matrix((coo.data, (coo.row, g[coo.col])), shape=(self.nlocal, self.grid.nwet))
+        m = sp.csr_matrix((coo.data, (coo.row, self.global_rows(1, 0, coo.col))), shape=(self.nlocal, self.grid.nwet))
         m.sum_duplicates()
         m.sort_indices()
         mat = PETSc.Mat().createAIJ(((self.nlocal, self.grid.nwet), (self.nlocal, self.grid.nwet)), comm=self.comm)

@@ -29,7 +29,7 @@ class _V73Struct(dict):
     pass
 
 
-def _h5_to_py(obj, path, name):
+def _h5_to_py(obj, path, name, skip=()):
     if isinstance(obj, h5py.Group):
         cls = obj.attrs.get("MATLAB_class", b"struct")
         cls = cls.decode() if isinstance(cls, bytes) else str(cls)
@@ -42,7 +42,8 @@ def _h5_to_py(obj, path, name):
             return sp.csc_matrix((data, ir, jc), shape=(nrows, ncols))
         out = _V73Struct()
         for k in obj.keys():
-            out[k] = _h5_to_py(obj[k], path, f"{name}.{k}")
+            if f"{name}.{k}" not in skip:
+                out[k] = _h5_to_py(obj[k], path, f"{name}.{k}", skip)
         return out
     data = obj[()]
     if isinstance(data, np.ndarray) and data.ndim >= 2:
@@ -60,10 +61,11 @@ def _mat_struct_to_dict(v):
     return v
 
 
-def load(path: str, variables=None) -> dict:
+def load(path: str, variables=None, skip=()) -> dict:
     """Load a MATLAB file (any version) into a dict of arrays / dicts / sparse matrices.
 
-    Raises :class:`InputError` naming the file for unreadable or corrupt files.
+    ``skip``: dotted names (e.g. ``output.TR``) a v7.3 file's reader leaves out (v5 files are read
+    whole).  Raises :class:`InputError` naming the file for unreadable or corrupt files.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -74,8 +76,8 @@ def load(path: str, variables=None) -> dict:
             with h5py.File(path, "r") as f:
                 names = [k for k in f.keys() if not k.startswith("#")]
                 for k in names:
-                    if variables is None or k in variables:
-                        out[k] = _h5_to_py(f[k], path, k)
+                    if (variables is None or k in variables) and k not in skip:
+                        out[k] = _h5_to_py(f[k], path, k, skip)
             return out
         raw = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True, variable_names=variables)
     except InputError:

@@ -45,15 +45,27 @@ class Evaluated:
 
 class ModelSystem:
     def __init__(self, model: Model, dgrid, T):
+        """``T``: the transport operator (s^-1, natural order) as a SciPy matrix (whole or
+        row-restricted), a :class:`~bcp_hpc.operators.world.World` or a
+        :class:`~bcp_hpc.operators.rows.TransportSource`; the system keeps only this rank's rows."""
+        from ..operators.rows import restrict_rows
         self.model = model
         self.dgrid = dgrid
         self.grid = dgrid.grid
-        self.T = sp.csr_matrix(T)
         self.nt = model.nfields
         self.loc = dgrid.local_natural
         self.nloc = self.loc.size
-        # column-local sinking operators restricted to this rank (no communication needed)
-        self._sink_base = {k: spec.base(self.grid) for k, spec in model.sinking.items()}
+        if hasattr(T, "transport_rows"):
+            T = T.transport_rows(self.loc)
+        elif hasattr(T, "rows"):
+            T = T.rows(self.loc)
+        else:
+            T = restrict_rows(T, self.loc)
+        #: this rank's rows of T (row-restricted, natural order): all that the block terms and the
+        #: distributed matrix read; sums over all rows are reductions
+        self.T = T
+        # column-local sinking operators: a rank's rows hold all of its columns' entries
+        self._sink_base = {k: restrict_rows(spec.base(self.grid), self.loc) for k, spec in model.sinking.items()}
         self._sink_local = {k: sp.csr_matrix(F)[self.loc][:, self.loc] for k, F in self._sink_base.items()}
         self.local_fields = {k: (np.asarray(v)[self.loc] if np.ndim(v) == 1 and np.size(v) == self.grid.nwet else v)
                              for k, v in model.fields.items()}

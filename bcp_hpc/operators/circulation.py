@@ -216,17 +216,29 @@ def vertical_diffusivity(grid: Grid, cfg: CirculationConfig) -> np.ndarray:
     return kv
 
 
-def synthetic_circulation(grid: Grid, cfg: CirculationConfig | None = None):
-    """Build the synthetic transport operator ``T`` (s^-1, natural order) and its face fluxes.
+def synthetic_fluxes(grid: Grid, cfg: CirculationConfig | None = None) -> dict:
+    """Face volume fluxes ``dict(U=..., V=..., W=...)`` (m^3 s^-1) of the synthetic circulation."""
+    cfg = cfg or CirculationConfig()
+    U, V, W = fluxes_from_potentials(grid, _overturning_potential(grid, cfg), _gyre_potential(grid, cfg))
+    return {"U": U, "V": V, "W": W}
+
+
+def synthetic_transport(grid: Grid, fluxes: dict, cfg: CirculationConfig | None = None, rows=None):
+    """``T`` (s^-1, natural order) of the synthetic circulation from its fluxes: all rows, or only ``rows``
+    (natural indices; see :func:`~.transport.advection_diffusion`)."""
+    cfg = cfg or CirculationConfig()
+    return advection_diffusion(grid, fluxes["U"], fluxes["V"], fluxes["W"], cfg.kappa_h,
+                               vertical_diffusivity(grid, cfg), rows=rows)
+
+
+def synthetic_circulation(grid: Grid, cfg: CirculationConfig | None = None, rows=None):
+    """Build the synthetic transport operator ``T`` (s^-1, natural order; only ``rows`` when given) and
+    its face fluxes.
 
     Returns ``(T, fluxes)`` with ``fluxes = dict(U=..., V=..., W=...)`` in m^3 s^-1.
     """
-    cfg = cfg or CirculationConfig()
-    Ax = _overturning_potential(grid, cfg)
-    Az = _gyre_potential(grid, cfg)
-    U, V, W = fluxes_from_potentials(grid, Ax, Az)
-    T = advection_diffusion(grid, U, V, W, cfg.kappa_h, vertical_diffusivity(grid, cfg))
-    return T, {"U": U, "V": V, "W": W}
+    fluxes = synthetic_fluxes(grid, cfg)
+    return synthetic_transport(grid, fluxes, cfg, rows), fluxes
 
 
 def max_divergence(grid: Grid, fluxes) -> float:

@@ -14,7 +14,7 @@ from ..grid.grid import Grid
 from ..grid.ocim2 import grid_from_matdict, output_struct
 from ..io import matfile
 from ..io.atomic import atomic_path
-from .transport import conservation_defects
+from .transport import conservation_defects, distributed_conservation_defects
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 #: Largest accepted relative conservation defect of a transport operator read from a file.
@@ -184,7 +184,8 @@ def read_transport_local_rows(path: str, grid: Grid, rows_natural: np.ndarray, c
             v = np.concatenate(v_all)
             if not np.all(np.isfinite(v)):
                 raise InputError("transport matrix has NaN/Inf entries", path=path, variable=var)
-            return sp.csr_matrix((-v / SECONDS_PER_YEAR, (r, c)), shape=(rows_natural.size, grid.nwet))
+            # times the reciprocal, as SciPy divides a sparse matrix by a scalar: the same values as T_from_TR
+            return sp.csr_matrix((-v * (1.0 / SECONDS_PER_YEAR), (r, c)), shape=(rows_natural.size, grid.nwet))
     _, T, _ = read_ocim2(path, conservation_tol=np.inf)
     return T[rows_natural, :]
 
@@ -199,18 +200,7 @@ def load_transport_petsc(path: str, dgrid, conservation_tol: float = DEFAULT_CON
     grid = dgrid.grid
     local = read_transport_local_rows(path, grid, dgrid.local_natural)
     T = dgrid.local_rows_to_petsc(local)
-    vol = dgrid.vec_from_natural([grid.box_volume])
-    ones = dgrid.vec_from_natural([np.ones(grid.nwet)])
-    col = T.createVecLeft()
-    T.multTranspose(vol, col)
-    col.pointwiseDivide(col, vol)
-    row = T.createVecLeft()
-    T.mult(ones, row)
-    diag = T.getDiagonal()
-    scale = diag.norm(3) or 1.0  # NORM_INFINITY
-    defects = {"volume_column_sum_rel": col.norm(3) / scale, "row_sum_rel": row.norm(3) / scale}
-    for v in (vol, ones, col, row, diag):
-        v.destroy()
+    defects = distributed_conservation_defects(T, dgrid)
     if defects["volume_column_sum_rel"] > conservation_tol:
         T.destroy()
         raise InputError(f"transport matrix does not conserve mass: max |1^T V T| / max|diag T| = "

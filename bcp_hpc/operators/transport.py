@@ -78,16 +78,22 @@ def divergence(grid: Grid, U, V, W) -> np.ndarray:
     return div
 
 
-def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v) -> sp.csr_matrix:
+def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v, rows=None) -> sp.csr_matrix:
     """Assemble ``T`` (s^-1, natural order) from face fluxes (m^3 s^-1) and diffusivities (m^2 s^-1).
 
     ``kappa_h`` is a scalar; ``kappa_v`` a scalar or an array broadcastable to the
-    vertical interfaces ``(nlat, nlon, nz-1)``.
+    vertical interfaces ``(nlat, nlon, nz-1)``.  With ``rows`` (natural indices) only those rows
+    are assembled (the others stay empty; the matrix keeps its n x n shape): a rank builds its own
+    rows and never the whole operator.  They equal the same rows of the whole ``T`` bit for bit.
     """
     geo = face_geometry(grid)
     (a_e, b_e), (a_n, b_n), (a_t, b_t) = _face_pairs(grid)
     vol = grid.box_volume
-    rows, cols, vals = [], [], []
+    wanted = None
+    if rows is not None:
+        wanted = np.zeros(grid.nwet, dtype=bool)
+        wanted[np.asarray(rows, dtype=np.int64)] = True
+    rows_, cols, vals = [], [], []
 
     def add(a, b, Q, G):
         m = (a >= 0) & (b >= 0)
@@ -95,15 +101,18 @@ def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v) -> sp.csr_matrix:
         qp = np.maximum(Q, 0.0)
         qm = np.minimum(Q, 0.0)
         # box a loses qp*c_a + qm*c_b ; box b gains it ; diffusion G (c_a - c_b) from a to b
-        rows.extend([a, a, b, b])
-        cols.extend([a, b, a, b])
-        vals.extend([(qp + G) / vol[a], (qm - G) / vol[a], (-qp - G) / vol[b], (-qm + G) / vol[b]])
+        ra = slice(None) if wanted is None else wanted[a]
+        rb = slice(None) if wanted is None else wanted[b]
+        rows_.extend([a[ra], a[ra], b[rb], b[rb]])
+        cols.extend([a[ra], b[ra], a[rb], b[rb]])
+        vals.extend([((qp + G) / vol[a])[ra], ((qm - G) / vol[a])[ra], ((-qp - G) / vol[b])[rb],
+                     ((-qm + G) / vol[b])[rb]])
 
     kappa_h = float(kappa_h)
     add(a_e, b_e, np.asarray(U), kappa_h * geo.area_e / geo.dist_e)
     add(a_n, b_n, np.asarray(V), kappa_h * geo.area_n / geo.dist_n)
     add(a_t, b_t, np.asarray(W), np.broadcast_to(kappa_v, geo.area_t.shape) * geo.area_t / geo.dist_t)
-    r = np.concatenate(rows)
+    r = np.concatenate(rows_)
     c = np.concatenate(cols)
     v = np.concatenate(vals)
     T = sp.csr_matrix((v, (r, c)), shape=(grid.nwet, grid.nwet))
@@ -123,3 +132,23 @@ def conservation_defects(T, volume) -> dict:
     row = T @ ones
     col = (volume @ T) / volume
     return {"row_sum_rel": float(np.max(np.abs(row)) / scale), "volume_column_sum_rel": float(np.max(np.abs(col)) / scale)}
+
+
+def distributed_conservation_defects(Tp, dgrid) -> dict:
+    """:func:`conservation_defects` of a distributed PETSc ``T`` (``T 1`` and ``T^T V`` applied in parallel:
+    no rank needs the whole operator)."""
+    grid = dgrid.grid
+    vol = dgrid.vec_from_natural([grid.box_volume])
+    ones = vol.duplicate()
+    ones.set(1.0)
+    col = Tp.createVecLeft()
+    Tp.multTranspose(vol, col)
+    col.pointwiseDivide(col, vol)
+    row = Tp.createVecLeft()
+    Tp.mult(ones, row)
+    diag = Tp.getDiagonal()
+    scale = diag.norm(3) or 1.0  # NORM_INFINITY
+    defects = {"row_sum_rel": row.norm(3) / scale, "volume_column_sum_rel": col.norm(3) / scale}
+    for v in (vol, ones, col, row, diag):
+        v.destroy()
+    return defects

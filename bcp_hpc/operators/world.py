@@ -24,8 +24,9 @@ from ..grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate, s
 from ..grid.grid import Grid
 from ..grid.ocim2 import read_grid
 from ..io import matfile
-from .circulation import CirculationConfig, synthetic_circulation
+from .circulation import CirculationConfig
 from .io import read_ocim2
+from .rows import MatrixTransport, StreamedTransport, SyntheticTransport, TransportSource, restrict_rows
 
 OCIM2_MASK_FILE = "M3d91x180x24.mat"
 
@@ -33,7 +34,7 @@ OCIM2_MASK_FILE = "M3d91x180x24.mat"
 @dataclass
 class World:
     grid: Grid
-    T: object                      #: scipy CSR, s^-1, natural order
+    transport: TransportSource     #: where T (s^-1, natural order) comes from, row by row
     npp_products: dict             #: name -> (nlat, nlon) column NPP, mg C m^-2 d^-1 (NaN on land)
     dip_gamma: np.ndarray          #: phosphate climatology used in the uptake rate, mmol m^-3 (n-vector)
     temperature: np.ndarray        #: deg C (n-vector)
@@ -46,6 +47,21 @@ class World:
     #: synthetic stand-ins for missing forcing (the package's generated worlds); False for a user's
     #: transport matrix, where a missing field is an error naming it
     stand_ins: bool = True
+
+    @property
+    def T(self):
+        """The whole transport operator (SciPy CSR, s^-1, natural order), built on first use and kept: for
+        writing files and serial tools.  Solves use :meth:`transport_rows` (a rank's rows only)."""
+        if getattr(self, "_T", None) is None:
+            self._T = self.transport.full()
+        return self._T
+
+    def transport_rows(self, rows_natural):
+        """``T`` restricted to rows ``rows_natural`` (n x n, the other rows empty; see
+        :mod:`bcp_hpc.operators.rows`); taken from the whole ``T`` when that was built already."""
+        if getattr(self, "_T", None) is not None:
+            return restrict_rows(self._T, rows_natural)
+        return self.transport.rows(rows_natural)
 
     def has(self, name: str) -> bool:
         """Whether the world has forcing ``name`` (npp, po4, temperature or an extra field) of its own."""
@@ -110,9 +126,8 @@ def _synthetic_fields(grid: Grid):
 
 
 def _synthetic_world(grid: Grid, source: str, circulation: CirculationConfig | None = None) -> World:
-    T, _ = synthetic_circulation(grid, circulation)
     npp, po4, temp = _synthetic_fields(grid)
-    return World(grid, T, npp, po4, temp, source=source)
+    return World(grid, SyntheticTransport(grid, circulation), npp, po4, temp, source=source)
 
 
 def embedded_world(circulation: CirculationConfig | None = None) -> World:
@@ -133,7 +148,6 @@ def ocim2_mask_world(data_dir: str, circulation: CirculationConfig | None = None
     """Real OCIM2 mask + synthetic circulation; real WOA phosphate/temperature when present."""
     mpath = os.path.join(data_dir, OCIM2_MASK_FILE)
     grid = read_grid(mpath)
-    T, _ = synthetic_circulation(grid, circulation)
     npp, po4, temp = _synthetic_fields(grid)
     info = {"mask_file": mpath}
     p = os.path.join(data_dir, "po4obs_91x180x24.mat")
@@ -144,14 +158,45 @@ def ocim2_mask_world(data_dir: str, circulation: CirculationConfig | None = None
     if os.path.exists(p):
         temp = np.maximum(_load_field(p, "tempobs", grid), -2.0)
         info["temperature_file"] = p
-    return World(grid, T, npp, po4, temp, source="ocim2-mask", info=info)
+    return World(grid, SyntheticTransport(grid, circulation), npp, po4, temp, source="ocim2-mask", info=info)
 
 
-def ocim2_world(operator_file: str) -> World:
-    """A user's OCIM2 operator file (grid + TR); its forcing comes from the user's inputs only."""
+def ocim2_world(operator_file: str, comm=None) -> World:
+    """A user's OCIM2 operator file (grid + TR); its forcing comes from the user's inputs only.
+
+    A v7.3 (HDF5) file is streamed: each rank of ``comm`` (mpi4py; default the world's) reads only the
+    rows it owns, and the operator is validated by reductions (collective).  A v5 file cannot be read
+    in part: every rank reads it whole (convert it once with ``bcp-hpc export --world ocim2 --operator
+    FILE --mat-version v7.3 --out NEW.mat`` to stream it)."""
+    if _streamable(operator_file):
+        from ..grid.ocim2 import grid_from_matdict
+        from .io import DEFAULT_CONSERVATION_TOL
+        grid = grid_from_matdict(matfile.load(operator_file, skip={"output.TR", "TR"}), operator_file)
+        transport = StreamedTransport(operator_file, grid)
+        if comm is None:
+            from ..petsc_env import import_petsc4py
+            comm = import_petsc4py().COMM_WORLD.tompi4py()
+        defects = transport.check(comm, DEFAULT_CONSERVATION_TOL)
+        return World(grid, transport, {}, None, None, source="ocim2", stand_ins=False,
+                     info={"operator_file": operator_file, "conservation": defects, "operator_read": "by rows"})
     grid, T, defects = read_ocim2(operator_file)
-    return World(grid, T, {}, None, None, source="ocim2", stand_ins=False,
+    return World(grid, MatrixTransport(T), {}, None, None, source="ocim2", stand_ins=False,
                  info={"operator_file": operator_file, "conservation": defects})
+
+
+def _streamable(path: str) -> bool:
+    """A v7.3 file with a sparse ``output.TR`` (or ``TR``) that can be read by rows."""
+    if not os.path.isfile(path) or not matfile.is_v73(path):
+        return False
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            for name in ("output/TR", "TR"):
+                if name in f and isinstance(f[name], h5py.Group) and "jc" in f[name] and "ir" in f[name]:
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def default_shared_data_dir() -> str | None:

@@ -21,19 +21,19 @@ log = logging.getLogger(__name__)
 KEEP_RATIO = 0.05
 
 
-def global_block(terms: dict, e: int, n: int, comm=None) -> sp.csr_matrix:
-    """``J_ee`` as one SciPy matrix in natural order.  Its diagonal terms hold only this rank's boxes;
-    with ``comm`` they are summed over the ranks."""
+def global_block(terms: dict, e: int, n: int) -> sp.csr_matrix:
+    """``J_ee`` as one SciPy matrix in natural order, this rank's rows only (its terms hold no others):
+    sums over all rows are reductions over the ranks."""
     blk = terms[(e, e)]
     diag = sum((t for t in blk if isinstance(t, np.ndarray)), np.zeros(n))
-    if comm is not None:
-        diag = comm.allreduce(diag)
     return sp.csr_matrix(sum((sp.csr_matrix(t) for t in blk if not isinstance(t, np.ndarray)), sp.diags(diag)))
 
 
 def choose_kept_columns(system, terms: dict, eliminated: list, keep_ratio: float) -> dict:
     """``{e: global natural-order mask}`` of the boxes of each transported eliminated tracer ``e`` kept
-    in S (tracers with no poor column are absent)."""
+    in S (tracers with no poor column are absent).  Made once per solver from two n-vectors summed
+    over the ranks (the exchange out of each box and the diagonal)."""
+    from mpi4py import MPI
     g = system.grid
     n = g.nwet
     column = g.box_ilat * g.shape[1] + g.box_ilon
@@ -44,10 +44,13 @@ def choose_kept_columns(system, terms: dict, eliminated: list, keep_ratio: float
     for e in eliminated:
         if system.model.tracers[e].transport == "sinking":
             continue
-        M = global_block(terms, e, n, comm).tocoo()
+        M = global_block(terms, e, n).tocoo()
         off = column[M.row] != column[M.col]
-        exchange = np.bincount(M.col[off], weights=np.abs(M.data[off]), minlength=n)
-        diag = np.abs(sp.csr_matrix(M).diagonal())
+        exchange = np.bincount(M.col[off], weights=np.abs(M.data[off]), minlength=n).astype(float)
+        comm.Allreduce(MPI.IN_PLACE, exchange, op=MPI.SUM)
+        diag = np.ascontiguousarray(sp.csr_matrix(M).diagonal(), dtype=float)
+        comm.Allreduce(MPI.IN_PLACE, diag, op=MPI.SUM)
+        diag = np.abs(diag)
         poor = exchange > keep_ratio * np.where(diag > 0, diag, np.inf)
         if not poor.any():
             continue

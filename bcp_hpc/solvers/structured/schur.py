@@ -53,7 +53,7 @@ def schur_terms(terms: dict, kept_fields: list, eliminated: list, diag: dict, ci
 
 
 def add_kept_blocks(blocks: dict, terms: dict, S_fields: list, kept: dict, kept_diag: dict, volume: np.ndarray,
-                    loc: np.ndarray):
+                    loc: np.ndarray, comm=None):
     """The kept columns of partly eliminated tracers as extra fields of S.
 
     Field ``e`` of S: ``J_ee`` between its kept boxes (couplings to non-kept boxes moved to the
@@ -69,7 +69,12 @@ def add_kept_blocks(blocks: dict, terms: dict, S_fields: list, kept: dict, kept_
         inner = sp.csr_matrix(Dk @ M @ Dk)
         # what the dropped entries of each kept column j carry, the sum over rows i outside the kept
         # set of V_i M[i, j], goes to its diagonal
-        dropped = np.asarray(M.T @ np.where(keep, 0.0, volume)) / volume
+        # (a sum over every rank's rows)
+        dropped = np.ascontiguousarray(M.T @ np.where(keep, 0.0, volume), dtype=float)
+        if comm is not None:
+            from mpi4py import MPI
+            comm.Allreduce(MPI.IN_PLACE, dropped, op=MPI.SUM)
+        dropped /= volume
         blocks[(i, i)] = [inner, np.where(keep, dropped, 1.0)]
         for j, b in enumerate(S_fields):
             if b == e:

@@ -78,16 +78,16 @@ class StructuredSolver(Solver):
         return sp.csr_matrix(sum(mats[1:], mats[0]))
 
     def _global_colsum(self, a, b):
-        """Volume-weighted column sums ``sum_i V_i J_ab[i, j]`` over all rows, at the local columns j."""
+        """Volume-weighted column sums ``sum_i V_i J_ab[i, j]`` over all rows (every rank's), at the local
+        columns j."""
         vol = self.system.grid.box_volume
-        loc = self.system.loc
-        out = np.zeros(loc.size)
+        partial = np.zeros(vol.size)
         for t in self.lin.terms.get((a, b), []):
             if isinstance(t, np.ndarray) and t.ndim == 1:
-                out += (vol * t)[loc]
+                partial += vol * t
             else:
-                out += np.asarray(sp.csr_matrix(t).T @ vol)[loc]
-        return out
+                partial += np.asarray(sp.csr_matrix(t).T @ vol)
+        return self.system.dgrid.reduce_to_local(partial)
 
     @staticmethod
     def _is_diag(M):
@@ -161,7 +161,7 @@ class StructuredSolver(Solver):
         blocks = schur_terms(self.lin.terms, self.K, self.E, self.diag, self.cinv, self.lower, self.columns,
                              sysm.loc, sysm.grid.nwet)
         add_kept_blocks(blocks, self.lin.terms, self.S_fields, self.kept, self.kept_diag, sysm.grid.box_volume,
-                        sysm.loc)
+                        sysm.loc, sysm.dgrid.comm.tompi4py())
         self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.S_fields), mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:

@@ -1,0 +1,143 @@
+"""A world's transport operator by rows: each rank builds or reads only the rows of its own boxes.
+
+A *row-restricted* operator is an n x n SciPy CSR matrix in natural order whose rows outside a
+rank's boxes are empty.  Everything downstream (distributed assembly, the model's block terms, the
+solvers) reads only a rank's own rows, so such a matrix stands in for the whole one; sums over all
+rows (column sums, conservation) are reductions over the ranks.  Its memory is the rank's nonzeros
+plus one row pointer of n + 1 integers.
+
+Sources (:class:`TransportSource`): the whole matrix in memory (:class:`MatrixTransport`), the
+synthetic circulation built row by row (:class:`SyntheticTransport`), and an OCIM2 v7.3 file
+streamed by rows (:class:`StreamedTransport`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def expand_rows(local, rows_natural, n: int) -> sp.csr_matrix:
+    """The row-restricted n x n matrix whose rows ``rows_natural`` (ascending) are those of ``local``."""
+    local = sp.csr_matrix(local)
+    rows_natural = np.asarray(rows_natural, dtype=np.int64)
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[rows_natural] = np.diff(local.indptr)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return sp.csr_matrix((local.data, local.indices, indptr), shape=(n, local.shape[1]))
+
+
+def restrict_rows(A, rows_natural) -> sp.csr_matrix:
+    """The row-restricted copy of ``A`` (n x n, natural order) keeping rows ``rows_natural``."""
+    A = sp.csr_matrix(A)
+    rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
+    return expand_rows(A[rows], rows, A.shape[0])
+
+
+def local_rows(A, rows_natural) -> sp.csr_matrix:
+    """Rows ``rows_natural`` of ``A`` in that order (len(rows) x n)."""
+    return sp.csr_matrix(A)[np.asarray(rows_natural, dtype=np.int64)]
+
+
+class TransportSource:
+    """Where ``T`` (s^-1, natural order) comes from."""
+
+    def rows(self, rows_natural) -> sp.csr_matrix:
+        """The row-restricted ``T`` with rows ``rows_natural``."""
+        raise NotImplementedError
+
+    def full(self) -> sp.csr_matrix:
+        """The whole ``T`` (for writing files and for serial tools)."""
+        raise NotImplementedError
+
+
+class MatrixTransport(TransportSource):
+    """A ``T`` already in memory (a file read whole, a test's matrix)."""
+
+    def __init__(self, T):
+        self.T = sp.csr_matrix(T)
+
+    def rows(self, rows_natural):
+        return restrict_rows(self.T, rows_natural)
+
+    def full(self):
+        return self.T
+
+
+class SyntheticTransport(TransportSource):
+    """The synthetic circulation: face fluxes on the whole 3-D grid (three arrays of the grid's
+    nlat x nlon x nz cells, land included), operator entries only in the rows asked for."""
+
+    def __init__(self, grid, cfg=None):
+        self.grid = grid
+        self.cfg = cfg
+        self._fluxes = None
+
+    @property
+    def fluxes(self) -> dict:
+        if self._fluxes is None:
+            from .circulation import synthetic_fluxes
+            self._fluxes = synthetic_fluxes(self.grid, self.cfg)
+        return self._fluxes
+
+    def rows(self, rows_natural):
+        from .circulation import synthetic_transport
+        return synthetic_transport(self.grid, self.fluxes, self.cfg, rows=np.asarray(rows_natural, dtype=np.int64))
+
+    def full(self):
+        from .circulation import synthetic_transport
+        return synthetic_transport(self.grid, self.fluxes, self.cfg)
+
+
+class StreamedTransport(TransportSource):
+    """An OCIM2 v7.3 (HDF5) operator file: every rank streams its own rows from the file's CSC arrays
+    (the whole operator is never in one rank's memory).  :meth:`check` validates it collectively."""
+
+    def __init__(self, path: str, grid):
+        self.path = path
+        self.grid = grid
+        self._cached = None          # (rows, row-restricted T) of the last rows read
+
+    def rows(self, rows_natural):
+        from .io import read_transport_local_rows
+        rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
+        if self._cached is not None and np.array_equal(self._cached[0], rows):
+            return self._cached[1]
+        T = expand_rows(read_transport_local_rows(self.path, self.grid, rows), rows, self.grid.nwet)
+        self._cached = (rows, T)
+        return T
+
+    def full(self):
+        from .io import read_ocim2
+        return read_ocim2(self.path, conservation_tol=np.inf)[1]
+
+    def check(self, comm, tol: float) -> dict:
+        """Collective over ``comm`` (mpi4py): each rank reads the rows it will own, then finiteness
+        and the conservation defects of :func:`~.transport.conservation_defects` from reductions (one
+        n-vector of volume-weighted column sums).  Every rank raises the same :class:`InputError`."""
+        from mpi4py import MPI
+        from ..errors import InputError
+        from ..grid.layout import Layout
+        grid = self.grid
+        rows = Layout(grid, comm.size, comm.rank).local_natural()
+        problem = ""
+        try:
+            T = self.rows(rows)
+        except InputError as exc:        # found by some ranks only (their rows): every rank raises it
+            problem, T = str(exc), None
+        problems = [p for p in comm.allgather(problem) if p]
+        if problems:
+            raise InputError(problems[0])
+        vol = grid.box_volume
+        col = np.ascontiguousarray(T.T @ vol, dtype=float)
+        comm.Allreduce(MPI.IN_PLACE, col, op=MPI.SUM)
+        local_diag = float(np.abs(T.diagonal()[rows]).max(initial=0.0))
+        local_row = float(np.abs(np.asarray(T.sum(axis=1)).ravel()[rows]).max(initial=0.0))
+        scale = comm.allreduce(local_diag, op=MPI.MAX) or 1.0
+        defects = {"row_sum_rel": comm.allreduce(local_row, op=MPI.MAX) / scale,
+                   "volume_column_sum_rel": float(np.abs(col / vol).max()) / scale}
+        if defects["volume_column_sum_rel"] > tol:
+            raise InputError(f"transport matrix does not conserve mass: max |1^T V T| / max|diag T| = "
+                             f"{defects['volume_column_sum_rel']:.3e} > tolerance {tol:.1e}", path=self.path,
+                             variable="output.TR")
+        return defects
