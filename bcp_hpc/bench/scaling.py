@@ -40,7 +40,7 @@ RUNGS = {
 }
 FIELDS = ["timestamp", "rung", "grid", "wet_boxes", "unknowns", "ranks", "solver", "assemble_s", "factor_solve_s",
           "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status", "iterations",
-          "world_peak_rss_bytes", "assemble_peak_rss_bytes"]
+          "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes"]
 
 
 def _world(rung):
@@ -60,7 +60,7 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     Peaks of the largest rank: ``world_peak_rss_bytes`` after the world and the rank's operator rows
     (the world-construction phase), ``assemble_peak_rss_bytes`` after the Jacobian's assembly,
     ``peak_rss_bytes`` at the end (the solve).  ``assemble_only`` stops before the solve."""
-    from ..bench.common import PETSc, peak_rss_bytes
+    from ..bench.common import PETSc, current_rss_bytes, peak_rss_bytes
     from ..grid.distributed import DistributedGrid
     from ..cycles.phosphorus.model import p_model
     from ..models.system import ModelSystem
@@ -70,12 +70,13 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
     mpi = comm.tompi4py()
+    base = mpi.allreduce(current_rss_bytes(), op=MPI.MAX)      # the runtime: interpreter, PETSc, libraries
     world = _world(rung)
     grid = world.grid
     n = 4 * grid.nwet
     path = choose(n, solver)
     row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
-           "unknowns": n, "ranks": comm.getSize(), "solver": path}
+           "unknowns": n, "ranks": comm.getSize(), "solver": path, "base_rss_bytes": base}
     need = estimated_path_bytes(n, path)
     if need > 0.9 * available_bytes():
         row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
@@ -155,7 +156,7 @@ def read_rows(csv_path):
         for k in ("wet_boxes", "unknowns", "ranks"):
             r[k] = int(r[k])
         for k in ("assemble_s", "factor_solve_s", "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total",
-                  "peak_rss_bytes", "iterations", "world_peak_rss_bytes", "assemble_peak_rss_bytes"):
+                  "peak_rss_bytes", "iterations", "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
     return rows
 
@@ -183,13 +184,53 @@ def memory_per_rank(rows):
         for k in ("world_peak_rss_bytes", "assemble_peak_rss_bytes", "peak_rss_bytes"):
             entry[k] = r.get(k)
             entry[k.replace("_bytes", "_vs_1_rank")] = (r[k] / one[k] if one and one.get(k) and r.get(k) else None)
+            # the same without the runtime every process has before any world (interpreter, libraries)
+            if one and r.get(k) and one.get(k) and r.get("base_rss_bytes") and one.get("base_rss_bytes"):
+                entry[k.replace("_bytes", "_above_runtime_vs_1_rank")] = (
+                    (r[k] - r["base_rss_bytes"]) / (one[k] - one["base_rss_bytes"]))
         out.append(entry)
+    return out
+
+
+def shared_and_divided(peaks: dict):
+    """Least-squares ``m_k = shared + divided / k`` from ``{ranks: peak bytes of the largest rank}``:
+    the part every rank holds whatever the rank count, and the part split between the ranks."""
+    ks = sorted(peaks)
+    if len(ks) < 2:
+        return None
+    A = np.array([[1.0, 1.0 / k] for k in ks])
+    (shared, divided), *_ = np.linalg.lstsq(A, np.array([peaks[k] for k in ks], float), rcond=None)
+    return float(shared), float(divided)
+
+
+def memory_split(rows):
+    """Per rung and solver with at least two rank counts (the latest row of each): the shared and divided
+    parts of the largest rank's peak (whole run, and world + assembly)."""
+    latest = {}
+    for r in rows:
+        if r["status"] in ("ok", "assembled") and r.get("peak_rss_bytes"):
+            latest[(r["rung"], r["solver"], r["status"], r["ranks"])] = r
+    groups = {}
+    for (rung, solver, status, ranks), r in latest.items():
+        groups.setdefault((rung, solver, status), {})[ranks] = r
+    out = []
+    for (rung, solver, status), by_k in sorted(groups.items()):
+        run = shared_and_divided({k: r["peak_rss_bytes"] for k, r in by_k.items()})
+        if run is None:
+            continue
+        asm = shared_and_divided({k: r["assemble_peak_rss_bytes"] for k, r in by_k.items()
+                                  if r.get("assemble_peak_rss_bytes")})
+        out.append({"rung": rung, "solver": solver, "phase": "assembly" if status == "assembled" else "run",
+                    "unknowns": next(iter(by_k.values()))["unknowns"], "ranks": sorted(by_k),
+                    "shared_bytes": run[0], "divided_bytes": run[1],
+                    "assembly_shared_bytes": asm[0] if asm else None, "assembly_divided_bytes": asm[1] if asm else None})
     return out
 
 
 def summarize(rows):
     ok = [r for r in rows if r["status"] == "ok"]
-    out = {"rows": len(rows), "efficiency": [], "growth": {}, "memory_per_rank": memory_per_rank(rows)}
+    out = {"rows": len(rows), "efficiency": [], "growth": {}, "memory_per_rank": memory_per_rank(rows),
+           "memory_split": memory_split(rows)}
     keys = sorted({(r["rung"], r["solver"]) for r in ok})
     for rung, solver in keys:
         rs = sorted((r for r in ok if r["rung"] == rung and r["solver"] == solver), key=lambda r: r["ranks"])
@@ -254,11 +295,16 @@ def run(args):
                f"{e['factor_solve_s']:8.2f} s  {e['peak_rss_bytes'] / 2**30:6.2f} GiB  "
                f"efficiency {'-' if eff is None else f'{eff:.2f}'}")
     for m in summary["memory_per_rank"]:
-        ratio = m["world_peak_rss_vs_1_rank"]
+        def _r(key):
+            return "-" if m.get(key) is None else format(m[key], ".2f")
         rprint(f"{m['rung']:>9s} {m['solver']:>10s} {m['ranks']:3d} ranks  largest rank: world "
-               f"{m['world_peak_rss_bytes'] / 2**30:6.2f} GiB ({'-' if ratio is None else f'{ratio:.2f}'} of 1 rank), "
-               f"{m['phase']} {m['peak_rss_bytes'] / 2**30:6.2f} GiB "
-               f"({'-' if m['peak_rss_vs_1_rank'] is None else format(m['peak_rss_vs_1_rank'], '.2f')} of 1 rank)")
+               f"{m['world_peak_rss_bytes'] / 2**30:6.2f} GiB ({_r('world_peak_rss_vs_1_rank')} of 1 rank; "
+               f"{_r('world_peak_rss_above_runtime_vs_1_rank')} above the runtime), "
+               f"{m['phase']} {m['peak_rss_bytes'] / 2**30:6.2f} GiB ({_r('peak_rss_vs_1_rank')}; "
+               f"{_r('peak_rss_above_runtime_vs_1_rank')})")
+    for m in summary["memory_split"]:
+        rprint(f"{m['rung']:>9s} {m['solver']:>10s} memory of the largest rank ({m['phase']}) = "
+               f"{m['shared_bytes'] / 2**30:.2f} GiB + {m['divided_bytes'] / 2**30:.2f} GiB / ranks")
     for solver, g in summary["growth"].items():
         rprint(f"growth ({solver}, 1 rank): time ~ N^{g['time_exponent']:.2f}, memory ~ N^{g['memory_exponent']:.2f}")
     payload = {"benchmark": "scaling", "csv": csv_path, **summary, "measurements": rows,

@@ -12,9 +12,14 @@ Model (assumptions, documented in the README):
 * ranks needed: the smallest power of two with ``1.3 M / k`` (30 % imbalance and workspace)
   below 80 % of the memory per rank (``--mem-per-node / --ranks-per-node``);
 * out of core (``ooc``): memory / 6 (measured), same time; structured path: memory / 2;
-* iterative (two-level GMRES): memory ``2.3 kB x N`` (linear, measured to 5.8 M unknowns),
-  one-rank time ``c_i N^p_i`` fitted to the iterative rows (default: measured here, p_i = 1.23),
-  efficiency per doubling of the iterative rows (default 0.8).
+* iterative (two-level GMRES): one-rank time ``c_i N^p_i`` fitted to the iterative rows (default:
+  measured here, p_i = 1.23), efficiency per doubling of the iterative rows (default 0.8);
+* memory of the largest rank = a *shared* part that every rank holds whatever the rank count (the
+  runtime, the grid's index arrays, the forcing fields) plus a *divided* part over the ranks:
+  ``m(k) = s0 + s1 N + d N / k`` for the iterative path, ``s0 + s1 N + 1.3 M / k`` for the factor
+  paths; ``s0, s1, d`` are fitted to the rows measured on 1, 2 and 4 ranks (``memory_split`` of
+  ``bcp-hpc bench scaling``), else the package defaults measured here.  A grid whose shared part
+  alone exceeds 80 % of a rank's memory does not fit at any rank count (``ranks`` = None).
 The coupling of 12 tracers is taken to fill like 12/4 times the unknowns of the P model (same
 law in N); real fill depends on the couplings of the model and is refitted once it runs.
 """
@@ -25,7 +30,7 @@ import os
 
 from ..errors import InputError
 from ..log import rprint
-from ..solvers.choice import EXPONENT, FACTOR_MEMORY_FRACTION, REF_MB, REF_UNKNOWNS, estimated_iterative_bytes
+from ..solvers.choice import EXPONENT, FACTOR_MEMORY_FRACTION, REF_MB, REF_UNKNOWNS
 
 OCIM2_WET = 200_160
 #: one-rank factor+solve of the direct path on this machine: 7.6 s at 165,932 unknowns, ~92 s at 800,640
@@ -35,14 +40,33 @@ DEFAULT_EFFICIENCY = 0.6
 #: iterative path: 6.52 s at 165,932 unknowns, time ~ N^1.23 (embedded, OCIM2 size, 2 and 1 deg x 48 layers)
 DEFAULT_ITERATIVE_TIME = (6.52 / REF_UNKNOWNS ** 1.23, 1.23)
 DEFAULT_ITERATIVE_EFFICIENCY = 0.8
+#: memory of the largest rank on the iterative path, m(k) = s0 + s1 N + d N / k (bytes), fitted to
+#: `bcp-hpc bench scaling --solver iterative` on 1, 2 and 4 ranks (docs/benchmarks.md)
+DEFAULT_SHARED = (0.10 * 2**30, 60.0)
+DEFAULT_DIVIDED_PER_UNKNOWN = 2200.0
 GRIDS = [("2deg", 24), ("1deg", 24), ("1deg", 48), ("0.5deg", 24), ("0.5deg", 48)]
 COLUMN_FACTOR = {"2deg": 1, "1deg": 4, "0.5deg": 16}
+
+
+def memory_fit(split_rows):
+    """``(shared (s0, s1), divided bytes per unknown)`` from :func:`bcp_hpc.bench.scaling.memory_split` rows
+    of the whole run (None where the rows do not determine them)."""
+    import numpy as np
+    pts = [(m["unknowns"], m["shared_bytes"]) for m in split_rows if m["phase"] == "run"]
+    shared = None
+    if len({n for n, _ in pts}) >= 2:
+        s1, s0 = np.polyfit([n for n, _ in pts], [v for _, v in pts], 1)
+        shared = (max(float(s0), 0.0), max(float(s1), 0.0))
+    elif pts:
+        shared = (max(pts[0][1], 0.0), 0.0)
+    per = [m["divided_bytes"] / m["unknowns"] for m in split_rows if m["phase"] == "run" and m["solver"] == "iterative"]
+    return shared, (float(np.mean(per)) if per else None)
 
 
 def _fits(csv_path):
     if not csv_path:
         return (DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY, "package defaults (2-core development machine)",
-                DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY)
+                DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY, DEFAULT_SHARED, DEFAULT_DIVIDED_PER_UNKNOWN)
     if not os.path.exists(csv_path):
         raise InputError("scaling CSV not found (run `bcp-hpc bench scaling --csv FILE` first)", path=csv_path)
     from ..bench.scaling import fit_power, read_rows, summarize
@@ -66,37 +90,51 @@ def _fits(csv_path):
     it_effs = [e["parallel_efficiency"] for e in summarize(it_rows)["efficiency"]
                if e["ranks"] == 2 and e["parallel_efficiency"]]
     it_eff = max(min(sum(it_effs) / len(it_effs), 1.0), 0.3) if it_effs else DEFAULT_ITERATIVE_EFFICIENCY
-    return t, m, eff, f"fitted to {len(rows)} direct rows of {csv_path}", it_t, it_eff
+    from ..bench.scaling import memory_split
+    shared, divided = memory_fit(memory_split(read_rows(csv_path)))
+    return (t, m, eff, f"fitted to {len(rows)} direct rows of {csv_path}", it_t, it_eff,
+            shared or (0.0, 0.0), divided or DEFAULT_DIVIDED_PER_UNKNOWN)
+
+
+def _ranks(shared, divided, mem_per_rank):
+    """Smallest power of two k with ``shared + divided / k`` within 80 % of a rank's memory (None: never)."""
+    if shared >= 0.8 * mem_per_rank:
+        return None
+    k = 1
+    while shared + divided / k > 0.8 * mem_per_rank and k < 2**20:
+        k *= 2
+    return k
 
 
 def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank, it_time=DEFAULT_ITERATIVE_TIME,
-            it_eff=DEFAULT_ITERATIVE_EFFICIENCY):
+            it_eff=DEFAULT_ITERATIVE_EFFICIENCY, shared=(0.0, 0.0), it_divided=DEFAULT_DIVIDED_PER_UNKNOWN):
     mem = mem_fit[0] * unknowns ** mem_fit[1]
     t1 = time_fit[0] * unknowns ** time_fit[1]
+    shared_b = shared[0] + shared[1] * unknowns
     out = {}
     for path, factor in FACTOR_MEMORY_FRACTION.items():
-        k = 1
-        while 1.3 * factor * mem / k > 0.8 * mem_per_rank and k < 2**20:
-            k *= 2
-        out[path] = {"memory_bytes": factor * mem, "ranks": k, "seconds": t1 / (k * eff ** math.log2(k))}
-    mem_i = estimated_iterative_bytes(unknowns)
-    k = 1
-    while 1.3 * mem_i / k > 0.8 * mem_per_rank and k < 2**20:
-        k *= 2
+        k = _ranks(shared_b, 1.3 * factor * mem, mem_per_rank)
+        out[path] = {"memory_bytes": factor * mem, "shared_bytes_per_rank": shared_b, "ranks": k,
+                     "seconds": None if k is None else t1 / (k * eff ** math.log2(k))}
+    mem_i = it_divided * unknowns
+    k = _ranks(shared_b, mem_i, mem_per_rank)
     t1_i = it_time[0] * unknowns ** it_time[1]
-    out["iterative"] = {"memory_bytes": mem_i, "ranks": k, "seconds": t1_i / (k * it_eff ** math.log2(k))}
+    out["iterative"] = {"memory_bytes": shared_b + mem_i, "shared_bytes_per_rank": shared_b, "ranks": k,
+                        "memory_per_rank_bytes": None if k is None else shared_b + mem_i / k,
+                        "seconds": None if k is None else t1_i / (k * it_eff ** math.log2(k))}
     return out
 
 
 def run(args):
-    tfit, mfit, eff, source, it_time, it_eff = _fits(args.csv)
+    tfit, mfit, eff, source, it_time, it_eff, shared, it_div = _fits(args.csv)
     mem_node = _bytes(args.mem_per_node)
     mem_rank = mem_node / args.ranks_per_node
     rprint(f"bcp-hpc plan: {source}")
     rprint(f"  time(1 rank) = {tfit[0]:.3e} N^{tfit[1]:.2f} s; factor memory = {mfit[0]:.3e} N^{mfit[1]:.2f} bytes; "
            f"efficiency per doubling {eff:.2f}; node {mem_node / 2**30:.0f} GiB x {args.ranks_per_node} ranks")
-    rprint(f"  iterative: time(1 rank) = {it_time[0]:.3e} N^{it_time[1]:.2f} s, memory 2.3 kB x N, "
-           f"efficiency per doubling {it_eff:.2f}")
+    rprint(f"  iterative: time(1 rank) = {it_time[0]:.3e} N^{it_time[1]:.2f} s, efficiency per doubling {it_eff:.2f}; "
+           f"memory of the largest rank = {shared[0] / 2**30:.2f} GiB + {shared[1]:.0f} B x N (every rank) "
+           f"+ {it_div:.0f} B x N / ranks")
     rprint(f"{'grid':>8s} {'layers':>6s} {'tracers':>7s} {'unknowns':>12s} | {'direct: GiB':>11s} {'ranks':>6s} "
            f"{'nodes':>5s} {'time':>9s} | {'ooc: ranks':>10s} {'time':>9s} | {'iterative: GiB':>14s} {'ranks':>5s} "
            f"{'time':>9s}")
@@ -104,19 +142,21 @@ def run(args):
     for res, nz in GRIDS:
         for tracers in (4, 12):
             n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * tracers
-            p = predict(n, tfit, mfit, eff, mem_rank)
+            p = predict(n, tfit, mfit, eff, mem_rank, it_time, it_eff, shared, it_div)
             d, o, it = p["direct"], p["ooc"], p["iterative"]
-            nodes = math.ceil(d["ranks"] / args.ranks_per_node)
-            rprint(f"{res:>8s} {nz:6d} {tracers:7d} {n:12,d} | {d['memory_bytes'] / 2**30:11.1f} {d['ranks']:6d} "
-                   f"{nodes:5d} {_hms(d['seconds']):>9s} | {o['ranks']:10d} {_hms(o['seconds']):>9s} | "
-                   f"{it['memory_bytes'] / 2**30:14.1f} {it['ranks']:5d} {_hms(it['seconds']):>9s}")
+            nodes = None if d["ranks"] is None else math.ceil(d["ranks"] / args.ranks_per_node)
+            rprint(f"{res:>8s} {nz:6d} {tracers:7d} {n:12,d} | {d['memory_bytes'] / 2**30:11.1f} {_k(d['ranks']):>6s} "
+                   f"{_k(nodes):>5s} {_hms(d['seconds']):>9s} | {_k(o['ranks']):>10s} {_hms(o['seconds']):>9s} | "
+                   f"{it['memory_bytes'] / 2**30:14.1f} {_k(it['ranks']):>5s} {_hms(it['seconds']):>9s}")
             rows.append({"grid": res, "layers": nz, "tracers": tracers, "unknowns": n, **p, "nodes_direct": nodes})
     if args.json:
         import json
         from ..io.atomic import write_text_atomic
         write_text_atomic(args.json, json.dumps({"source": source, "efficiency": eff, "time_fit": tfit,
                                                  "memory_fit": mfit, "iterative_time_fit": it_time,
-                                                 "iterative_efficiency": it_eff, "rows": rows}, indent=2) + "\n")
+                                                 "iterative_efficiency": it_eff, "shared_fit": shared,
+                                                 "iterative_divided_per_unknown": it_div, "rows": rows},
+                                                indent=2) + "\n")
     return 0
 
 
@@ -128,7 +168,13 @@ def _bytes(text):
     return float(t)
 
 
+def _k(value):
+    return "-" if value is None else str(value)
+
+
 def _hms(s):
+    if s is None:
+        return "no fit"
     if s < 60:
         return f"{s:.0f} s"
     if s < 3600:

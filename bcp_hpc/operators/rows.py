@@ -65,28 +65,27 @@ class MatrixTransport(TransportSource):
 
 
 class SyntheticTransport(TransportSource):
-    """The synthetic circulation: face fluxes on the whole 3-D grid (three arrays of the grid's
-    nlat x nlon x nz cells, land included), operator entries only in the rows asked for."""
+    """The synthetic circulation: face fluxes on the whole 3-D grid (a transient of a few arrays of the
+    grid's nlat x nlon x nz cells, land included, made again for each call), operator entries only in the
+    rows asked for (the last rows are kept: the systems of one world share them)."""
 
     def __init__(self, grid, cfg=None):
         self.grid = grid
         self.cfg = cfg
-        self._fluxes = None
-
-    @property
-    def fluxes(self) -> dict:
-        if self._fluxes is None:
-            from .circulation import synthetic_fluxes
-            self._fluxes = synthetic_fluxes(self.grid, self.cfg)
-        return self._fluxes
+        self._cached = None
 
     def rows(self, rows_natural):
-        from .circulation import synthetic_transport
-        return synthetic_transport(self.grid, self.fluxes, self.cfg, rows=np.asarray(rows_natural, dtype=np.int64))
+        from .circulation import synthetic_fluxes, synthetic_transport
+        rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
+        if self._cached is not None and np.array_equal(self._cached[0], rows):
+            return self._cached[1]
+        T = synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg, rows=rows)
+        self._cached = (rows, T)
+        return T
 
     def full(self):
-        from .circulation import synthetic_transport
-        return synthetic_transport(self.grid, self.fluxes, self.cfg)
+        from .circulation import synthetic_fluxes, synthetic_transport
+        return synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg)
 
 
 class StreamedTransport(TransportSource):

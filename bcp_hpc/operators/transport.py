@@ -97,6 +97,9 @@ def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v, rows=None) -> sp.
 
     def add(a, b, Q, G):
         m = (a >= 0) & (b >= 0)
+        if wanted is not None:
+            # only the faces of the wanted boxes: the temporaries below are the rank's share
+            m &= wanted[np.maximum(a, 0)] | wanted[np.maximum(b, 0)]
         a, b, Q, G = a[m], b[m], Q[m], G[m]
         qp = np.maximum(Q, 0.0)
         qm = np.minimum(Q, 0.0)

@@ -140,7 +140,7 @@ def run_diagnostics(setup, model, state) -> dict:
     if not hasattr(setup, "trap_fluxes"):
         setup.trap_fluxes = trap_fluxes(setup)
         setup.esm_f100 = esm_fluxes(setup)
-    return joint_diagnostics(model, setup.grid, state, setup.dgrid, setup.world.T, setup.observations,
+    return joint_diagnostics(model, setup.grid, state, setup.dgrid, setup.system.T, setup.observations,
                              npp_products=setup.world.npp_products, traps3d=setup.trap_fluxes,
                              esm_f100=setup.esm_f100)
 
