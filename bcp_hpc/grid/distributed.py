@@ -1,8 +1,10 @@
 """PETSc objects on a :class:`~bcp_hpc.grid.layout.Layout`: vectors, matrices, gather/scatter.
 
-Operators are built as SciPy sparse matrices in the natural ordering; each
-rank inserts only its own rows (block rows of the multi-field system) into a
-distributed AIJ matrix with exact preallocation.
+Operators are SciPy sparse matrices in the natural ordering that hold (at least) a rank's
+own rows: each rank builds or reads only those (:mod:`bcp_hpc.operators.rows`) and inserts
+them (block rows of the multi-field system) into a distributed AIJ matrix with exact
+preallocation.  Global PETSc rows are computed for the entries at hand, never stored for
+every box and field.
 """
 from __future__ import annotations
 

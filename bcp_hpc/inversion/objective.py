@@ -164,8 +164,9 @@ class Objective:
         self.last = (np.array(x, dtype=float), f, g, H)
         return f, g, H
 
-    def state_to_natural(self):
-        return self.system.to_natural(self.steady.u)
+    def state_to_natural(self, root: int | None = None):
+        """The steady state (nt, n) in natural order, on every rank or on ``root`` only."""
+        return self.system.to_natural(self.steady.u, root=root)
 
     def destroy(self):
         self._drop_u1()

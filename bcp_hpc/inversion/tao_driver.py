@@ -207,7 +207,7 @@ class Inversion:
             if self.checkpoint:
                 self._eval(xx, order=2)  # the accepted iterate's Hessian (needed next anyway; cached)
                 last = self.obj.last
-                state_nat = self.obj.state_to_natural()
+                state_nat = self.obj.state_to_natural(root=0)     # gathered where it is written only
                 if rank0 and last is not None and np.array_equal(last[0], xx):
                     meta = {} if radius is None else {"trust_radius": radius}
                     if self.problem is not None:

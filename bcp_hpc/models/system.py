@@ -391,9 +391,10 @@ class ModelSystem:
     def vec_from_natural(self, fields):
         return self.dgrid.vec_from_natural(fields)
 
-    def to_natural(self, u):
-        """State as natural-order arrays ``(nt, n)`` on every rank."""
-        return self.dgrid.natural_from_vec(u, self.nt)
+    def to_natural(self, u, root: int | None = None):
+        """State as natural-order arrays ``(nt, n)`` on every rank, or on rank ``root`` only (None elsewhere:
+        what writing a file needs, without a whole copy on every rank)."""
+        return self.dgrid.natural_from_vec(u, self.nt, root=root)
 
     def destroy(self):
         for o in (self.Tp, self._J):
