@@ -31,3 +31,15 @@ def rprint(*args, **kw):
     """print() on rank 0 only."""
     if mpi_rank() == 0:
         print(*args, **kw, flush=True)
+
+
+#: a phase that has run this long (s) reports its steps at INFO level (progress a user can follow);
+#: shorter ones stay at DEBUG, so the many small solves of an inversion do not flood the output
+PROGRESS_AFTER_S = 10.0
+
+
+def progress(logger, started: float, msg: str, *args):
+    """Log ``msg`` at INFO once ``started`` (``time.perf_counter()``) is ``PROGRESS_AFTER_S`` ago, else DEBUG."""
+    import time
+    level = logging.INFO if time.perf_counter() - started >= PROGRESS_AFTER_S else logging.DEBUG
+    logger.log(level, msg, *args)

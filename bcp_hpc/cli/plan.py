@@ -20,8 +20,10 @@ Model (assumptions, documented in the README):
   paths; ``s0, s1, d`` are fitted to the rows measured on 1, 2 and 4 ranks (``memory_split`` of
   ``bcp-hpc bench scaling``), else the package defaults measured here.  A grid whose shared part
   alone exceeds 80 % of a rank's memory does not fit at any rank count (``ranks`` = None).
-The coupling of 12 tracers is taken to fill like 12/4 times the unknowns of the P model (same
-law in N); real fill depends on the couplings of the model and is refitted once it runs.
+Rows for the P model (4 tracers) and the joint P-C-O model (11 tracers): the joint model's unknowns
+are taken to fill like the P model's (same law in N); its block-triangular solve factors smaller
+blocks, so this overestimates its factor memory.  Real fill depends on the model's couplings and
+is refitted from its own rows once they are measured.
 """
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ def run(args):
            f"{'time':>9s}")
     rows = []
     for res, nz in GRIDS:
-        for tracers in (4, 12):
+        for tracers in (4, 11):
             n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * tracers
             p = predict(n, tfit, mfit, eff, mem_rank, it_time, it_eff, shared, it_div)
             d, o, it = p["direct"], p["ooc"], p["iterative"]

@@ -18,10 +18,16 @@ so ``-steady_block_pc_factor_mat_solver_type superlu_dist`` etc. tune all of the
 """
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 
+from ..log import progress
 from .base import Solver
 from .linear import LinearSolver, PETSc
+
+log = logging.getLogger(__name__)
 
 
 def strongly_connected_components(present: np.ndarray) -> list:
@@ -83,18 +89,29 @@ class BlockTriangularSolver(Solver):
         self.J = J
         self.subs = [J.createSubMatrix(isk, isk) for isk in self.iss]
         self.solvers = [LinearSolver(A, prefix + "block_", extra_defaults=block_defaults) for A in self.subs]
-        for s in self.solvers:
+        started = time.perf_counter()
+        for k, s in enumerate(self.solvers):
+            t0 = time.perf_counter()
             s.setup()
+            self._report(k, started, t0, "factored")
 
     def describe(self) -> str:
         names = self.system.model.tracer_names
         return "block-triangular: " + " -> ".join("[" + ", ".join(names[a] for a in c) + "]" for c in self.comps)
 
+    def _report(self, k, started, t0, what):
+        names = self.system.model.tracer_names
+        progress(log, started, "block-triangular: %s component %d/%d [%s] in %.1f s", what, k + 1, len(self.comps),
+                 ", ".join(names[a] for a in self.comps[k]), time.perf_counter() - t0)
+
     def refactor(self, lin):
         J = self.J = getattr(lin, "matrix", lin)
+        started = time.perf_counter()
         for k, isk in enumerate(self.iss):
+            t0 = time.perf_counter()
             self.subs[k] = J.createSubMatrix(isk, isk, submat=self.subs[k])
             self.solvers[k].refactor(self.subs[k])
+            self._report(k, started, t0, "refactored")
 
     def solve(self, b, x=None, transpose: bool = False):
         J = self.J

@@ -23,6 +23,7 @@ import logging
 import time
 
 from ..errors import SolverError, StateError
+from ..log import progress
 from .linear import LinearSolver
 from .options import get_option
 from .profiling import ASSEMBLY, FACTOR, SENSITIVITIES, SOLVE, stage
@@ -133,6 +134,7 @@ class SteadyState:
         self.newton_iterations = 0
         linear = sysm.is_linear(u)
         converged = False
+        started = time.perf_counter()
         for it in range(self.max_newton):
             if not linear or it == 0:
                 self._factor(u)     # a linear model keeps its one factorization (later steps refine)
@@ -168,7 +170,8 @@ class SteadyState:
             du.destroy()
             fk = fnew
             self.newton_iterations = it + 1
-            log.debug("newton %d: ||F|| = %.3e, ||du||/||u|| = %.3e", it + 1, fk, step)
+            progress(log, started, "steady state '%s': newton %d, ||F|| = %.3e (initial %.3e), ||du||/||u|| = %.3e, "
+                     "%.0f s", self.prefix, it + 1, fk, f0, step, time.perf_counter() - started)
             if fk <= self.atol + self.rtol * f0 or step <= self.step_rtol:
                 converged = True
                 break
@@ -281,6 +284,8 @@ class SteadyState:
         t0 = time.perf_counter()
         u1 = self._solve_negated([self.system.F_x(self.u, i) for i in range(self.system.npar)])
         self.timings["sens1"] = time.perf_counter() - t0
+        progress(log, t0, "steady state '%s': %d first-order sensitivities in %.1f s", self.prefix, len(u1),
+                 self.timings["sens1"])
         return u1
 
     def second_order(self, u1):
@@ -290,6 +295,8 @@ class SteadyState:
         pairs = [(i, j) for i in range(m) for j in range(i, m)]
         sols = self._solve_negated([self.second_order_rhs(u1, i, j) for i, j in pairs])
         self.timings["sens2"] = time.perf_counter() - t0
+        progress(log, t0, "steady state '%s': %d second-order sensitivities in %.1f s", self.prefix, len(sols),
+                 self.timings["sens2"])
         return dict(zip(pairs, sols))
 
     def _solve_negated(self, rhs):

@@ -389,3 +389,21 @@ def test_multi_component_models_use_the_block_triangular_path(joint, path):
     finally:
         opts.delValue(f"jp{path}_solver")
     assert np.abs(X - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()
+
+
+def test_long_solves_report_newton_factorizations_and_sensitivities(joint, caplog, monkeypatch):
+    """A solve that runs long (here: every solve, PROGRESS_AFTER_S = 0) prints a line per Newton
+    iteration with ||F||, per factored component and per sensitivity block, so a user sees it move."""
+    import logging
+    from bcp_hpc import log as bl
+    from bcp_hpc.solvers.steady import SteadyState
+    monkeypatch.setattr(bl, "PROGRESS_AFTER_S", 0.0)
+    system = joint["system"]
+    with caplog.at_level(logging.INFO, logger="bcp_hpc"):
+        with SteadyState(system, prefix="jprog_", structured=False) as ss:
+            ss.solve()
+            ss.first_order()
+    text = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert "'jprog_': newton 1, ||F|| = " in text and "(initial " in text, text
+    assert "block-triangular: factored component 1/" in text and "[DIP" in text, text
+    assert f"{system.npar} first-order sensitivities in" in text, text

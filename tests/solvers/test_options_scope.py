@@ -118,3 +118,16 @@ def test_no_option_outlives_a_block_triangular_solve_or_an_inversion(small_grid)
     obj.destroy()
     sysm.destroy()
     assert _database() == before
+
+
+def test_progress_lines_of_long_phases_only(caplog, monkeypatch):
+    """A phase running past PROGRESS_AFTER_S reports its steps at INFO; a short one at DEBUG only."""
+    import logging
+    import time
+    from bcp_hpc import log as bl
+    logger = logging.getLogger("bcp_hpc.test_progress")
+    with caplog.at_level(logging.DEBUG, logger="bcp_hpc.test_progress"):
+        bl.progress(logger, time.perf_counter(), "short %d", 1)
+        bl.progress(logger, time.perf_counter() - bl.PROGRESS_AFTER_S - 1, "long %d", 2)
+    levels = {r.getMessage(): r.levelno for r in caplog.records}
+    assert levels == {"short 1": logging.DEBUG, "long 2": logging.INFO}
