@@ -93,31 +93,49 @@ def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v, rows=None) -> sp.
     if rows is not None:
         wanted = np.zeros(grid.nwet, dtype=bool)
         wanted[np.asarray(rows, dtype=np.int64)] = True
-    rows_, cols, vals = [], [], []
+    kappa_h = float(kappa_h)
+    families = ((a_e, b_e, U, lambda: kappa_h * geo.area_e / geo.dist_e),
+                (a_n, b_n, V, lambda: kappa_h * geo.area_n / geo.dist_n),
+                (a_t, b_t, W, lambda: np.broadcast_to(kappa_v, geo.area_t.shape) * geo.area_t / geo.dist_t))
 
-    def add(a, b, Q, G):
+    def faces(a, b):
+        """The wet faces of a family (only those of the wanted boxes: the temporaries are the rank's share)
+        and, per face, whether its rows a and b are wanted."""
         m = (a >= 0) & (b >= 0)
         if wanted is not None:
-            # only the faces of the wanted boxes: the temporaries below are the rank's share
             m &= wanted[np.maximum(a, 0)] | wanted[np.maximum(b, 0)]
-        a, b, Q, G = a[m], b[m], Q[m], G[m]
+        a, b = a[m], b[m]
+        ra = np.ones(a.size, bool) if wanted is None else wanted[a]
+        rb = np.ones(b.size, bool) if wanted is None else wanted[b]
+        return m, a, b, ra, rb
+
+    # every entry written once into preallocated arrays, in the order of a list-and-concatenate
+    # assembly (the order decides how duplicates are summed, so the rows of any rank equal the whole
+    # operator's bit for bit)
+    nnz = 0
+    for a, b, _, _ in families:
+        _, _, _, ra, rb = faces(a, b)
+        nnz += 2 * int(ra.sum()) + 2 * int(rb.sum())
+    itype = np.int32 if grid.nwet < 2**31 - 1 else np.int64
+    r = np.empty(nnz, itype)
+    c = np.empty(nnz, itype)
+    v = np.empty(nnz)
+    pos = 0
+    for a, b, Q, conductance in families:
+        m, a, b, ra, rb = faces(a, b)
+        Q = np.asarray(Q)[m]
+        G = conductance()[m]
         qp = np.maximum(Q, 0.0)
         qm = np.minimum(Q, 0.0)
+        del Q
         # box a loses qp*c_a + qm*c_b ; box b gains it ; diffusion G (c_a - c_b) from a to b
-        ra = slice(None) if wanted is None else wanted[a]
-        rb = slice(None) if wanted is None else wanted[b]
-        rows_.extend([a[ra], a[ra], b[rb], b[rb]])
-        cols.extend([a[ra], b[ra], a[rb], b[rb]])
-        vals.extend([((qp + G) / vol[a])[ra], ((qm - G) / vol[a])[ra], ((-qp - G) / vol[b])[rb],
-                     ((-qm + G) / vol[b])[rb]])
-
-    kappa_h = float(kappa_h)
-    add(a_e, b_e, np.asarray(U), kappa_h * geo.area_e / geo.dist_e)
-    add(a_n, b_n, np.asarray(V), kappa_h * geo.area_n / geo.dist_n)
-    add(a_t, b_t, np.asarray(W), np.broadcast_to(kappa_v, geo.area_t.shape) * geo.area_t / geo.dist_t)
-    r = np.concatenate(rows_)
-    c = np.concatenate(cols)
-    v = np.concatenate(vals)
+        for rws, cls, val, sel in ((a, a, (qp + G) / vol[a], ra), (a, b, (qm - G) / vol[a], ra),
+                                   (b, a, (-qp - G) / vol[b], rb), (b, b, (-qm + G) / vol[b], rb)):
+            k = int(sel.sum())
+            r[pos:pos + k] = rws[sel]
+            c[pos:pos + k] = cls[sel]
+            v[pos:pos + k] = val[sel]
+            pos += k
     T = sp.csr_matrix((v, (r, c)), shape=(grid.nwet, grid.nwet))
     T.sum_duplicates()
     T.eliminate_zeros()
