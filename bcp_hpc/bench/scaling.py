@@ -203,9 +203,18 @@ def shared_and_divided(peaks: dict):
     return float(shared), float(divided)
 
 
+def _parallel_if_possible(peaks: dict) -> dict:
+    """The peaks on 2 or more ranks when there are two such rank counts, else all: going from 1 to 2
+    ranks adds the parallel solvers' own structures once (MUMPS' and hypre's distributed data), so the
+    1-rank peak would inflate the shared part that a cluster run of many ranks pays."""
+    par = {k: v for k, v in peaks.items() if k >= 2}
+    return par if len(par) >= 2 else peaks
+
+
 def memory_split(rows):
     """Per rung and solver with at least two rank counts (the latest row of each): the shared and divided
-    parts of the largest rank's peak (whole run, and world + assembly)."""
+    parts of the largest rank's peak (whole run, and world + assembly), fitted on the parallel rows
+    where the ladder has two rank counts of 2 or more."""
     latest = {}
     for r in rows:
         if r["status"] in ("ok", "assembled") and r.get("peak_rss_bytes"):
@@ -215,13 +224,14 @@ def memory_split(rows):
         groups.setdefault((rung, solver, status), {})[ranks] = r
     out = []
     for (rung, solver, status), by_k in sorted(groups.items()):
-        run = shared_and_divided({k: r["peak_rss_bytes"] for k, r in by_k.items()})
+        run = shared_and_divided(_parallel_if_possible({k: r["peak_rss_bytes"] for k, r in by_k.items()}))
         if run is None:
             continue
-        asm = shared_and_divided({k: r["assemble_peak_rss_bytes"] for k, r in by_k.items()
-                                  if r.get("assemble_peak_rss_bytes")})
+        asm = shared_and_divided(_parallel_if_possible({k: r["assemble_peak_rss_bytes"] for k, r in by_k.items()
+                                                        if r.get("assemble_peak_rss_bytes")}))
         out.append({"rung": rung, "solver": solver, "phase": "assembly" if status == "assembled" else "run",
                     "unknowns": next(iter(by_k.values()))["unknowns"], "ranks": sorted(by_k),
+                    "fitted_on_ranks": sorted(_parallel_if_possible(by_k)),
                     "shared_bytes": run[0], "divided_bytes": run[1],
                     "assembly_shared_bytes": asm[0] if asm else None, "assembly_divided_bytes": asm[1] if asm else None})
     return out
