@@ -67,14 +67,14 @@ def _check_world(world, T_serial, forcing_serial):
     return ok
 
 
-@pytest.mark.parametrize("source", ["tiny", "embedded"])
+@pytest.mark.parametrize("source", ["tiny", "embedded", "generated-2deg"])
 def test_generated_world_rows_equal_serial(source):
     world = load_world(source)
     g = world.grid
     # the serial reference: the whole operator made independently of the row-by-row path
     T_serial, _ = synthetic_circulation(g)
-    forcing = {"dip_gamma": load_world(source).dip_gamma, "temperature": load_world(source).temperature,
-               "vgpm": load_world(source).npp("vgpm")}
+    ref = load_world(source)
+    forcing = {"dip_gamma": ref.dip_gamma, "temperature": ref.temperature, "vgpm": ref.npp("vgpm")}
     assert all_ranks(getattr(world, "_T", None) is None)      # nothing built whole by loading
     assert all_ranks(_check_world(world, T_serial, forcing))
     assert all_ranks(getattr(world, "_T", None) is None)      # nor by taking the rank's rows
