@@ -44,9 +44,9 @@ DEFAULT_ITERATIVE_TIME = (6.52 / REF_UNKNOWNS ** 1.23, 1.23)
 DEFAULT_ITERATIVE_EFFICIENCY = 0.8
 #: memory of the largest rank on the iterative path, m(k) = s0 + s1 N + d N / k (bytes), fitted to
 #: `bcp-hpc bench scaling --solver iterative` on 1, 2 and 4 ranks from 165,932 to 5,761,108 unknowns
-#: (docs/benchmarks.md; the fitted intercept is below zero and held at 0)
-DEFAULT_SHARED = (0.0, 530.0)
-DEFAULT_DIVIDED_PER_UNKNOWN = 1660.0
+#: (docs/benchmarks.md), on the rows of 2 and 4 ranks
+DEFAULT_SHARED = (0.10 * 2**30, 133.0)
+DEFAULT_DIVIDED_PER_UNKNOWN = 2300.0
 GRIDS = [("2deg", 24), ("1deg", 24), ("1deg", 48), ("0.5deg", 24), ("0.5deg", 48)]
 COLUMN_FACTOR = {"2deg": 1, "1deg": 4, "0.5deg": 16}
 
