@@ -107,11 +107,17 @@ class BlockTriangularSolver(Solver):
     def refactor(self, lin):
         J = self.J = getattr(lin, "matrix", lin)
         started = time.perf_counter()
+        seconds = []
         for k, isk in enumerate(self.iss):
             t0 = time.perf_counter()
             self.subs[k] = J.createSubMatrix(isk, isk, submat=self.subs[k])
             self.solvers[k].refactor(self.subs[k])
-            self._report(k, started, t0, "refactored")
+            seconds.append(time.perf_counter() - t0)
+        # one line per refactorization (a Newton iteration), naming the slowest component
+        names = self.system.model.tracer_names
+        k = int(np.argmax(seconds))
+        progress(log, started, "block-triangular: refactored %d components in %.1f s (slowest [%s] %.1f s)",
+                 len(seconds), sum(seconds), ", ".join(names[a] for a in self.comps[k]), seconds[k])
 
     def solve(self, b, x=None, transpose: bool = False):
         J = self.J
