@@ -170,25 +170,33 @@ def fit_power(x, y):
     return float(np.exp(loga)), float(p)
 
 
+def _latest_by_ranks(rows, key: str) -> dict:
+    """``{(rung, solver, status): {ranks: row}}``: the latest measured row (``ok`` or ``assembled``, with
+    ``key``) of every rung, solver path, kind of run and rank count."""
+    groups = {}
+    for r in rows:
+        if r["status"] in ("ok", "assembled") and r.get(key):
+            groups.setdefault((r["rung"], r["solver"], r["status"]), {})[r["ranks"]] = r
+    return groups
+
+
 def memory_per_rank(rows):
     """Per rung and rank count, the largest rank's peaks (world construction, assembly, whole run) and
     their ratio to the 1-rank run of the same rung (the latest measurement of each)."""
-    latest = {}
-    for r in rows:
-        if r["status"] in ("ok", "assembled") and r.get("assemble_peak_rss_bytes"):
-            latest[(r["rung"], r["solver"], r["ranks"], r["status"])] = r
     out = []
-    for (rung, solver, ranks, status), r in sorted(latest.items()):
-        one = latest.get((rung, solver, 1, status))
-        entry = {"rung": rung, "solver": solver, "ranks": ranks, "phase": "assembly" if status == "assembled" else "run"}
-        for k in ("world_peak_rss_bytes", "assemble_peak_rss_bytes", "peak_rss_bytes"):
-            entry[k] = r.get(k)
-            entry[k.replace("_bytes", "_vs_1_rank")] = (r[k] / one[k] if one and one.get(k) and r.get(k) else None)
-            # the same without the runtime every process has before any world (interpreter, libraries)
-            if one and r.get(k) and one.get(k) and r.get("base_rss_bytes") and one.get("base_rss_bytes"):
-                entry[k.replace("_bytes", "_above_runtime_vs_1_rank")] = (
-                    (r[k] - r["base_rss_bytes"]) / (one[k] - one["base_rss_bytes"]))
-        out.append(entry)
+    for (rung, solver, status), by_k in sorted(_latest_by_ranks(rows, "assemble_peak_rss_bytes").items()):
+        one = by_k.get(1)
+        for ranks, r in sorted(by_k.items()):
+            entry = {"rung": rung, "solver": solver, "ranks": ranks,
+                     "phase": "assembly" if status == "assembled" else "run"}
+            for k in ("world_peak_rss_bytes", "assemble_peak_rss_bytes", "peak_rss_bytes"):
+                entry[k] = r.get(k)
+                entry[k.replace("_bytes", "_vs_1_rank")] = (r[k] / one[k] if one and one.get(k) and r.get(k) else None)
+                # the same without the runtime every process has before any world (interpreter, libraries)
+                if one and r.get(k) and one.get(k) and r.get("base_rss_bytes") and one.get("base_rss_bytes"):
+                    entry[k.replace("_bytes", "_above_runtime_vs_1_rank")] = (
+                        (r[k] - r["base_rss_bytes"]) / (one[k] - one["base_rss_bytes"]))
+            out.append(entry)
     return out
 
 
@@ -215,15 +223,8 @@ def memory_split(rows):
     """Per rung and solver with at least two rank counts (the latest row of each): the shared and divided
     parts of the largest rank's peak (whole run, and world + assembly), fitted on the parallel rows
     where the ladder has two rank counts of 2 or more."""
-    latest = {}
-    for r in rows:
-        if r["status"] in ("ok", "assembled") and r.get("peak_rss_bytes"):
-            latest[(r["rung"], r["solver"], r["status"], r["ranks"])] = r
-    groups = {}
-    for (rung, solver, status, ranks), r in latest.items():
-        groups.setdefault((rung, solver, status), {})[ranks] = r
     out = []
-    for (rung, solver, status), by_k in sorted(groups.items()):
+    for (rung, solver, status), by_k in sorted(_latest_by_ranks(rows, "peak_rss_bytes").items()):
         run = shared_and_divided(_parallel_if_possible({k: r["peak_rss_bytes"] for k, r in by_k.items()}))
         if run is None:
             continue

@@ -72,8 +72,9 @@ def _fits(csv_path):
                 DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY, DEFAULT_SHARED, DEFAULT_DIVIDED_PER_UNKNOWN)
     if not os.path.exists(csv_path):
         raise InputError("scaling CSV not found (run `bcp-hpc bench scaling --csv FILE` first)", path=csv_path)
-    from ..bench.scaling import fit_power, read_rows, summarize
-    rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == "direct"]
+    from ..bench.scaling import fit_power, memory_split, read_rows, summarize
+    measured = read_rows(csv_path)
+    rows = [r for r in measured if r["status"] == "ok" and r["solver"] == "direct"]
     one = {r["unknowns"]: r for r in rows if r["ranks"] == 1}
     xs = sorted(one)
     if len(xs) < 2:
@@ -84,7 +85,7 @@ def _fits(csv_path):
     effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
             if e["ranks"] == 2 and e["parallel_efficiency"]]
     eff = max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else DEFAULT_EFFICIENCY
-    it_rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == "iterative"]
+    it_rows = [r for r in measured if r["status"] == "ok" and r["solver"] == "iterative"]
     it_one = {r["unknowns"]: r for r in it_rows if r["ranks"] == 1}
     it_t = DEFAULT_ITERATIVE_TIME
     if len(it_one) >= 2:
@@ -93,8 +94,7 @@ def _fits(csv_path):
     it_effs = [e["parallel_efficiency"] for e in summarize(it_rows)["efficiency"]
                if e["ranks"] == 2 and e["parallel_efficiency"]]
     it_eff = max(min(sum(it_effs) / len(it_effs), 1.0), 0.3) if it_effs else DEFAULT_ITERATIVE_EFFICIENCY
-    from ..bench.scaling import memory_split
-    shared, divided = memory_fit(memory_split(read_rows(csv_path)))
+    shared, divided = memory_fit(memory_split(measured))
     return (t, m, eff, f"fitted to {len(rows)} direct rows of {csv_path}", it_t, it_eff,
             shared or (0.0, 0.0), divided or DEFAULT_DIVIDED_PER_UNKNOWN)
 

@@ -40,10 +40,20 @@ def local_rows(A, rows_natural) -> sp.csr_matrix:
 
 
 class TransportSource:
-    """Where ``T`` (s^-1, natural order) comes from."""
+    """Where ``T`` (s^-1, natural order) comes from.  The last rows made are kept: the systems of one world
+    (one per NPP product or sigma2) ask for the same rank's rows."""
+
+    _cached = None                   # (rows, row-restricted T) of the last rows made
 
     def rows(self, rows_natural) -> sp.csr_matrix:
         """The row-restricted ``T`` with rows ``rows_natural``."""
+        rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
+        if self._cached is None or not np.array_equal(self._cached[0], rows):
+            self._cached = (rows, self._make_rows(rows))
+        return self._cached[1]
+
+    def _make_rows(self, rows) -> sp.csr_matrix:
+        """The row-restricted ``T`` with rows ``rows`` (ascending natural indices)."""
         raise NotImplementedError
 
     def full(self) -> sp.csr_matrix:
@@ -57,8 +67,8 @@ class MatrixTransport(TransportSource):
     def __init__(self, T):
         self.T = sp.csr_matrix(T)
 
-    def rows(self, rows_natural):
-        return restrict_rows(self.T, rows_natural)
+    def _make_rows(self, rows):
+        return restrict_rows(self.T, rows)
 
     def full(self):
         return self.T
@@ -67,21 +77,15 @@ class MatrixTransport(TransportSource):
 class SyntheticTransport(TransportSource):
     """The synthetic circulation: face fluxes on the whole 3-D grid (a transient of a few arrays of the
     grid's nlat x nlon x nz cells, land included, made again for each call), operator entries only in the
-    rows asked for (the last rows are kept: the systems of one world share them)."""
+    rows asked for."""
 
     def __init__(self, grid, cfg=None):
         self.grid = grid
         self.cfg = cfg
-        self._cached = None
 
-    def rows(self, rows_natural):
+    def _make_rows(self, rows):
         from .circulation import synthetic_fluxes, synthetic_transport
-        rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
-        if self._cached is not None and np.array_equal(self._cached[0], rows):
-            return self._cached[1]
-        T = synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg, rows=rows)
-        self._cached = (rows, T)
-        return T
+        return synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg, rows=rows)
 
     def full(self):
         from .circulation import synthetic_fluxes, synthetic_transport
@@ -95,16 +99,10 @@ class StreamedTransport(TransportSource):
     def __init__(self, path: str, grid):
         self.path = path
         self.grid = grid
-        self._cached = None          # (rows, row-restricted T) of the last rows read
 
-    def rows(self, rows_natural):
+    def _make_rows(self, rows):
         from .io import read_transport_local_rows
-        rows = np.sort(np.asarray(rows_natural, dtype=np.int64))
-        if self._cached is not None and np.array_equal(self._cached[0], rows):
-            return self._cached[1]
-        T = expand_rows(read_transport_local_rows(self.path, self.grid, rows), rows, self.grid.nwet)
-        self._cached = (rows, T)
-        return T
+        return expand_rows(read_transport_local_rows(self.path, self.grid, rows), rows, self.grid.nwet)
 
     def full(self):
         from .io import read_ocim2

@@ -116,25 +116,32 @@ def test_rendered_joint_inversion_runs_locally_and_resumes(tmp_path):
     assert "resuming from" in r2.stdout + r2.stderr
 
 
-def test_sigma2_array_tasks_end_with_the_merged_tables(tmp_path):
-    """The sigma2-sweep job array run locally, one task after the other: the first task's gather says what is
-    still missing, the last one writes the merged Table S1/S2, summary and NPP(sigma2) fit of every run."""
+def _run_array_locally(tmp_path, kind, config, run_out, waiting, merged):
+    """Render job array ``kind`` from ``config`` and run its two tasks here, one after the other: the first
+    task's gather reports ``waiting`` and writes no ``merged`` file yet.  Returns (output folder, script)."""
     cfg = tmp_path / "run.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(config)
     venv = os.path.dirname(os.path.dirname(sys.executable))
-    script = tmp_path / "sweep.slurm"
-    r = cli("slurm", "render", "sigma2-sweep", "--config", str(cfg), "--venv", venv, "--run-out", "out-sw",
-            "--out", str(script))
+    script = tmp_path / f"{kind}.slurm"
+    r = cli("slurm", "render", kind, "--config", str(cfg), "--venv", venv, "--run-out", run_out, "--out", str(script))
     assert r.returncode == 0, r.stderr
-    assert "--gather --out" in script.read_text()
-    out = tmp_path / "out-sw"
+    out = tmp_path / run_out
     for task in ("0", "1"):
         env = dict(ENV, LAUNCH="env", SLURM_ARRAY_TASK_ID=task)
         r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         if task == "0":
-            assert "sigma2 runs [0.1] not finished yet" in r.stdout + r.stderr
-            assert not (out / "summary.json").exists()
+            assert waiting in r.stdout + r.stderr
+            assert not (out / merged).exists()
+    return out, script
+
+
+def test_sigma2_array_tasks_end_with_the_merged_tables(tmp_path):
+    """The sigma2-sweep job array run locally, one task after the other: the first task's gather says what is
+    still missing, the last one writes the merged Table S1/S2, summary and NPP(sigma2) fit of every run."""
+    out, script = _run_array_locally(tmp_path, "sigma2-sweep", CONFIG, "out-sw",
+                                     "sigma2 runs [0.1] not finished yet", "summary.json")
+    assert "--gather --out" in script.read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert [run["sigma2"] for run in summary["runs"]] == [0.0, 0.1]
     assert {"a", "b", "r2"} <= set(summary["fit"])
@@ -167,21 +174,9 @@ def test_joint_products_array_gathers_what_one_job_computes(tmp_path):
     """joint-products as a job array (one product per task, run locally one after the other): the last task's
     gather writes the products table, mean +- std and cross experiment of a single `experiment joint-products`
     run, and the gathered folder's report draws every product."""
+    out, _ = _run_array_locally(tmp_path, "joint-products", CONFIG + '[joint]\nnpp_products = ["vgpm", "cbpm"]\n',
+                                "out-jp", "products ['cbpm'] not finished yet", "joint_products.json")
     cfg = tmp_path / "run.toml"
-    cfg.write_text(CONFIG + '[joint]\nnpp_products = ["vgpm", "cbpm"]\n')
-    venv = os.path.dirname(os.path.dirname(sys.executable))
-    script = tmp_path / "jp.slurm"
-    r = cli("slurm", "render", "joint-products", "--config", str(cfg), "--venv", venv, "--run-out", "out-jp",
-            "--out", str(script))
-    assert r.returncode == 0, r.stderr
-    out = tmp_path / "out-jp"
-    for task in ("0", "1"):
-        env = dict(ENV, LAUNCH="env", SLURM_ARRAY_TASK_ID=task)
-        r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        if task == "0":
-            assert "products ['cbpm'] not finished yet" in r.stdout + r.stderr
-            assert not (out / "joint_products.json").exists()
     merged = json.loads((out / "joint_products.json").read_text())
     one = cli("experiment", "joint-products", "--config", str(cfg), "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr[-2000:]
