@@ -28,12 +28,15 @@ def current_rss_bytes() -> int:
 
 
 class PhaseTimer:
-    """Wall time per phase (max over ranks) and peak RSS (max over ranks) after each phase."""
+    """Wall time per phase (max over ranks) and peak RSS after each phase: of the largest rank
+    (``peak_rss``) and summed over ranks (``peak_rss_total``: each rank's own peak, so an upper
+    bound of what the ranks held at one time)."""
 
     def __init__(self, comm=None):
         self.comm = (comm or PETSc.COMM_WORLD).tompi4py()
         self.seconds = {}
         self.peak_rss = {}
+        self.peak_rss_total = {}
         self._stage = None
 
     def phase(self, name: str):
@@ -50,6 +53,7 @@ class PhaseTimer:
                 dt = time.perf_counter() - self_inner.t0
                 timer.seconds[name] = timer.seconds.get(name, 0.0) + timer.comm.allreduce(dt, op=_max())
                 timer.peak_rss[name] = timer.comm.allreduce(peak_rss_bytes(), op=_max())
+                timer.peak_rss_total[name] = timer.comm.allreduce(peak_rss_bytes(), op=_sum())
                 return False
 
         return _Ctx()
@@ -63,6 +67,11 @@ class PhaseTimer:
 def _max():
     from mpi4py import MPI
     return MPI.MAX
+
+
+def _sum():
+    from mpi4py import MPI
+    return MPI.SUM
 
 
 def write_json(path: str | None, payload: dict, comm=None):

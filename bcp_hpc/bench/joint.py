@@ -5,7 +5,10 @@ then, from that state as the common warm start, the objective at perturbed param
 steady state, 21 first-order sensitivities, the adjoint Hessian.  With ``--baseline`` the same
 evaluation runs again in the same process with one monolithic MUMPS LU of the 11-tracer
 Jacobian (``-benchj_blocktri 0``), and ``speedup_vs_baseline`` is baseline over package time for
-the evaluation; gradients and Hessians must agree.
+the evaluation; gradients and Hessians must agree.  With ``--compare-newton`` the cold state and the
+evaluation run again with Newton on the whole system (``-newton global``, every block refactored
+at every iteration) instead of Newton by components (:mod:`bcp_hpc.solvers.components`), and
+``newton_by_components_speedup`` gives the ratios.
 """
 from __future__ import annotations
 
@@ -35,36 +38,55 @@ def run(args):
     with timer.phase("reference state (cold Newton)"):
         ref = SteadyState(system, prefix="benchref_")
         ref.solve()
+        # the reference state is only the common warm start: its factors must not sit beside the
+        # evaluation's (an inversion holds one factorization at a time)
+        ref.release_factorization()
     cold_iterations = ref.newton_iterations
+    cold_components = dict(ref.component_iterations)
     X = system.to_natural(ref.u)
     names = model.tracer_names
     V = world.grid.box_volume
     obs = [Observation(nm, synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.5, k)[0])
            for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))]
-    x = model.parameters.get_x() - 0.02
+    x_ref = model.parameters.get_x()
+    x = x_ref - 0.02
     results = {}
-    runs = [("package", "1")] + ([("baseline", "0")] if args.baseline else [])
-    for label, blocktri in runs:
+    runs = ([("package", "1", "components")] + ([("global Newton", "1", "global")] if args.compare_newton else [])
+            + ([("baseline", "0", "global")] if args.baseline else []))
+    global_cold = {}
+    for label, blocktri, newton in runs:
+        if label == "global Newton":
+            # after the package's phases, so that their peak memory does not include this one's
+            with OptionsScope("benchrefg_", overrides={"newton": "global"}), timer.phase("global Newton: cold state"):
+                model.parameters.set_x(x_ref)        # the reference state's parameters
+                glob = SteadyState(system, prefix="benchrefg_")
+                glob.solve()
+                global_cold = {"iterations": glob.newton_iterations, "state": system.to_natural(glob.u)}
+                glob.destroy()
         # Debian's MUMPS 5.5 PORD ordering segfaults on the 11-tracer graph at the embedded world's size (as
         # on the P model's Schur complement at OCIM2 size): the baseline orders with AMF (MUMPS' own
         # ordering also on one process, no METIS from this package)
         scope = OptionsScope("benchj_", defaults={"mat_mumps_icntl_7": "2", "ordering": "solver"} if blocktri == "0"
-                             else None, overrides={"blocktri": blocktri})
-        system._cache, system._pairs = {}, None     # no evaluations carried over from the other run
+                             else None, overrides={"blocktri": blocktri, "newton": newton})
+        system.forget_evaluations()     # no evaluations carried over from the other run
         with scope:
             obj = Objective(system, obs, prefix="benchj_")
             obj.steady.u = ref.u.copy()          # the common warm start
             with timer.phase(f"{label}: objective + gradient + Hessian"):
                 f, g, H = obj.evaluate(x, 2)
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
-                              "solver": obj.steady.solver.describe()}
+                              "components": dict(obj.steady.component_iterations),
+                              "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe()}
             obj.destroy()
-    ref.destroy()
     timer.report("bench joint")
     pkg_key = "package: objective + gradient + Hessian"
     payload = {"benchmark": "joint", "source": world.source, "ranks": comm.getSize(), "unknowns": unknowns,
                "tracers": system.nt, "parameters": system.npar, "cold_newton_iterations": cold_iterations,
                "newton_iterations": results["package"]["newton"], "solver": results["package"]["solver"],
+               "cold_component_iterations": cold_components,
+               "component_iterations": results["package"]["components"],
+               "evaluation_seconds_by_step": results["package"]["timings"],
+               "peak_rss_bytes_all_ranks_per_phase": dict(timer.peak_rss_total),
                "seconds": dict(timer.seconds), "peak_rss_bytes": max(timer.peak_rss.values()),
                "peak_rss_bytes_per_phase": dict(timer.peak_rss), "objective": results["package"]["f"]}
     if args.baseline:
@@ -81,6 +103,24 @@ def run(args):
         rprint(f"speedup_vs_baseline {t_base / t_pkg:.2f} (package {t_pkg:.1f} s, baseline {t_base:.1f} s); "
                f"gradient differs by {payload['max_rel_diff_gradient']:.1e}, Hessian by "
                f"{payload['max_rel_diff_hessian']:.1e} (relative)")
+    if args.compare_newton:
+        key = "global Newton: objective + gradient + Hessian"
+        X = system.to_natural(ref.u)
+        g0, g1 = results["package"]["g"], results["global Newton"]["g"]
+        H0, H1 = results["package"]["H"], results["global Newton"]["H"]
+        payload["global_newton"] = {
+            "cold_seconds": timer.seconds["global Newton: cold state"],
+            "cold_newton_iterations": global_cold["iterations"],
+            "evaluation_seconds": timer.seconds[key], "evaluation_newton_iterations": results["global Newton"]["newton"],
+            "max_rel_diff_cold_state": float(np.abs(X - global_cold["state"]).max() / np.abs(global_cold["state"]).max()),
+            "max_rel_diff_gradient": float(np.abs(g0 - g1).max() / np.abs(g1).max()),
+            "max_rel_diff_hessian": float(np.abs(H0 - H1).max() / np.abs(H1).max())}
+        payload["newton_by_components_speedup"] = {
+            "cold": timer.seconds["global Newton: cold state"] / timer.seconds["reference state (cold Newton)"],
+            "evaluation": timer.seconds[key] / timer.seconds[pkg_key]}
+        rprint("Newton by components: cold state {cold:.2f}x, evaluation {evaluation:.2f}x faster than Newton on the "
+               "whole system".format(**payload["newton_by_components_speedup"]))
+    ref.destroy()
     system.destroy()
     write_json(args.json, payload)
     return 0

@@ -175,6 +175,9 @@ def build_parser():
                                         "Hessian): block-triangular solver vs the monolithic 11-tracer LU")
     bj.add_argument("--world", help="embedded (default) | tiny | generated-2deg | ocim2-mask")
     bj.add_argument("--baseline", action="store_true", help="also run the monolithic LU in the same process")
+    bj.add_argument("--compare-newton", action="store_true",
+                    help="also run the cold state and the evaluation with Newton on the whole system (-newton global) "
+                         "in the same process and report the speedup of Newton by components")
     bj.add_argument("--json", help="write figures to this JSON file")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")

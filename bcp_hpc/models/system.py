@@ -72,6 +72,9 @@ class ModelSystem:
         self.Tp = dgrid.matrix_from_scipy(self.T)
         self._J = None
         self._pattern = None
+        #: evaluations of the local terms at the current state and parameters, by derivative order
+        self._cache = {}
+        self._pairs = None
 
     # ------------------------------------------------------------ parameters
     @property
@@ -109,10 +112,14 @@ class ModelSystem:
         residual).  Cached on the state values and parameters."""
         c_arr = self.local_state(u)
         key = self._key(c_arr, full)
-        cache = self._cache if hasattr(self, "_cache") else {}
-        self._cache = cache
-        if key in cache:
-            return cache[key]
+        if key in self._cache:
+            return self._cache[key]
+        # only the current state's evaluations are kept: the second-order ones of an earlier state
+        # (m^2 n per term) would otherwise stay alive through the next Newton solve
+        for old in [k for k in self._cache if k[:-1] != key[:-1]]:
+            del self._cache[old]
+        if full is True:     # the full evaluation holds everything the lower orders do
+            self._cache.clear()
         n = self.nloc
         order = 1 if full in ("jacobian", "first") else 2
         if full in ("jacobian", "tracers"):
@@ -135,9 +142,12 @@ class ModelSystem:
             for k, spec in self.model.sinking.items():
                 sc = spec.scale(p, self.local_fields)
                 scales[k] = sc if isinstance(sc, AD2) else AD2.const(sc, m, n, order)
-        cache.clear() if len(cache) > 3 else None
-        cache[key] = (s, scales)
-        return cache[key]
+        self._cache[key] = (s, scales)
+        return self._cache[key]
+
+    def forget_evaluations(self):
+        """Drop the cached evaluations of the local terms (e.g. before a timed evaluation)."""
+        self._cache, self._pairs = {}, None
 
     #: bytes of one second-derivative intermediate per chunk of boxes (m^2 x chunk doubles)
     CHUNK_BYTES = 16 * 2**20
@@ -273,7 +283,7 @@ class ModelSystem:
         # the second-order evaluation when it is already there (Hessian calls), else first order only
         # (TAO's gradient calls at trial points need no m^2 n second derivatives)
         full_key = self._key(self.local_state(u), True)
-        s, scales = self.evaluate(u, full=True if full_key in getattr(self, "_cache", {}) else "first")
+        s, scales = self.evaluate(u, full=True if full_key in self._cache else "first")
         c = self.local_state(u)
         out = np.empty((self.nt, self.nloc))
         for a, t in enumerate(self.model.tracers):
@@ -304,7 +314,7 @@ class ModelSystem:
     def _nonzero_pairs(self, s):
         """Per tracer, the (b, c) index pairs of non-zero tracer-tracer and the b of non-zero
         tracer-parameter second derivatives (found once per evaluation; most are zero)."""
-        cached = getattr(self, "_pairs", None)
+        cached = self._pairs
         if cached is not None and cached[0] is s:
             return cached[1]
         nt = self.nt

@@ -73,7 +73,9 @@ class BlockTriangularSolver(Solver):
     """``lin``: the :class:`~bcp_hpc.models.system.Linearisation` of the state; ``block_defaults``:
     options of every block's :class:`~.linear.LinearSolver` (under ``<prefix>block_``)."""
 
-    def __init__(self, system, lin, prefix: str, block_defaults: dict | None = None):
+    def __init__(self, system, lin, prefix: str, block_defaults: dict | None = None, factor: bool = True):
+        """``factor=False``: the blocks are factored one at a time by :meth:`factor_component`
+        (Newton by components, :mod:`.components`)."""
         self.system = system
         self.prefix = prefix
         self.comps = strongly_connected_components(lin.coupling)
@@ -89,17 +91,52 @@ class BlockTriangularSolver(Solver):
         self.J = J
         self.subs = [J.createSubMatrix(isk, isk) for isk in self.iss]
         self.solvers = [LinearSolver(A, prefix + "block_", extra_defaults=block_defaults) for A in self.subs]
-        started = time.perf_counter()
-        for k, s in enumerate(self.solvers):
-            t0 = time.perf_counter()
-            s.setup()
-            self._report(k, started, t0, "factored")
+        if factor:
+            started = time.perf_counter()
+            for k in range(len(self.comps)):
+                t0 = time.perf_counter()
+                self.factor_component(k, J)
+                self.report(k, started, t0, "factored")
+
+    def factor_component(self, k: int, J):
+        """Factor the diagonal block of component ``k`` of ``J`` (numeric refactorization when it was
+        factored before: the symbolic analysis is kept); ``J`` becomes the matrix of the couplings."""
+        self.J = J
+        self.subs[k] = J.createSubMatrix(self.iss[k], self.iss[k], submat=self.subs[k])
+        # refactor() also on the first factorization: it copies the new values into a METIS-ordered copy
+        self.solvers[k].refactor(self.subs[k])
+
+    def block_changed(self, k: int, J) -> bool:
+        """Whether component ``k``'s diagonal block of ``J`` differs from the one last factored (same on
+        every rank).  Values computed from the same inputs are identical, so any difference counts."""
+        new = J.createSubMatrix(self.iss[k], self.iss[k])
+        a = new.getValuesCSR()[2]
+        b = self.subs[k].getValuesCSR()[2]
+        local = a.shape != b.shape or not np.array_equal(a, b)
+        new.destroy()
+        from mpi4py import MPI
+        return bool(J.getComm().tompi4py().allreduce(local, op=MPI.LOR))
+
+    def solve_component(self, k: int, b):
+        """``J_kk x_k = b_k`` for component ``k`` alone: ``b`` and the result are whole-state Vecs, the
+        result zero outside the component's tracers."""
+        comp = self.comps[k]
+        rhs = self.subs[k].createVecLeft()
+        rhs.getArray().reshape(len(comp), self.nloc)[:] = b.getArray(readonly=True).reshape(self.nt, self.nloc)[comp]
+        xk = self.solvers[k].solve(rhs)
+        out = self.J.createVecRight()
+        out.set(0.0)
+        out.getArray().reshape(self.nt, self.nloc)[comp] = xk.getArray(readonly=True).reshape(len(comp), self.nloc)
+        xk.destroy()
+        rhs.destroy()
+        return out
 
     def describe(self) -> str:
         names = self.system.model.tracer_names
         return "block-triangular: " + " -> ".join("[" + ", ".join(names[a] for a in c) + "]" for c in self.comps)
 
-    def _report(self, k, started, t0, what):
+    def report(self, k, started, t0, what):
+        """Progress line: component ``k`` was ``what`` (factored, refactored) in the time since ``t0``."""
         names = self.system.model.tracer_names
         progress(log, started, "block-triangular: %s component %d/%d [%s] in %.1f s", what, k + 1, len(self.comps),
                  ", ".join(names[a] for a in self.comps[k]), time.perf_counter() - t0)
@@ -108,10 +145,9 @@ class BlockTriangularSolver(Solver):
         J = self.J = getattr(lin, "matrix", lin)
         started = time.perf_counter()
         seconds = []
-        for k, isk in enumerate(self.iss):
+        for k in range(len(self.comps)):
             t0 = time.perf_counter()
-            self.subs[k] = J.createSubMatrix(isk, isk, submat=self.subs[k])
-            self.solvers[k].refactor(self.subs[k])
+            self.factor_component(k, J)
             seconds.append(time.perf_counter() - t0)
         # one line per refactorization (a Newton iteration), naming the slowest component
         names = self.system.model.tracer_names

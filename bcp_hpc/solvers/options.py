@@ -116,6 +116,9 @@ PACKAGE_OPTIONS = (
     PackageOption("structured", "bool", False, "shorthand for -<prefix>solver structured", "<steady prefix>"),
     PackageOption("blocktri", "bool", True,
                   "block-triangular solves along the tracer graph when it has several components", "<steady prefix>"),
+    PackageOption("newton", "string", "components",
+                  "Newton on a block-triangular model: components (each component in dependency order, linear "
+                  "ones solved once) | global (the whole system at every iteration)", "<steady prefix>"),
     PackageOption("rhs_block", "int", 0,
                   "right-hand sides per block solve of the sensitivities (0: all; the structured path "
                   "uses 5 for large Schur complements)", "<steady prefix>"),

@@ -65,6 +65,9 @@ class SteadyState:
         self.u = None
         self.timings = {}
         self.newton_iterations = 0
+        self._announced = False       # the block-triangular path's replacement of the requested path was logged
+        #: Newton by components: iterations per component ("DIP, POP, DOPs" -> count)
+        self.component_iterations = {}
 
     def _factor(self, u):
         t0 = time.perf_counter()
@@ -84,7 +87,7 @@ class SteadyState:
     def _choose_solver(self, lin):
         if self.solver is not None:
             self.solver.destroy()
-        if self._block_triangular(lin):
+        if self._block_triangular(lin.coupling):
             from .blocktri import BlockTriangularSolver
             self.solver = BlockTriangularSolver(self.system, lin, self.prefix, block_defaults=self.factor_defaults)
             log.info("steady state '%s': %s", self.prefix, self.solver.describe())
@@ -98,7 +101,7 @@ class SteadyState:
             self.solver = LinearSolver(lin.matrix, self.prefix, extra_defaults=self.factor_defaults)
             self.solver.setup()
 
-    def _block_triangular(self, lin) -> bool:
+    def _block_triangular(self, coupling) -> bool:
         """Use :mod:`.blocktri` when the tracer graph has several components, whatever the path
         (``-<prefix>blocktri 0`` turns it off): its blocks are single tracers or small cycles whose
         LUs are far smaller than the coupled system's, and the iterative and structured paths are
@@ -106,9 +109,10 @@ class SteadyState:
         from .blocktri import strongly_connected_components
         if not get_option(self.prefix, "blocktri"):
             return False
-        if len(strongly_connected_components(lin.coupling)) < 2:
+        if len(strongly_connected_components(coupling)) < 2:
             return False
-        if self.path not in ("direct", "structured", "blocktri"):
+        if self.path not in ("direct", "structured", "blocktri") and not self._announced:
+            self._announced = True
             log.info("steady state '%s': the tracer graph has several components; the block-triangular "
                      "path replaces '%s'", self.prefix, self.path)
         return True
@@ -121,13 +125,17 @@ class SteadyState:
         try:
             return self._solve(u0)
         except SolverError:
-            if self.u is not None and self.solver is not None:
+            if self.u is not None:
                 self._factor(self.u)
             raise
 
     def _solve(self, u0):
         sysm = self.system
         u = u0.copy() if u0 is not None else self.initial_guess()
+        if get_option(self.prefix, "newton") != "global" and self._block_triangular(sysm.coupling(u)):
+            with stage(ASSEMBLY):
+                lin = sysm.linearise(u)
+            return self._solve_by_components(u, lin)
         F = sysm.residual(u)
         f0 = F.norm()
         fk = f0
@@ -197,20 +205,44 @@ class SteadyState:
         self.u = u
         return u
 
-    def _line_search(self, u, d, F, fk, lam_min):
+    def _solve_by_components(self, u, lin):
+        """Newton on each component of the block-triangular structure in turn (:mod:`.components`)."""
+        from .blocktri import BlockTriangularSolver
+        from .components import solve_by_components
+        reuse = self.solver if (isinstance(self.solver, BlockTriangularSolver) and not lin.pattern_changed) else None
+        if reuse is None and self.solver is not None:
+            self.solver.destroy()
+        self.solver = None
+        try:
+            self.solver, iterations, f0, fend = solve_by_components(self, u, lin, reuse)
+        except SolverError:
+            u.destroy()
+            raise
+        SOLVER_PATHS[self.prefix] = self.solver.describe() + " (Newton by components)"
+        log.debug("steady state '%s': %s", self.prefix, self.solver.describe())
+        self.component_iterations = iterations
+        self.newton_iterations = max(iterations.values())
+        self.residual_norm, self.initial_residual_norm = fend, f0
+        if self.u is not None:
+            self.u.destroy()
+        self.u = u
+        return u
+
+    def _line_search(self, u, d, F, fk, lam_min, norm=None):
         """``u <- u - lam d`` with the largest ``lam = 1, 1/2, ...`` >= ``lam_min`` that satisfies
         ``||F(u - lam d)|| < (1 - 1e-4 lam) ||F(u)||``; if none does, the smallest step is kept when
-        ``lam_min`` is the plain search's floor, otherwise ``u`` is restored.
-        Returns (accepted, lam, F, ||F||)."""
+        ``lam_min`` is the plain search's floor, otherwise ``u`` is restored.  ``norm``: the merit
+        function's norm of a residual Vec (default its 2-norm; one component's rows for Newton by
+        components).  Returns (accepted, lam, F, ||F||)."""
         lam = 1.0
         u.axpy(-1.0, d)
-        Fn, fnew = self._residual_or_none(u)
+        Fn, fnew = self._residual_or_none(u, norm)
         while not fnew < (1.0 - 1e-4 * lam) * fk and lam > lam_min:
             u.axpy(0.5 * lam, d)
             lam *= 0.5
             if Fn is not None:
                 Fn.destroy()
-            Fn, fnew = self._residual_or_none(u)
+            Fn, fnew = self._residual_or_none(u, norm)
         ok = fnew < (1.0 - 1e-4 * lam) * fk
         if Fn is None or (not ok and lam_min > 2.0 ** -20):
             u.axpy(lam, d)                 # restore: the caller tries another direction
@@ -220,7 +252,7 @@ class SteadyState:
         F.destroy()
         return True, lam, Fn, fnew
 
-    def _residual_or_none(self, u):
+    def _residual_or_none(self, u, norm=None):
         """``(F(u), ||F(u)||)``, or ``(None, inf)`` where the local terms cannot be evaluated (a trial point
         too far along the Newton direction): the line search then shortens the step."""
         try:
@@ -228,7 +260,7 @@ class SteadyState:
         except StateError as exc:
             log.debug("line search: %s", exc)
             return None, float("inf")
-        return F, F.norm()
+        return F, (F.norm() if norm is None else norm(F))
 
     def _positive_step(self, u, du):
         """For tracers declared ``positive``, the Newton step shortened box by box so that a positive
@@ -358,6 +390,14 @@ class SteadyState:
                 r.destroy()
         mu.destroy()
         return out
+
+    def release_factorization(self):
+        """Free the factorization (or preconditioner) and keep the state ``u``: for a state that is
+        only a warm start for another solve, whose factors would otherwise stay alive beside the
+        other solve's.  Sensitivities and adjoint solves need :meth:`solve` again."""
+        if self.solver is not None:
+            self.solver.destroy()
+            self.solver = None
 
     def destroy(self):
         if self.solver is not None:

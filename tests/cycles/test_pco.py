@@ -404,6 +404,88 @@ def test_long_solves_report_newton_factorizations_and_sensitivities(joint, caplo
             ss.solve()
             ss.first_order()
     text = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
-    assert "'jprog_': newton 1, ||F|| = " in text and "(initial " in text, text
+    assert "'jprog_': [DIP, POP, DOPs] iteration 1, ||F_k|| = " in text, text
+    assert "'jprog_': [O2] iteration 2, ||F_k|| = " in text, text
     assert "block-triangular: factored component 1/" in text and "[DIP" in text, text
     assert f"{system.npar} first-order sensitivities in" in text, text
+
+
+def test_newton_by_components_equals_newton_on_the_whole_system(joint):
+    """Newton component by component (the default on a block-triangular model) reaches the state of
+    Newton on the whole system, leaves factors that give the same sensitivities, and solves each
+    linear component with one factorization (a solve and a refinement step)."""
+    from bcp_hpc.petsc_env import import_petsc4py
+    from bcp_hpc.solvers.steady import SteadyState
+    from bcp_hpc.cycles.pco.model import joint_parameters
+    system = joint["system"]
+    joint["model"].parameters.set(**{p.name: p.value for p in joint_parameters()})   # the fixture's state
+    opts = import_petsc4py().Options()
+    opts.setValue("jglobal_newton", "global")
+    try:
+        with SteadyState(system, prefix="jglobal_") as whole, SteadyState(system, prefix="jcomp_") as comp:
+            whole.solve()
+            comp.solve()
+            assert whole.component_iterations == {}
+            its = comp.component_iterations
+            assert list(its) == ["DIP, POP, DOPs", "POC", "DOCs", "PIC", "DOCl", "DOCr", "ALK", "DIC", "O2"], its
+            assert all(its[c] <= 2 for c in ("DIP, POP, DOPs", "POC", "DOCs", "PIC", "DOCl", "DOCr", "ALK")), its
+            assert its["DIC"] > 2 and its["O2"] > 2, its          # the nonlinear ones iterate
+            Xw, Xc = system.to_natural(whole.u), system.to_natural(comp.u)
+            for a in range(system.nt):
+                assert np.abs(Xc[a] - Xw[a]).max() <= 1e-9 * max(np.abs(Xw[a]).max(), 1e-30), system.model.tracer_names[a]
+            assert np.abs(Xc - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()
+            Sw, Sc = whole.first_order(), comp.first_order()
+            for i, (a, b) in enumerate(zip(Sw, Sc)):
+                d = b.copy()
+                d.axpy(-1.0, a)
+                assert d.norm() <= 1e-7 * a.norm(), (system.param_names[i], d.norm() / a.norm())
+                d.destroy()
+            for v in Sw + Sc:
+                v.destroy()
+    finally:
+        opts.delValue("jglobal_newton")
+
+
+def test_only_the_current_states_evaluations_are_kept(joint):
+    """The cached local-term evaluations belong to one state and parameter set: a new state drops the
+    old ones (their second derivatives are m^2 n per term), and the full evaluation replaces the
+    lower orders of its state."""
+    system = joint["system"]
+    u = joint["steady"].u
+    system.forget_evaluations()
+    system.evaluate(u, full="jacobian")
+    system.evaluate(u, full=False)
+    assert sorted(k[-1] for k in system._cache) == [False, "jacobian"]
+    s_full, _ = system.evaluate(u, full=True)
+    assert [k[-1] for k in system._cache] == [True]
+    assert system.evaluate(u, full=True)[0] is s_full          # reused, not recomputed
+    w = u.copy()
+    w.scale(1.001)
+    system.evaluate(w, full="jacobian")
+    assert [k[-1] for k in system._cache] == ["jacobian"]
+    assert system._key(system.local_state(w), "jacobian") in system._cache
+    w.destroy()
+    system.forget_evaluations()
+
+
+def test_released_factorization_keeps_the_state_and_solves_again(joint):
+    """``release_factorization`` frees the factors of a state kept only as a warm start; a later solve
+    from it refactors, and its sensitivities equal those of a solver that never released."""
+    from bcp_hpc.solvers.steady import SteadyState
+    system = joint["system"]
+    with SteadyState(system, prefix="jrel_") as ss:
+        ss.solve(joint["steady"].u)
+        before = system.to_natural(ss.u)
+        ss.release_factorization()
+        assert ss.solver is None and not ss.has_adjoint
+        assert np.array_equal(system.to_natural(ss.u), before)
+        ss.solve(ss.u)
+        S = ss.first_order()
+        R = joint["steady"].first_order()
+        for a, b in zip(S, R):
+            d = a.copy()
+            d.axpy(-1.0, b)
+            assert d.norm() <= 1e-8 * b.norm()
+            d.destroy()
+        for v in S + R:
+            v.destroy()
