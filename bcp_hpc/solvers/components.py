@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 3
 #: a chord step (lagged factor) must reduce the component's residual norm at least this much
 CHORD_CONTRACTION = 0.1
+#: a component's first correction below this (relative) needs no refinement step
+REFINED_STEP = 1e-8
 
 
 class PatternChanged(Exception):
@@ -148,7 +150,10 @@ def _sweep(steady, u, lin, solver):
             progress(log, started, "steady state '%s': [%s] iteration %d, ||F_k|| = %.3e, ||du_k||/||u_k|| = %.3e%s, "
                      "%.0f s", steady.prefix, label, it + 1, fk, step, "" if lam == 1.0 else f", step {lam:.3g}",
                      time.perf_counter() - started)
-            if fk <= steady.atol + steady.rtol * f0 or step <= steady.step_rtol:
+            # a first step that moved the component (e.g. a linear one solved from its guess) is
+            # refined once: its tiny residual does not bound the error of a near-singular block
+            refined = it > 0 or step <= REFINED_STEP
+            if (refined and fk <= steady.atol + steady.rtol * f0) or step <= steady.step_rtol:
                 converged = True
                 break
         if not converged:

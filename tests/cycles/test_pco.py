@@ -455,7 +455,7 @@ def test_only_the_current_states_evaluations_are_kept(joint):
     system.forget_evaluations()
     system.evaluate(u, full="jacobian")
     system.evaluate(u, full=False)
-    assert sorted(k[-1] for k in system._cache) == [False, "jacobian"]
+    assert sorted(str(k[-1]) for k in system._cache) == ["False", "jacobian"]
     s_full, _ = system.evaluate(u, full=True)
     assert [k[-1] for k in system._cache] == [True]
     assert system.evaluate(u, full=True)[0] is s_full          # reused, not recomputed

@@ -35,27 +35,33 @@ def _observations(field, seed):
     return o
 
 
-def _compare(ref, model, world, observed):
+def _compare(ref, model, world, observed, newton="global", tol=1e-10):
+    """The golden values were computed with Newton on the whole system: with it (``newton="global"``)
+    they are reproduced to 1e-10; Newton by components is another exact method, whose results
+    differ at the round-off floor of the near-singular P block (about 1e-9 in the gradient), so it
+    is held to the 1e-8 of the parallel and solver comparisons."""
+    from bcp_hpc.solvers.options import OptionsScope
     sysm = ModelSystem(model, DistributedGrid(world.grid, PETSc.COMM_WORLD), world.T)
-    with _tight(SteadyState(sysm, prefix="same_")) as ss:
-        ss.solve()
-        X = sysm.to_natural(ss.u)
-    names = model.tracer_names
-    obs = [Observation(nm, _observations(X[names.index(nm)], seed)) for nm, seed in observed]
-    obj = Objective(sysm, obs)
-    _tight(obj.steady)
-    f, g, H = obj.evaluate(np.array(ref["x"]), 2)
-    st = obj.state_to_natural()
-    obj.destroy()
+    with OptionsScope("same_", overrides={"newton": newton}):
+        with _tight(SteadyState(sysm, prefix="same_")) as ss:
+            ss.solve()
+            X = sysm.to_natural(ss.u)
+        names = model.tracer_names
+        obs = [Observation(nm, _observations(X[names.index(nm)], seed)) for nm, seed in observed]
+        obj = Objective(sysm, obs, prefix="same_")
+        _tight(obj.steady)
+        f, g, H = obj.evaluate(np.array(ref["x"]), 2)
+        st = obj.state_to_natural()
+        obj.destroy()
     sysm.destroy()
     V = world.grid.box_volume
     rel = lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-300))  # noqa: E731
-    assert rel([np.sum(s * V) for s in st], ref["state_sum"]) < 1e-10
+    assert rel([np.sum(s * V) for s in st], ref["state_sum"]) < tol
     for a, (s, sample) in enumerate(zip(st, ref["state_sample"])):
-        assert rel(s[::max(1, s.size // 40)], sample) < 1e-10, names[a]
-    assert rel(f, ref["f"]) < 1e-10
-    assert rel(g, ref["g"]) < 1e-10
-    assert rel(H, ref["H"]) < 1e-10
+        assert rel(s[::max(1, s.size // 40)], sample) < tol, names[a]
+    assert rel(f, ref["f"]) < tol
+    assert rel(g, ref["g"]) < tol
+    assert rel(H, ref["H"]) < tol
 
 
 @pytest.mark.parametrize("case, world, sigma2, pop_to, uptake", [
@@ -69,15 +75,16 @@ def test_phosphorus_cycle_reproduces_the_earlier_model(case, world, sigma2, pop_
     _compare(GOLDEN[case], m, w, [("DIP", 3)])
 
 
+@pytest.mark.parametrize("newton, tol", [("global", 1e-10), ("components", 1e-8)])
 @pytest.mark.parametrize("case, world, labile", [
     ("PCO_tiny_labile", "tiny", True), ("PCO_tiny_nolabile", "tiny", False),
     pytest.param("PCO_embedded_labile", "embedded", True, marks=pytest.mark.slow)])
-def test_joint_cycle_reproduces_the_earlier_model(case, world, labile):
+def test_joint_cycle_reproduces_the_earlier_model(case, world, labile, newton, tol):
     from bcp_hpc.cycles.pco.model import joint_model
     w = load_world(world)
     # the earlier code's choices: rounded total borate, constant uptake P:C
     m = joint_model(w, w.npp("vgpm"), 2.1, labile=labile, borate="rounded", uptake_pc="constant")
-    _compare(GOLDEN[case], m, w, [(nm, 5 + k) for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))])
+    _compare(GOLDEN[case], m, w, [(nm, 5 + k) for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))], newton, tol)
 
 
 def _ad_terms(model, fields, state, x):
