@@ -142,6 +142,8 @@ def build_parser():
     pl.add_argument("--mem-per-node", default="256G", help="memory per node (default 256G)")
     pl.add_argument("--ranks-per-node", type=int, default=64, help="MPI ranks per node (default 64)")
     pl.add_argument("--json", help="write the table to this JSON file")
+    pl.add_argument("--joint", action="append", metavar="FILE",
+                    help="a `bcp-hpc bench joint --json` file (repeatable): predict joint P-C-O evaluations from it")
 
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)

@@ -22,8 +22,15 @@ Model (assumptions, documented in the README):
   alone exceeds 80 % of a rank's memory does not fit at any rank count (``ranks`` = None).
 Rows for the P model (4 tracers) and the joint P-C-O model (11 tracers): the joint model's unknowns
 are taken to fill like the P model's (same law in N); its block-triangular solve factors smaller
-blocks, so this overestimates its factor memory.  Real fill depends on the model's couplings and
-is refitted from its own rows once they are measured.
+blocks, so this overestimates its factor memory.
+
+Joint evaluations (``--joint FILE``, the JSON of ``bcp-hpc bench joint``, repeatable): one objective
+evaluation with gradient and Hessian of the joint model is predicted from a measured one, the
+*anchor* (the largest measured grid): time ``t = t_a (N / N_a)^p`` at the anchor's rank count, moved
+to other rank counts with the efficiency per doubling; the ranks' summed peak memory
+``M = M_a (N / N_a)^q``, the largest rank's share ``M / k`` times the anchor's imbalance.  ``p`` and
+``q`` are fitted to the runs when they cover two or more grid sizes at one rank count, else they are
+the direct path's time and factor-memory exponents.
 """
 from __future__ import annotations
 
@@ -99,6 +106,75 @@ def _fits(csv_path):
             shared or (0.0, 0.0), divided or DEFAULT_DIVIDED_PER_UNKNOWN)
 
 
+#: the phase of `bench joint` that is one joint objective evaluation with gradient and Hessian
+JOINT_PHASE = "package: objective + gradient + Hessian"
+
+
+def read_joint(paths) -> list:
+    """Anchors from ``bcp-hpc bench joint --json`` files: unknowns, ranks, seconds and peak memory
+    (largest rank, all ranks) of the evaluation."""
+    import json
+    out = []
+    for path in paths or []:
+        if not os.path.exists(path):
+            raise InputError("bench joint JSON not found (run `bcp-hpc bench joint --json FILE` first)", path=path)
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"not a JSON file: {exc}", path=path) from None
+        if not isinstance(d, dict) or d.get("benchmark") != "joint":
+            raise InputError("not the JSON of `bcp-hpc bench joint` (key 'benchmark' is not 'joint')", path=path)
+        try:
+            anchor = {"path": path, "source": d.get("source", "?"), "unknowns": int(d["unknowns"]),
+                      "ranks": int(d["ranks"]), "seconds": float(d["seconds"][JOINT_PHASE]),
+                      "peak_rank": float(d["peak_rss_bytes_per_phase"][JOINT_PHASE])}
+            totals = d.get("peak_rss_bytes_all_ranks_per_phase") or {}
+            anchor["peak_total"] = float(totals.get(JOINT_PHASE, anchor["peak_rank"] * anchor["ranks"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"bench joint JSON lacks {exc} (written by an older bcp-hpc?)", path=path) from None
+        out.append(anchor)
+    return out
+
+
+def joint_fit(anchors, time_exponent: float, memory_exponent: float) -> dict:
+    """Anchor (largest grid) and exponents of the joint evaluation's time and summed memory in N."""
+    import numpy as np
+    by_ranks = {}
+    for a in anchors:
+        by_ranks.setdefault(a["ranks"], {})[a["unknowns"]] = a
+    ranks, rows = max(by_ranks.items(), key=lambda kv: (len(kv[1]), max(kv[1])))
+    fitted = len(rows) >= 2
+    if fitted:
+        n = np.log([float(x) for x in rows])
+        time_exponent = float(np.polyfit(n, np.log([r["seconds"] for r in rows.values()]), 1)[0])
+        memory_exponent = float(np.polyfit(n, np.log([r["peak_total"] for r in rows.values()]), 1)[0])
+    return {"anchor": rows[max(rows)], "time_exponent": time_exponent, "memory_exponent": memory_exponent,
+            "fitted": fitted}
+
+
+def predict_joint(unknowns, fit, eff, mem_per_rank) -> dict:
+    """Ranks (power of two within 80 % of a rank's memory), largest rank's memory and time of one joint
+    evaluation at ``unknowns``."""
+    a = fit["anchor"]
+    r = unknowns / a["unknowns"]
+    total = a["peak_total"] * r ** fit["memory_exponent"]
+    imbalance = max(a["peak_rank"] * a["ranks"] / a["peak_total"], 1.0)
+    t_anchor_ranks = a["seconds"] * r ** fit["time_exponent"]
+
+    def per_rank(k):
+        return imbalance * total / k
+
+    def seconds(k):
+        return t_anchor_ranks * a["ranks"] * eff ** math.log2(a["ranks"]) / (k * eff ** math.log2(k))
+
+    k = 1
+    while per_rank(k) > 0.8 * mem_per_rank and k < 2**20:
+        k *= 2
+    return {"unknowns": unknowns, "ranks": k, "memory_per_rank_bytes": per_rank(k), "seconds": seconds(k),
+            "memory_per_rank_at_anchor_ranks_bytes": per_rank(a["ranks"]), "seconds_at_anchor_ranks": t_anchor_ranks}
+
+
 def _ranks(shared, divided, mem_per_rank):
     """Smallest power of two k with ``shared + divided / k`` within 80 % of a rank's memory (None: never)."""
     if shared >= 0.8 * mem_per_rank:
@@ -152,15 +228,40 @@ def run(args):
                    f"{_k(nodes):>5s} {_hms(d['seconds']):>9s} | {_k(o['ranks']):>10s} {_hms(o['seconds']):>9s} | "
                    f"{it['memory_bytes'] / 2**30:14.1f} {_k(it['ranks']):>5s} {_hms(it['seconds']):>9s}")
             rows.append({"grid": res, "layers": nz, "tracers": tracers, "unknowns": n, **p, "nodes_direct": nodes})
+    joint = _joint_rows(args, tfit, mfit, eff, mem_rank)
     if args.json:
         import json
         from ..io.atomic import write_text_atomic
         write_text_atomic(args.json, json.dumps({"source": source, "efficiency": eff, "time_fit": tfit,
                                                  "memory_fit": mfit, "iterative_time_fit": it_time,
                                                  "iterative_efficiency": it_eff, "shared_fit": shared,
-                                                 "iterative_divided_per_unknown": it_div, "rows": rows},
-                                                indent=2) + "\n")
+                                                 "iterative_divided_per_unknown": it_div, "rows": rows,
+                                                 "joint": joint}, indent=2) + "\n")
     return 0
+
+
+def _joint_rows(args, tfit, mfit, eff, mem_rank):
+    anchors = read_joint(getattr(args, "joint", None))
+    if not anchors:
+        return None
+    fit = joint_fit(anchors, tfit[1], mfit[1])
+    a = fit["anchor"]
+    how = "fitted to the runs" if fit["fitted"] else "the direct path's exponents"
+    rprint(f"joint P-C-O evaluation (objective + gradient + Hessian), anchored on {a['source']} "
+           f"({a['unknowns']:,d} unknowns, {a['ranks']} ranks: {a['seconds']:.0f} s, {a['peak_rank'] / 2**30:.2f} GiB "
+           f"largest rank); time ~ N^{fit['time_exponent']:.2f}, memory ~ N^{fit['memory_exponent']:.2f} ({how})")
+    rprint(f"{'grid':>8s} {'layers':>6s} {'unknowns':>12s} | {'ranks':>5s} {'GiB/rank':>8s} {'time':>9s} | "
+           f"{'at ' + str(a['ranks']) + ' ranks: GiB/rank':>22s} {'time':>9s}")
+    rows = []
+    for res, nz in [("2deg", 24)] + GRIDS[1:]:
+        n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * 11
+        p = predict_joint(n, fit, eff, mem_rank)
+        rprint(f"{res:>8s} {nz:6d} {n:12,d} | {p['ranks']:5d} {p['memory_per_rank_bytes'] / 2**30:8.1f} "
+               f"{_hms(p['seconds']):>9s} | {p['memory_per_rank_at_anchor_ranks_bytes'] / 2**30:22.1f} "
+               f"{_hms(p['seconds_at_anchor_ranks']):>9s}")
+        rows.append({"grid": res, "layers": nz, **p})
+    return {"anchor": a, "time_exponent": fit["time_exponent"], "memory_exponent": fit["memory_exponent"],
+            "fitted": fit["fitted"], "rows": rows}
 
 
 def _bytes(text):

@@ -281,3 +281,39 @@ def test_memory_per_rank_falls_with_ranks_when_building_the_world(tmp_path):
     assert mem[4]["assemble_peak_rss_vs_1_rank"] < 0.7, mem
     assert mem[2]["assemble_peak_rss_vs_1_rank"] < 0.85, mem
     assert mem[4]["world_peak_rss_vs_1_rank"] < 0.9, mem
+
+
+def test_plan_predicts_joint_evaluations_from_bench_joint_runs(tmp_path):
+    """Joint rows of plan: two `bench joint` runs on an exact law (time a N^p, summed memory b N^q, 2
+    ranks) give back p and q and the law's values at another size; one run uses the direct path's
+    exponents; a file that is not a bench joint JSON is refused naming it (exit 2)."""
+    import json
+    from bcp_hpc.cli.plan import JOINT_PHASE, joint_fit, predict_joint, read_joint
+    a, p, b, q = 2e-8, 1.5, 3e3, 1.2
+    files = []
+    for n in (4e5, 2.2e6):
+        f = tmp_path / f"bj{int(n)}.json"
+        f.write_text(json.dumps({"benchmark": "joint", "source": "law", "unknowns": int(n), "ranks": 2,
+                                 "seconds": {JOINT_PHASE: a * n ** p},
+                                 "peak_rss_bytes_per_phase": {JOINT_PHASE: 0.6 * b * n ** q},
+                                 "peak_rss_bytes_all_ranks_per_phase": {JOINT_PHASE: b * n ** q}}))
+        files.append(str(f))
+    fit = joint_fit(read_joint(files), 9.0, 9.0)
+    assert fit["fitted"] and abs(fit["time_exponent"] - p) < 1e-9 and abs(fit["memory_exponent"] - q) < 1e-9
+    n = 8.8e6
+    pred = predict_joint(n, fit, 0.6, 1e15)          # memory per rank never binding: 1 rank
+    assert pred["ranks"] == 1
+    assert abs(pred["seconds_at_anchor_ranks"] - a * n ** p) < 1e-9 * a * n ** p
+    assert abs(pred["memory_per_rank_at_anchor_ranks_bytes"] - 0.6 * b * n ** q) < 1e-9 * b * n ** q
+    assert abs(pred["seconds"] - a * n ** p * 2 * 0.6) < 1e-9 * a * n ** p     # 1 rank: 2 ranks' time x 2 x 0.6
+    one = joint_fit(read_joint(files[:1]), 1.58, 1.45)
+    assert not one["fitted"] and one["time_exponent"] == 1.58 and one["memory_exponent"] == 1.45
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--joint", files[0], "--joint", files[1]],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "joint P-C-O evaluation" in r.stdout and "time ~ N^1.50" in r.stdout, r.stdout
+    bad = tmp_path / "scaling.json"
+    bad.write_text(json.dumps({"benchmark": "scaling"}))
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--joint", str(bad)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and "scaling.json" in r.stderr and "bench joint" in r.stderr and "Traceback" not in r.stderr
