@@ -38,6 +38,7 @@ def run(args):
     with timer.phase("reference state (cold Newton)"):
         ref = SteadyState(system, prefix="benchref_")
         ref.solve()
+        cold_factorizations = (ref.solver.component_stats() if hasattr(ref.solver, "component_stats") else None)
         # the reference state is only the common warm start: its factors must not sit beside the
         # evaluation's (an inversion holds one factorization at a time)
         ref.release_factorization()
@@ -76,6 +77,8 @@ def run(args):
                 f, g, H = obj.evaluate(x, 2)
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
                               "components": dict(obj.steady.component_iterations),
+                              "factorizations": (obj.steady.solver.component_stats()
+                                                 if hasattr(obj.steady.solver, "component_stats") else None),
                               "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe()}
             obj.destroy()
     timer.report("bench joint")
@@ -85,6 +88,8 @@ def run(args):
                "newton_iterations": results["package"]["newton"], "solver": results["package"]["solver"],
                "cold_component_iterations": cold_components,
                "component_iterations": results["package"]["components"],
+               "component_factorizations": results["package"]["factorizations"],
+               "cold_component_factorizations": cold_factorizations,
                "evaluation_seconds_by_step": results["package"]["timings"],
                "peak_rss_bytes_all_ranks_per_phase": dict(timer.peak_rss_total),
                "seconds": dict(timer.seconds), "peak_rss_bytes": max(timer.peak_rss.values()),

@@ -91,6 +91,9 @@ class BlockTriangularSolver(Solver):
         self.J = J
         self.subs = [J.createSubMatrix(isk, isk) for isk in self.iss]
         self.solvers = [LinearSolver(A, prefix + "block_", extra_defaults=block_defaults) for A in self.subs]
+        #: per component: factorizations so far and their seconds
+        self.factorizations = [0] * len(self.comps)
+        self.factor_seconds = [0.0] * len(self.comps)
         if factor:
             started = time.perf_counter()
             for k in range(len(self.comps)):
@@ -101,10 +104,26 @@ class BlockTriangularSolver(Solver):
     def factor_component(self, k: int, J):
         """Factor the diagonal block of component ``k`` of ``J`` (numeric refactorization when it was
         factored before: the symbolic analysis is kept); ``J`` becomes the matrix of the couplings."""
+        t0 = time.perf_counter()
         self.J = J
         self.subs[k] = J.createSubMatrix(self.iss[k], self.iss[k], submat=self.subs[k])
         # refactor() also on the first factorization: it copies the new values into a METIS-ordered copy
         self.solvers[k].refactor(self.subs[k])
+        self.factorizations[k] += 1
+        self.factor_seconds[k] += time.perf_counter() - t0
+
+    def component_stats(self) -> list:
+        """Per component: tracers, factorizations, their seconds (this rank's) and MUMPS' memory of the last
+        one (MB, largest process and all processes)."""
+        names = self.system.model.tracer_names
+        out = []
+        for k, comp in enumerate(self.comps):
+            mem = self.solvers[k].mumps_memory_mb()
+            out.append({"tracers": [names[a] for a in comp], "factorizations": self.factorizations[k],
+                        "factor_seconds": self.factor_seconds[k],
+                        "mumps_mb_max_process": None if mem is None else mem[0],
+                        "mumps_mb_total": None if mem is None else mem[1]})
+        return out
 
     def block_changed(self, k: int, J) -> bool:
         """Whether component ``k``'s diagonal block of ``J`` differs from the one last factored (same on

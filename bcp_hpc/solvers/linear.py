@@ -162,6 +162,14 @@ class LinearSolver(Solver):
             return pc.getFactorMatrix()
         return None
 
+    def mumps_memory_mb(self):
+        """MUMPS' memory of the last factorization in MB, ``(largest process, all processes)`` (INFOG(21),
+        INFOG(22)); None when this is not a MUMPS factor."""
+        F = self._mumps() if self._factored else None
+        if F is None:
+            return None
+        return int(F.getMumpsInfog(21)), int(F.getMumpsInfog(22))
+
     def setup(self):
         """Factor (direct) or build the preconditioner; retries MUMPS with more workspace on INFOG(1) = -9."""
         for attempt in range(4):

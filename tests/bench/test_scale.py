@@ -185,13 +185,23 @@ def test_bench_joint_with_baseline_writes_its_figures(tmp_path):
     import sys
     out = tmp_path / "joint.json"
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "joint", "--world", "tiny", "--baseline",
-                        "--json", str(out)], capture_output=True, text=True, timeout=600)
+                        "--compare-newton", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads(out.read_text())
-    for key in ("ranks", "unknowns", "seconds", "peak_rss_bytes", "baseline_seconds", "speedup_vs_baseline"):
+    for key in ("ranks", "unknowns", "seconds", "peak_rss_bytes", "baseline_seconds", "speedup_vs_baseline",
+                "peak_rss_bytes_all_ranks_per_phase", "evaluation_seconds_by_step"):
         assert key in d, key
     assert d["unknowns"] == 11 * 1179 and d["solver"].startswith("block-triangular")
     assert d["max_rel_diff_gradient"] < 1e-8 and d["max_rel_diff_hessian"] < 1e-8
+    # Newton by components against Newton on the whole system, in the same run
+    g = d["global_newton"]
+    assert g["max_rel_diff_cold_state"] < 1e-8 and g["max_rel_diff_gradient"] < 1e-8 and g["max_rel_diff_hessian"] < 1e-8
+    assert d["newton_by_components_speedup"]["cold"] == g["cold_seconds"] / d["seconds"]["reference state (cold Newton)"]
+    # per component: iterations and factorizations; the linear ones are factored once
+    facts = {", ".join(c["tracers"]): c for c in d["component_factorizations"]}
+    assert set(facts) == set(d["component_iterations"])
+    assert facts["DIP, POP, DOPs"]["factorizations"] == 1 and facts["DIP, POP, DOPs"]["mumps_mb_total"] >= 1
+    assert facts["O2"]["factorizations"] >= 2 and all(c["factor_seconds"] > 0 for c in facts.values())
     assert abs(d["speedup_vs_baseline"] - d["baseline_seconds"] / d["seconds"]["package: objective + gradient + Hessian"]) < 1e-12
 
 
