@@ -72,12 +72,14 @@ def solve_by_components(steady, u, lin, solver):
         if solver is None:
             solver = BlockTriangularSolver(steady.system, lin, steady.prefix, block_defaults=steady.factor_defaults,
                                            factor=False)
+        holder = {}
         try:
-            return (solver,) + _sweep(steady, u, lin, solver)
+            return (solver,) + _sweep(steady, u, lin, solver, holder)
         except SolverError:
             solver.destroy()
             raise
         except PatternChanged as exc:
+            holder["F"].destroy()         # the residual of the interrupted sweep
             log.info("steady state '%s': the coupling pattern changed (%s); components rebuilt", steady.prefix, exc)
             solver.destroy()
             solver = None
@@ -85,10 +87,12 @@ def solve_by_components(steady, u, lin, solver):
     raise SolverError(f"steady state '{steady.prefix}': the coupling pattern kept changing during Newton by components")
 
 
-def _sweep(steady, u, lin, solver):
+def _sweep(steady, u, lin, solver, holder):
+    """One pass over the components; ``holder["F"]`` is the current residual (the caller frees it when
+    the pass is interrupted by a pattern change)."""
     sysm = steady.system
     names = sysm.model.tracer_names
-    F = sysm.residual(u)
+    F = holder["F"] = sysm.residual(u)
     f0 = F.norm()
     iterations = {}
     started = time.perf_counter()
@@ -106,6 +110,7 @@ def _sweep(steady, u, lin, solver):
                         lin = sysm.linearise(u)
                     current = True
                     if lin.pattern_changed:
+                        holder["F"] = F
                         raise PatternChanged(f"at component [{label}]")
                 _factor(steady, solver, k, lin, started)
                 need_factor, fresh = False, True
@@ -166,6 +171,7 @@ def _sweep(steady, u, lin, solver):
         with stage(ASSEMBLY):
             lin = sysm.linearise(u)
         if lin.pattern_changed:
+            holder["F"] = F
             raise PatternChanged("at the solution")
     for k in range(len(solver.comps)):
         if solver.block_changed(k, lin.matrix):

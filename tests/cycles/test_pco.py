@@ -489,3 +489,27 @@ def test_released_factorization_keeps_the_state_and_solves_again(joint):
             d.destroy()
         for v in S + R:
             v.destroy()
+
+
+def test_newton_by_components_rebuilds_when_the_coupling_pattern_changes(joint, monkeypatch, caplog):
+    """A coupling pattern that changes during the sweep (a derivative that was zero at the first
+    guess) rebuilds the components and still reaches the steady state."""
+    import dataclasses
+    import logging
+    from bcp_hpc.solvers.steady import SteadyState
+    from bcp_hpc.cycles.pco.model import joint_parameters
+    system = joint["system"]
+    joint["model"].parameters.set(**{p.name: p.value for p in joint_parameters()})
+    real = system.linearise
+    calls = {"n": 0}
+
+    def linearise(u):
+        calls["n"] += 1
+        lin = real(u)
+        return dataclasses.replace(lin, pattern_changed=True) if calls["n"] == 4 else lin
+    monkeypatch.setattr(system, "linearise", linearise)
+    with caplog.at_level(logging.INFO, logger="bcp_hpc"), SteadyState(system, prefix="jpat_") as ss:
+        ss.solve()
+        X = system.to_natural(ss.u)
+    assert "coupling pattern changed" in caplog.text
+    assert np.abs(X - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()
