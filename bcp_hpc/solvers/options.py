@@ -117,8 +117,9 @@ PACKAGE_OPTIONS = (
     PackageOption("blocktri", "bool", True,
                   "block-triangular solves along the tracer graph when it has several components", "<steady prefix>"),
     PackageOption("newton", "string", "components",
-                  "Newton on a block-triangular model: components (each component in dependency order, linear "
-                  "ones solved once) | global (the whole system at every iteration)", "<steady prefix>"),
+                  "Newton on a block-triangular model: components (one component at a time in dependency order, a "
+                  "block refactored only when its chord steps stop contracting) | global (the whole system, every "
+                  "block refactored at every iteration)", "<steady prefix>"),
     PackageOption("rhs_block", "int", 0,
                   "right-hand sides per block solve of the sensitivities (0: all; the structured path "
                   "uses 5 for large Schur complements)", "<steady prefix>"),
