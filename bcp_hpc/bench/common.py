@@ -52,8 +52,9 @@ class PhaseTimer:
                 timer.comm.Barrier()
                 dt = time.perf_counter() - self_inner.t0
                 timer.seconds[name] = timer.seconds.get(name, 0.0) + timer.comm.allreduce(dt, op=_max())
-                timer.peak_rss[name] = timer.comm.allreduce(peak_rss_bytes(), op=_max())
-                timer.peak_rss_total[name] = timer.comm.allreduce(peak_rss_bytes(), op=_sum())
+                peak = peak_rss_bytes()
+                timer.peak_rss[name] = timer.comm.allreduce(peak, op=_max())
+                timer.peak_rss_total[name] = timer.comm.allreduce(peak, op=_sum())
                 return False
 
         return _Ctx()

@@ -38,7 +38,7 @@ def run(args):
     with timer.phase("reference state (cold Newton)"):
         ref = SteadyState(system, prefix="benchref_")
         ref.solve()
-        cold_factorizations = (ref.solver.component_stats() if hasattr(ref.solver, "component_stats") else None)
+        cold_factorizations = _component_stats(ref)
         # the reference state is only the common warm start: its factors must not sit beside the
         # evaluation's (an inversion holds one factorization at a time)
         ref.release_factorization()
@@ -77,8 +77,7 @@ def run(args):
                 f, g, H = obj.evaluate(x, 2)
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
                               "components": dict(obj.steady.component_iterations),
-                              "factorizations": (obj.steady.solver.component_stats()
-                                                 if hasattr(obj.steady.solver, "component_stats") else None),
+                              "factorizations": _component_stats(obj.steady),
                               "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe()}
             obj.destroy()
     timer.report("bench joint")
@@ -110,7 +109,6 @@ def run(args):
                f"{payload['max_rel_diff_hessian']:.1e} (relative)")
     if args.compare_newton:
         key = "global Newton: objective + gradient + Hessian"
-        X = system.to_natural(ref.u)
         g0, g1 = results["package"]["g"], results["global Newton"]["g"]
         H0, H1 = results["package"]["H"], results["global Newton"]["H"]
         payload["global_newton"] = {
@@ -129,3 +127,9 @@ def run(args):
     system.destroy()
     write_json(args.json, payload)
     return 0
+
+
+def _component_stats(steady):
+    """Per-component factorizations of a steady state's block-triangular solver (None on other paths)."""
+    stats = getattr(steady.solver, "component_stats", None)
+    return stats() if stats is not None else None

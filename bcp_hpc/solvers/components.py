@@ -68,7 +68,7 @@ def solve_by_components(steady, u, lin, solver):
     ``(solver, iterations per component, ||F(u0)||, ||F(u)||)``; the solver holds the factors at the
     solution.  Raises :class:`~bcp_hpc.errors.SolverError` naming the component that did not
     converge."""
-    for restart in range(MAX_RESTARTS + 1):
+    for _ in range(MAX_RESTARTS + 1):
         if solver is None:
             solver = BlockTriangularSolver(steady.system, lin, steady.prefix, block_defaults=steady.factor_defaults,
                                            factor=False)
@@ -102,7 +102,7 @@ def _sweep(steady, u, lin, solver, holder):
         norm = ComponentNorm(sysm, comp)
         fk = norm(F)
         converged = False
-        need_factor, fresh, factors = True, False, 0
+        need_factor, fresh = True, False
         for it in range(steady.max_newton):
             if need_factor:
                 if not current:
@@ -114,7 +114,6 @@ def _sweep(steady, u, lin, solver, holder):
                         raise PatternChanged(f"at component [{label}]")
                 _factor(steady, solver, k, lin, started)
                 need_factor, fresh = False, True
-                factors += 1
             t0 = time.perf_counter()
             with stage(SOLVE):
                 du = solver.solve_component(k, F)
