@@ -109,7 +109,7 @@ def build_parser():
     db = dsub.add_parser("build", help="recipe (TOML) -> one model-grid input file (HDF5, xarray-readable)")
     db.add_argument("recipe", nargs="?", help="recipe TOML (see bcp_hpc/data/build.py)")
     db.add_argument("--out", required=True, help="output HDF5 file")
-    db.add_argument("--grid", help="override the recipe's grid: embedded | tiny | generated-2deg | .mat | directory")
+    db.add_argument("--grid", help="override the recipe's grid: embedded | tiny | generated-2.5deg | generated-2deg | .mat | directory")
     db.add_argument("--synthetic", action="store_true", help="write the synthetic inputs (3 NPP products, PO4, T)")
     db.add_argument("--json", help="write a summary to this JSON file")
     dc = dsub.add_parser("check", help="validate a data directory (OCIM2 .mat fields) or an input file")
@@ -175,7 +175,7 @@ def build_parser():
                     help="stop after the world and the Jacobian's assembly (memory per rank of those phases)")
     bj = bsub.add_parser("joint", help="one joint P-C-O objective evaluation (state, 21 sensitivities, adjoint "
                                         "Hessian): block-triangular solver vs the monolithic 11-tracer LU")
-    bj.add_argument("--world", help="embedded (default) | tiny | generated-2deg | ocim2-mask")
+    bj.add_argument("--world", help="embedded (default) | tiny | generated-2.5deg | generated-2deg | ocim2-mask")
     bj.add_argument("--baseline", action="store_true", help="also run the monolithic LU in the same process")
     bj.add_argument("--compare-newton", action="store_true",
                     help="also run the cold state and the evaluation with Newton on the whole system (-newton global) "
@@ -183,7 +183,7 @@ def build_parser():
     bj.add_argument("--json", help="write figures to this JSON file")
     bi = bsub.add_parser("invert", help="a full 4-parameter inversion: iterations, time, memory")
     bi.add_argument("--ocim2", action="store_true", help="OCIM2-size problem (real mask and PO4 when present)")
-    bi.add_argument("--world", default="embedded", help="world without --ocim2: embedded (default) | tiny | generated-2deg")
+    bi.add_argument("--world", default="embedded", help="world without --ocim2: embedded (default) | tiny | generated-2.5deg | generated-2deg")
     bi.add_argument("--data", help="OCIM2 data directory")
     bi.add_argument("--solver", help="steady-state path: direct | structured (default, as runs) | iterative | ooc | auto")
     bi.add_argument("--baseline", action="store_true",

@@ -30,7 +30,8 @@ evaluation with gradient and Hessian of the joint model is predicted from a meas
 to other rank counts with the efficiency per doubling; the ranks' summed peak memory
 ``M = M_a (N / N_a)^q``, the largest rank's share ``M / k`` times the anchor's imbalance.  ``p`` and
 ``q`` are fitted to the runs when they cover two or more grid sizes at one rank count, else they are
-the direct path's time and factor-memory exponents.
+the direct path's time and factor-memory exponents.  With three or more sizes the law is also checked
+out of sample: fitted without the largest size, it predicts that size, and the errors are printed.
 """
 from __future__ import annotations
 
@@ -260,8 +261,37 @@ def _joint_rows(args, tfit, mfit, eff, mem_rank):
                f"{_hms(p['seconds']):>9s} | {p['memory_per_rank_at_anchor_ranks_bytes'] / 2**30:22.1f} "
                f"{_hms(p['seconds_at_anchor_ranks']):>9s}")
         rows.append({"grid": res, "layers": nz, **p})
+    check = joint_holdout(anchors, eff, mem_rank)
+    if check:
+        rprint(f"check out of sample: fitted to the {check['fitted_to']} smaller sizes, the largest ({check['source']}, "
+               f"{check['unknowns']:,d} unknowns, {check['ranks']} ranks) is predicted at {check['predicted_seconds']:.0f} s "
+               f"and {check['predicted_peak_rank'] / 2**30:.2f} GiB on its largest rank; measured "
+               f"{check['measured_seconds']:.0f} s and {check['measured_peak_rank'] / 2**30:.2f} GiB "
+               f"(errors {_percent(check['time_error'])}, {_percent(check['memory_error'])})")
     return {"anchor": a, "time_exponent": fit["time_exponent"], "memory_exponent": fit["memory_exponent"],
-            "fitted": fit["fitted"], "rows": rows}
+            "fitted": fit["fitted"], "rows": rows, "holdout": check}
+
+
+def joint_holdout(anchors, eff, mem_rank):
+    """With three or more grid sizes at one rank count: the law fitted without the largest size, its
+    prediction of that size and the relative errors in time and largest-rank memory (None otherwise)."""
+    fit = joint_fit(anchors, 0.0, 0.0)
+    ranks = fit["anchor"]["ranks"]
+    same = {a["unknowns"]: a for a in anchors if a["ranks"] == ranks}
+    if len(same) < 3:
+        return None
+    largest = same.pop(max(same))
+    p = predict_joint(largest["unknowns"], joint_fit(list(same.values()), 0.0, 0.0), eff, mem_rank)
+    t, m = p["seconds_at_anchor_ranks"], p["memory_per_rank_at_anchor_ranks_bytes"]
+    return {"source": largest["source"], "unknowns": largest["unknowns"], "ranks": ranks, "fitted_to": len(same),
+            "predicted_seconds": t, "measured_seconds": largest["seconds"], "time_error": t / largest["seconds"] - 1,
+            "predicted_peak_rank": m, "measured_peak_rank": largest["peak_rank"],
+            "memory_error": m / largest["peak_rank"] - 1}
+
+
+def _percent(x):
+    """``x`` as a signed whole percentage (no "-0 %")."""
+    return f"{round(100 * x) + 0:+d} %"
 
 
 def _bytes(text):

@@ -1,18 +1,14 @@
-"""Grids by name for the data layer (no circulation is built): embedded, tiny, generated-2deg,
-ocim2-mask (a directory holding ``M3d91x180x24.mat``) or any OCIM2-layout ``.mat`` file."""
+"""Grids by name for the data layer (no circulation is built): the generated ones (embedded, tiny,
+generated-2.5deg, generated-2deg), ocim2-mask (a directory holding ``M3d91x180x24.mat``) or any OCIM2-layout ``.mat`` file."""
 from __future__ import annotations
 
 import os
 
 from ..errors import InputError
-from ..grid.embedded import embedded_grid
+from ..grid.embedded import GENERATED_GRIDS, generated_grid
 from ..grid.ocim2 import read_grid
 
-NAMED = {
-    "embedded": lambda: embedded_grid(),
-    "tiny": lambda: embedded_grid(nlat=15, nlon=30, nz=8),
-    "generated-2deg": lambda: embedded_grid(nlat=91, nlon=180, nz=24),
-}
+NAMED = {name: (lambda name=name: generated_grid(name)) for name in GENERATED_GRIDS}
 
 
 def grid_from_spec(spec: str, base_dir: str = "."):

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from ..cycles import registry
 from ..errors import ConfigError
 from ..io.tomlfile import load_toml
+from ..operators.world import WORLD_SOURCES
 from ..settings import Section, Setting
 
-WORLD_SOURCES = ("embedded", "ocim2-mask", "ocim2", "generated-2deg", "tiny")
 SLURM_TIME = r"(\d+-)?\d+(:\d\d){0,2}"
 SLURM_MEM = r"\d+[KMGT]?B?"
 

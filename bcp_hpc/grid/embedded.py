@@ -80,6 +80,19 @@ def bathymetry_m(lat2, lon2, land) -> np.ndarray:
     return depth
 
 
+#: the generated worlds by name: (latitudes, longitudes, layers); the same land and bathymetry at every
+#: spacing.  ``generated-2.5deg`` sits between the embedded world and OCIM2's size (a third size for the
+#: planner's joint-model law), ``generated-2deg`` has OCIM2's spacing (benchmarks without data).
+GENERATED_GRIDS = {"embedded": (45, 90, 24), "tiny": (15, 30, 8), "generated-2.5deg": (73, 144, 24),
+                   "generated-2deg": (91, 180, 24)}
+
+
+def generated_grid(name: str) -> Grid:
+    """The generated grid ``name`` (a key of :data:`GENERATED_GRIDS`)."""
+    nlat, nlon, nz = GENERATED_GRIDS[name]
+    return embedded_grid(nlat=nlat, nlon=nlon, nz=nz)
+
+
 def embedded_grid(nlat: int = 45, nlon: int = 90, nz: int = 24) -> Grid:
     """The embedded default grid (reproducible)."""
     lat, lon = regular_latlon_grid(nlat, nlon)

@@ -9,6 +9,8 @@ Sources
 * ``ocim2``: a user's OCIM2 transport file (``OCIM2_CTL_He.mat``), read as is; every forcing field
   comes from the user's inputs (``[world] inputs``): nothing synthetic stands in for a missing one.
 * ``generated-2deg``: a generated 2 degree world of OCIM2 size (benchmarks without data).
+* ``generated-2.5deg``: a generated 2.5 degree world (111,066 boxes), between the embedded world and
+  OCIM2's size (the planner's third size of the joint model).
 * ``tiny``: a 12 degree, 8-layer generated world for tests and quick checks.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..data.observations import OBSERVATION_FIELDS
 from ..errors import InputError
-from ..grid.embedded import embedded_grid, synthetic_npp, synthetic_phosphate, synthetic_temperature
+from ..grid.embedded import GENERATED_GRIDS, generated_grid, synthetic_npp, synthetic_phosphate, synthetic_temperature
 from ..grid.grid import Grid
 from ..grid.ocim2 import read_grid
 from ..io import matfile
@@ -29,6 +31,8 @@ from .io import read_ocim2
 from .rows import MatrixTransport, StreamedTransport, SyntheticTransport, TransportSource, restrict_rows
 
 OCIM2_MASK_FILE = "M3d91x180x24.mat"
+#: every world source by name
+WORLD_SOURCES = ("embedded", "ocim2-mask", "ocim2", *(g for g in GENERATED_GRIDS if g != "embedded"))
 
 
 @dataclass
@@ -128,14 +132,6 @@ def _synthetic_fields(grid: Grid):
 def _synthetic_world(grid: Grid, source: str, circulation: CirculationConfig | None = None) -> World:
     npp, po4, temp = _synthetic_fields(grid)
     return World(grid, SyntheticTransport(grid, circulation), npp, po4, temp, source=source)
-
-
-def embedded_world(circulation: CirculationConfig | None = None) -> World:
-    return _synthetic_world(embedded_grid(), "embedded", circulation)
-
-
-def generated_2deg_world(circulation: CirculationConfig | None = None) -> World:
-    return _synthetic_world(embedded_grid(nlat=91, nlon=180, nz=24), "generated-2deg", circulation)
 
 
 def _load_field(path: str, var: str, grid: Grid) -> np.ndarray:
@@ -311,8 +307,8 @@ def load_world(source: str = "embedded", path: str | None = None, circulation: C
 
 
 def _load_world(source, path, circulation):
-    if source == "embedded":
-        return embedded_world(circulation)
+    if source in GENERATED_GRIDS:
+        return _synthetic_world(generated_grid(source), source, circulation)
     if source == "ocim2-mask":
         d = path or default_shared_data_dir()
         if d is None:
@@ -322,8 +318,4 @@ def _load_world(source, path, circulation):
         if not path:
             raise InputError("source 'ocim2' needs the operator file path (--operator FILE)")
         return ocim2_world(path)
-    if source == "generated-2deg":
-        return generated_2deg_world(circulation)
-    if source == "tiny":
-        return _synthetic_world(embedded_grid(nlat=15, nlon=30, nz=8), "tiny", circulation)
-    raise InputError(f"unknown world source '{source}' (embedded, ocim2-mask, ocim2, generated-2deg, tiny)")
+    raise InputError(f"unknown world source '{source}' ({', '.join(WORLD_SOURCES)})")

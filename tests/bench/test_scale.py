@@ -327,3 +327,29 @@ def test_plan_predicts_joint_evaluations_from_bench_joint_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--joint", str(bad)], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 2 and "scaling.json" in r.stderr and "bench joint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plan_checks_the_joint_law_out_of_sample(tmp_path):
+    """Three sizes on one rank count: the law is fitted to the two smaller ones and predicts the largest.
+    The smaller runs follow time a N^p and memory b N^q exactly; the largest took 1.25x the law's time at
+    the law's memory, so the check reports a time error of 1/1.25 - 1 = -20 % and a memory error of 0;
+    with two sizes there is no check."""
+    import json
+    from bcp_hpc.cli.plan import JOINT_PHASE, joint_holdout, read_joint
+    a, p, b, q = 2e-8, 1.5, 3e3, 1.2
+    files = []
+    for n, slow in ((4e5, 1.0), (1.2e6, 1.0), (2.2e6, 1.25)):
+        f = tmp_path / f"bj{int(n)}.json"
+        f.write_text(json.dumps({"benchmark": "joint", "source": f"law{int(n)}", "unknowns": int(n), "ranks": 2,
+                                 "seconds": {JOINT_PHASE: slow * a * n ** p},
+                                 "peak_rss_bytes_per_phase": {JOINT_PHASE: 0.6 * b * n ** q},
+                                 "peak_rss_bytes_all_ranks_per_phase": {JOINT_PHASE: b * n ** q}}))
+        files.append(str(f))
+    check = joint_holdout(read_joint(files), 0.6, 1e15)
+    assert check["source"] == "law2200000" and check["fitted_to"] == 2 and check["ranks"] == 2
+    assert abs(check["time_error"] - (1 / 1.25 - 1)) < 1e-9 and abs(check["memory_error"]) < 1e-9
+    assert joint_holdout(read_joint(files[:2]), 0.6, 1e15) is None
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", *sum((["--joint", f] for f in files), [])],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "check out of sample" in r.stdout and "errors -20 %, +0 %" in r.stdout, r.stdout

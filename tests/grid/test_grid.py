@@ -108,3 +108,20 @@ def test_grid_validation_errors():
     bad[0, 0, 1] = False
     with pytest.raises(InputError, match="overhang"):
         Grid(mask=bad, lat=lat, lon=lon, zw=zw, zt=zt, dz=dz)
+
+
+def test_generated_worlds_share_one_table_and_grow_with_the_spacing():
+    """Every generated grid name is a world source and a data-layer grid; the sizes increase from the
+    tiny world through the embedded and the 2.5 degree world to OCIM2's spacing; an unknown source is
+    refused naming the known ones."""
+    from bcp_hpc.data.grids import grid_from_spec
+    from bcp_hpc.grid.embedded import GENERATED_GRIDS, generated_grid
+    from bcp_hpc.operators.world import WORLD_SOURCES, load_world
+    assert set(GENERATED_GRIDS) <= set(WORLD_SOURCES)
+    sizes = {name: generated_grid(name).nwet for name in GENERATED_GRIDS}
+    assert sizes["tiny"] < sizes["embedded"] < sizes["generated-2.5deg"] < sizes["generated-2deg"]
+    g = grid_from_spec("generated-2.5deg")
+    assert g.shape == (73, 144, 24) and g.nwet == sizes["generated-2.5deg"]
+    assert load_world("generated-2.5deg").grid.nwet == g.nwet
+    with pytest.raises(InputError, match="generated-2.5deg"):
+        load_world("generated-3deg")
