@@ -31,8 +31,8 @@ def embedded():
 
 @pytest.fixture(scope="session")
 def embedded_world():
-    from bcp_hpc.operators.world import embedded_world
-    return embedded_world()
+    from bcp_hpc.operators.world import load_world
+    return load_world("embedded")
 
 
 @pytest.fixture(scope="session")

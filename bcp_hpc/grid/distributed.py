@@ -18,6 +18,23 @@ from .layout import Layout
 PETSc = import_petsc4py()
 
 
+class LocalDiagonal:
+    """A diagonal block term held only at this rank's boxes: ``values[j]`` is the entry of local box
+    ``j`` (the order of :attr:`DistributedGrid.local_natural`).  Block operators take it beside SciPy
+    matrices, so no rank holds an n-vector that is zero outside its own boxes."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=float)
+
+    def natural(self, loc, n: int) -> np.ndarray:
+        """The whole diagonal as an n-vector in natural order (zero outside this rank's boxes ``loc``)."""
+        out = np.zeros(n)
+        out[loc] = self.values
+        return out
+
+
 class DistributedGrid:
     """A grid plus its layout on a communicator."""
 
@@ -109,8 +126,8 @@ class DistributedGrid:
         """Distributed AIJ matrix of an ``nfields`` x ``nfields`` block operator.
 
         ``blocks`` maps ``(row_field, col_field)`` to a SciPy sparse matrix (n x n,
-        natural ordering), a 1-D n-array (a diagonal block; only this rank's entries are
-        read) or a list of such terms (summed).  Explicit zeros are kept, so repeated
+        natural ordering), a :class:`LocalDiagonal`, a 1-D n-array (a diagonal block; only this
+        rank's entries are read) or a list of such terms (summed).  Explicit zeros are kept, so repeated
         assembly with new values has the same nonzero pattern.  Only this rank's
         rows are extracted and inserted.
         """
@@ -126,6 +143,9 @@ class DistributedGrid:
                 if terms is None:
                     continue
                 for blk in (terms if isinstance(terms, (list, tuple)) else [terms]):
+                    if isinstance(blk, LocalDiagonal):
+                        parts.append((np.arange(nloc), start + fj * nloc + np.arange(nloc), blk.values))
+                        continue
                     if isinstance(blk, np.ndarray) and blk.ndim == 1:
                         # diagonal block: only this rank's rows, explicit zeros kept (stable pattern)
                         parts.append((np.arange(nloc), start + fj * nloc + np.arange(nloc), blk[loc]))

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from dataclasses import dataclass
 
+from ..grid.distributed import LocalDiagonal
 from ..petsc_env import import_petsc4py
 from .ad2 import AD2
 from .base import Model
@@ -28,8 +29,8 @@ class Linearisation:
     """``F_u`` at one state, in the forms the solvers use."""
 
     matrix: object            #: distributed PETSc AIJ matrix (refilled in place while the pattern holds)
-    terms: dict               #: (a, b) -> list of natural-order terms of block J_ab: SciPy operators, or
-    #: n-vectors holding this rank's boxes of a diagonal (zero elsewhere)
+    terms: dict               #: (a, b) -> list of terms of block J_ab: SciPy operators (natural order, this
+    #: rank's rows) or diagonals at this rank's boxes (:class:`~bcp_hpc.grid.distributed.LocalDiagonal`)
     coupling: np.ndarray      #: (nt, nt) bool, equation a depends on tracer b (same on every rank)
     pattern_changed: bool     #: the matrix is new (a factorization must redo its symbolic analysis)
 
@@ -248,21 +249,16 @@ class ModelSystem:
         """``F_u`` at ``u``.  The same Mat is refilled on later calls while the coupling pattern is
         unchanged, so a factorization can reuse its symbolic analysis."""
         s, scales = self.evaluate(u, full="jacobian")
-        n = self.grid.nwet
         present = self.coupling(u)
         terms = {}
         for a, t in enumerate(self.model.tracers):
             if t.transport == "T":
                 terms.setdefault((a, a), []).append(self.T)
             elif t.transport == "sinking":
-                full_scale = np.zeros(n)
-                full_scale[self.loc] = scales[t.sinking].v
-                terms.setdefault((a, a), []).append(sp.diags(full_scale) @ self._sink_base[t.sinking])
+                terms.setdefault((a, a), []).append(self._scaled_rows(self._sink_base[t.sinking], scales[t.sinking].v))
             for b in range(self.nt):
                 if present[a, b]:
-                    full = np.zeros(n)
-                    full[self.loc] = -s[t.name].g[b]
-                    terms.setdefault((a, b), []).append(full)
+                    terms.setdefault((a, b), []).append(LocalDiagonal(-s[t.name].g[b]))
         changed = self._J is None or not np.array_equal(present, self._pattern)
         if changed and self._J is not None:
             self._J.destroy()
@@ -270,6 +266,13 @@ class ModelSystem:
         self._pattern = present
         self._J = self.dgrid.matrix_from_blocks(terms, self.nt, mat=self._J)
         return Linearisation(self._J, terms, present, changed)
+
+    def _scaled_rows(self, rows, scale_local) -> sp.csr_matrix:
+        """``diag(scale) @ rows`` for an operator holding only this rank's rows (natural order), with the
+        scale given at this rank's boxes (``scale_local[j]`` for natural row ``loc[j]``)."""
+        per_row = np.zeros(rows.shape[0])
+        per_row[self.loc] = scale_local     # transient: the product keeps only the rows' entries
+        return sp.csr_matrix(sp.diags(per_row) @ rows)
 
     def jacobian(self, u) -> "PETSc.Mat":
         """``F_u`` at ``u`` as a distributed PETSc matrix (see :meth:`linearise`)."""

@@ -43,8 +43,8 @@ def gather_natural_matrix(dgrid, mat, nfields):
 
 @pytest.fixture(scope="module")
 def world():
-    from bcp_hpc.operators.world import embedded_world
-    return embedded_world()
+    from bcp_hpc.operators.world import load_world
+    return load_world("embedded")
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from bcp_hpc.grid.distributed import LocalDiagonal
 from bcp_hpc.petsc_env import import_petsc4py
 from bcp_hpc.solvers import ordering
 from bcp_hpc.solvers.linear import LinearSolver
@@ -292,7 +293,7 @@ def test_structured_lumping_keeps_the_volume_weighted_column_sums(labile_system)
         s = StructuredSolver(sysm, J, f"lump{int(lump)}_", lump=lump)
         target = s._global_colsum(e, e)
         # independent: V-weighted column sums of J_ll straight from the model's global blocks
-        Jll = sum(sp.csr_matrix(t) if not (isinstance(t, np.ndarray) and t.ndim == 1) else sp.diags(t)
+        Jll = sum(sp.diags(t.natural(sysm.loc, g.nwet)) if isinstance(t, LocalDiagonal) else sp.csr_matrix(t)
                   for t in J.terms[(e, e)])
         assert np.allclose(target, (Jll.T @ g.box_volume)[sysm.loc], rtol=1e-12, atol=0)
         got = np.zeros(sysm.nloc)
@@ -385,7 +386,7 @@ def test_structured_kept_columns_conserve_and_equal_the_direct_solution(labile_s
     x_ref = ref.solve(b).getArray().copy()
     xt_ref = ref.solve(b, transpose=True).getArray().copy()
     # independent: the V-weighted column sums of J_ll from the model's global blocks
-    Jll = sum(sp.csr_matrix(t) if not (isinstance(t, np.ndarray) and t.ndim == 1) else sp.diags(t)
+    Jll = sum(sp.diags(t.natural(sysm.loc, g.nwet)) if isinstance(t, LocalDiagonal) else sp.csr_matrix(t)
               for t in J.terms[(e, e)])
     target = np.asarray(Jll.T @ g.box_volume)
     kept_counts, sweeps = {}, {}

@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
+from ...grid.distributed import LocalDiagonal
+
 log = logging.getLogger(__name__)
 
 #: keep a column when some box exchanges more than this fraction of its diagonal with other
@@ -21,12 +23,15 @@ log = logging.getLogger(__name__)
 KEEP_RATIO = 0.05
 
 
-def global_block(terms: dict, e: int, n: int) -> sp.csr_matrix:
-    """``J_ee`` as one SciPy matrix in natural order, this rank's rows only (its terms hold no others):
-    sums over all rows are reductions over the ranks."""
+def global_block(terms: dict, e: int, n: int, loc: np.ndarray) -> sp.csr_matrix:
+    """``J_ee`` as one SciPy matrix in natural order, this rank's rows only (its terms hold no others;
+    ``loc``: the natural index of this rank's boxes): sums over all rows are reductions over the ranks."""
     blk = terms[(e, e)]
-    diag = sum((t for t in blk if isinstance(t, np.ndarray)), np.zeros(n))
-    return sp.csr_matrix(sum((sp.csr_matrix(t) for t in blk if not isinstance(t, np.ndarray)), sp.diags(diag)))
+    diag = np.zeros(n)
+    for t in blk:
+        if isinstance(t, LocalDiagonal):
+            diag[loc] += t.values
+    return sp.csr_matrix(sum((sp.csr_matrix(t) for t in blk if not isinstance(t, LocalDiagonal)), sp.diags(diag)))
 
 
 def choose_kept_columns(system, terms: dict, eliminated: list, keep_ratio: float) -> dict:
@@ -44,7 +49,7 @@ def choose_kept_columns(system, terms: dict, eliminated: list, keep_ratio: float
     for e in eliminated:
         if system.model.tracers[e].transport == "sinking":
             continue
-        M = global_block(terms, e, n).tocoo()
+        M = global_block(terms, e, n, system.loc).tocoo()
         off = column[M.row] != column[M.col]
         exchange = np.bincount(M.col[off], weights=np.abs(M.data[off]), minlength=n).astype(float)
         comm.Allreduce(MPI.IN_PLACE, exchange, op=MPI.SUM)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ...grid.distributed import LocalDiagonal
 from .kept import global_block
 
 
@@ -64,7 +65,7 @@ def add_kept_blocks(blocks: dict, terms: dict, S_fields: list, kept: dict, kept_
         if e not in kept:
             continue
         keep = kept[e]
-        M = global_block(terms, e, n)
+        M = global_block(terms, e, n, loc)
         Dk = sp.diags(keep.astype(float))
         inner = sp.csr_matrix(Dk @ M @ Dk)
         # what the dropped entries of each kept column j carry, the sum over rows i outside the kept
@@ -81,6 +82,4 @@ def add_kept_blocks(blocks: dict, terms: dict, S_fields: list, kept: dict, kept_
                 continue
             for key, (r, c) in (((e, b), (i, j)), ((b, e), (j, i))):
                 if key in kept_diag:
-                    full = np.zeros(n)
-                    full[loc] = kept_diag[key]
-                    blocks.setdefault((r, c), []).append(full)
+                    blocks.setdefault((r, c), []).append(LocalDiagonal(kept_diag[key]))

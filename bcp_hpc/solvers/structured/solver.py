@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import SolverError
+from ...grid.distributed import LocalDiagonal
 from ...petsc_env import import_petsc4py
 from ..base import Solver
 from ..linear import LinearSolver, metis_ordering_expected
@@ -71,7 +72,7 @@ class StructuredSolver(Solver):
     def _block(self, a, b):
         """Sum of the terms of J_ab restricted to local rows and columns (SciPy), or None."""
         loc = self.system.loc
-        mats = [sp.diags(t[loc]) if isinstance(t, np.ndarray) and t.ndim == 1 else sp.csr_matrix(t)[loc][:, loc]
+        mats = [sp.diags(t.values) if isinstance(t, LocalDiagonal) else sp.csr_matrix(t)[loc][:, loc]
                 for t in self.lin.terms.get((a, b), [])]
         if not mats:
             return None
@@ -82,9 +83,10 @@ class StructuredSolver(Solver):
         columns j."""
         vol = self.system.grid.box_volume
         partial = np.zeros(vol.size)
+        loc = self.system.loc
         for t in self.lin.terms.get((a, b), []):
-            if isinstance(t, np.ndarray) and t.ndim == 1:
-                partial += vol * t
+            if isinstance(t, LocalDiagonal):
+                partial[loc] += vol[loc] * t.values
             else:
                 partial += np.asarray(sp.csr_matrix(t).T @ vol)
         return self.system.dgrid.reduce_to_local(partial)
