@@ -128,55 +128,15 @@ class DistributedGrid:
         ``blocks`` maps ``(row_field, col_field)`` to a SciPy sparse matrix (n x n,
         natural ordering), a :class:`LocalDiagonal`, a 1-D n-array (a diagonal block; only this
         rank's entries are read) or a list of such terms (summed).  Explicit zeros are kept, so repeated
-        assembly with new values has the same nonzero pattern.  Only this rank's
-        rows are extracted and inserted.
+        assembly with new values has the same nonzero pattern.  Only this rank's rows are extracted
+        and inserted.  To assemble often with terms of unchanged patterns keep a
+        :meth:`block_assembly` and call its :meth:`BlockAssembly.matrix`.
         """
-        loc = self.local_natural
-        nloc = loc.size
-        # global rows of this rank's boxes: field f of local box j is row nfields*start + f*nloc + j
-        start = nfields * self.layout.owned_range()[0]
-        rows_ptr = []
-        for fi in range(nfields):
-            parts = []
-            for fj in range(nfields):
-                terms = blocks.get((fi, fj))
-                if terms is None:
-                    continue
-                for blk in (terms if isinstance(terms, (list, tuple)) else [terms]):
-                    if isinstance(blk, LocalDiagonal):
-                        parts.append((np.arange(nloc), start + fj * nloc + np.arange(nloc), blk.values))
-                        continue
-                    if isinstance(blk, np.ndarray) and blk.ndim == 1:
-                        # diagonal block: only this rank's rows, explicit zeros kept (stable pattern)
-                        parts.append((np.arange(nloc), start + fj * nloc + np.arange(nloc), blk[loc]))
-                        continue
-                    sub = sp.csr_matrix(blk)[loc, :].tocoo()
-                    parts.append((sub.row, self.global_rows(nfields, fj, sub.col), sub.data))
-            if parts:
-                r = np.concatenate([p[0] for p in parts])
-                c = np.concatenate([p[1] for p in parts])
-                v = np.concatenate([p[2] for p in parts])
-            else:
-                r = c = np.zeros(0, np.int64)
-                v = np.zeros(0)
-            m = sp.csr_matrix((v, (r, c)), shape=(nloc, self.grid.nwet * nfields))
-            m.sum_duplicates()
-            m.sort_indices()
-            rows_ptr.append(m)
-        local = sp.vstack(rows_ptr, format="csr")
-        local.sort_indices()
-        N = self.grid.nwet * nfields
-        if mat is None:
-            mat = PETSc.Mat().createAIJ(((nloc * nfields, N), (nloc * nfields, N)), comm=self.comm)
-            mat.setPreallocationCSR((local.indptr.astype(PETSc.IntType), local.indices.astype(PETSc.IntType),
-                                     local.data))
-        else:
-            # same nonzero pattern: update values in place so a factorization can reuse its analysis
-            mat.zeroEntries()
-            mat.setValuesCSR(local.indptr.astype(PETSc.IntType), local.indices.astype(PETSc.IntType), local.data,
-                             addv=PETSc.InsertMode.INSERT_VALUES)
-        mat.assemble()
-        return mat
+        return self.block_assembly(blocks, nfields).matrix(blocks, mat)
+
+    def block_assembly(self, blocks, nfields: int) -> "BlockAssembly":
+        """The pattern of ``blocks``' rows on this rank, for assembling them again with new values."""
+        return BlockAssembly(self, blocks, nfields)
 
     def matrix_from_scipy(self, A) -> "PETSc.Mat":
         """Single-field distributed matrix from an n x n SciPy sparse matrix (natural ordering)."""
@@ -190,5 +150,137 @@ class DistributedGrid:
         m.sort_indices()
         mat = PETSc.Mat().createAIJ(((self.nlocal, self.grid.nwet), (self.nlocal, self.grid.nwet)), comm=self.comm)
         mat.setPreallocationCSR((m.indptr.astype(PETSc.IntType), m.indices.astype(PETSc.IntType), m.data))
+        mat.assemble()
+        return mat
+
+
+def _index_array(a) -> np.ndarray:
+    """``a`` as int32 when its values allow (half the memory of the kept assembly)."""
+    return a.astype(np.int32) if a.size == 0 or a.max() < 2**31 - 1 else a.astype(np.int64)
+
+
+def _terms(blocks, key):
+    terms = blocks.get(key)
+    if terms is None:
+        return []
+    return list(terms) if isinstance(terms, (list, tuple)) else [terms]
+
+
+class BlockAssembly:
+    """This rank's rows of a block operator (see :meth:`DistributedGrid.matrix_from_blocks`): their CSR
+    pattern, computed once, and where each term's entries go in it.  Assembling again with terms of
+    the same patterns (:meth:`matches`) only gathers the terms' values and sums them into place, with
+    no sorting and no global row arithmetic (the Jacobian of every Newton iteration)."""
+
+    def __init__(self, dgrid: DistributedGrid, blocks, nfields: int):
+        self.dgrid = dgrid
+        self.nfields = nfields
+        loc = dgrid.local_natural
+        nloc = loc.size
+        start = nfields * dgrid.layout.owned_range()[0]
+        #: per term in assembly order: (key, index, kind, pattern) with kind "local" (LocalDiagonal),
+        #: "natural" (n-vector diagonal) or "sparse" (pattern: the CSR's indptr, indices and the gather
+        #: of this rank's rows from its data)
+        self.terms = []
+        rows, cols = [], []
+        gathers = {}
+        for fi in range(nfields):
+            for fj in range(nfields):
+                for t_index, blk in enumerate(_terms(blocks, (fi, fj))):
+                    if isinstance(blk, LocalDiagonal) or (isinstance(blk, np.ndarray) and blk.ndim == 1):
+                        kind = "local" if isinstance(blk, LocalDiagonal) else "natural"
+                        self.terms.append(((fi, fj), t_index, kind, None))
+                        rows.append(fi * nloc + np.arange(nloc))
+                        cols.append(start + fj * nloc + np.arange(nloc))
+                        continue
+                    A = sp.csr_matrix(blk)
+                    counts = A.indptr[loc + 1] - A.indptr[loc]
+                    if id(A.indptr) not in gathers:       # one gather per operator (T is in several blocks)
+                        # A[loc, :] entry by entry in stored order: row loc[j]'s entries for j = 0, 1, ...
+                        first = np.repeat(A.indptr[loc] - np.r_[0, np.cumsum(counts)[:-1]], counts)
+                        gathers[id(A.indptr)] = _index_array(first + np.arange(int(counts.sum())))
+                    gather = gathers[id(A.indptr)]
+                    self.terms.append(((fi, fj), t_index, "sparse", (A.indptr, A.indices, gather)))
+                    rows.append(fi * nloc + np.repeat(np.arange(nloc), counts))
+                    cols.append(dgrid.global_rows(nfields, fj, A.indices[gather]))
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        order = np.lexsort((c, r))
+        r_sorted, c_sorted = r[order], c[order]
+        new_entry = np.ones(r.size, dtype=bool)
+        new_entry[1:] = (r_sorted[1:] != r_sorted[:-1]) | (c_sorted[1:] != c_sorted[:-1])
+        # position in the CSR data of every term entry (duplicates share one: they are summed), per term,
+        # and whether a term's own positions are distinct (so it can be added with one fancy index)
+        position = np.empty(r.size, dtype=np.int64)
+        position[order] = np.cumsum(new_entry) - 1
+        self.nnz = int(new_entry.sum())
+        bounds = np.r_[0, np.cumsum([x.size for x in rows])]
+        self.positions = [_index_array(position[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.distinct = [np.unique(p).size == p.size for p in self.positions]
+        self.indices = c_sorted[new_entry].astype(PETSc.IntType)
+        self.indptr = np.r_[0, np.cumsum(np.bincount(r_sorted[new_entry], minlength=nloc * nfields))].astype(
+            PETSc.IntType)
+        self.size = ((nloc * nfields, dgrid.grid.nwet * nfields), (nloc * nfields, dgrid.grid.nwet * nfields))
+
+    def matches(self, blocks) -> bool:
+        """Whether ``blocks`` has this assembly's terms with the same patterns (values may differ)."""
+        seen = 0
+        for fi in range(self.nfields):
+            for fj in range(self.nfields):
+                for t_index, blk in enumerate(_terms(blocks, (fi, fj))):
+                    if seen >= len(self.terms):
+                        return False
+                    key, index, kind, pattern = self.terms[seen]
+                    seen += 1
+                    if key != (fi, fj) or index != t_index:
+                        return False
+                    if kind == "local":
+                        if not isinstance(blk, LocalDiagonal):
+                            return False
+                    elif kind == "natural":
+                        if not (isinstance(blk, np.ndarray) and blk.ndim == 1):
+                            return False
+                    else:
+                        if not sp.issparse(blk) or blk.format != "csr":
+                            return False
+                        indptr, indices, _ = pattern
+                        if not ((blk.indptr is indptr or np.array_equal(blk.indptr, indptr))
+                                and (blk.indices is indices or np.array_equal(blk.indices, indices))):
+                            return False
+        return seen == len(self.terms)
+
+    def same_pattern(self, other: "BlockAssembly") -> bool:
+        return (other is not None and np.array_equal(self.indptr, other.indptr)
+                and np.array_equal(self.indices, other.indices))
+
+    def values(self, blocks) -> np.ndarray:
+        """The CSR data of this rank's rows for ``blocks`` (whose patterns must match)."""
+        loc = self.dgrid.local_natural
+        data = np.zeros(self.nnz)
+        # term by term in assembly order: each entry's sum is accumulated in the same order every time
+        for (key, t_index, kind, pattern), pos, distinct in zip(self.terms, self.positions, self.distinct):
+            blk = _terms(blocks, key)[t_index]
+            if kind == "local":
+                v = blk.values
+            elif kind == "natural":
+                v = np.asarray(blk)[loc]
+            else:
+                v = sp.csr_matrix(blk).data[pattern[2]]
+            if distinct:
+                data[pos] += v
+            else:
+                np.add.at(data, pos, v)
+        return data
+
+    def matrix(self, blocks, mat=None) -> "PETSc.Mat":
+        """The distributed matrix of ``blocks``: created, or ``mat`` refilled in place (same pattern), so a
+        factorization can reuse its analysis."""
+        data = self.values(blocks)
+        if mat is None:
+            mat = PETSc.Mat().createAIJ(self.size, comm=self.dgrid.comm)
+            mat.setPreallocationCSR((self.indptr, self.indices, data))
+        else:
+            mat.zeroEntries()
+            mat.setValuesCSR(self.indptr, self.indices, data, addv=PETSc.InsertMode.INSERT_VALUES)
         mat.assemble()
         return mat

@@ -73,6 +73,9 @@ class ModelSystem:
         self.Tp = dgrid.matrix_from_scipy(self.T)
         self._J = None
         self._pattern = None
+        #: the Jacobian's pattern on this rank and where each block term goes in it (reused while the
+        #: terms' patterns hold)
+        self._assembly = None
         #: evaluations of the local terms at the current state and parameters, by derivative order
         self._cache = {}
         self._pairs = None
@@ -260,19 +263,26 @@ class ModelSystem:
                 if present[a, b]:
                     terms.setdefault((a, b), []).append(LocalDiagonal(-s[t.name].g[b]))
         changed = self._J is None or not np.array_equal(present, self._pattern)
+        if changed or not self._assembly.matches(terms):
+            assembly = self.dgrid.block_assembly(terms, self.nt)
+            changed = changed or not assembly.same_pattern(self._assembly)
+            self._assembly = assembly
         if changed and self._J is not None:
             self._J.destroy()
             self._J = None
         self._pattern = present
-        self._J = self.dgrid.matrix_from_blocks(terms, self.nt, mat=self._J)
+        self._J = self._assembly.matrix(terms, mat=self._J)
         return Linearisation(self._J, terms, present, changed)
 
     def _scaled_rows(self, rows, scale_local) -> sp.csr_matrix:
         """``diag(scale) @ rows`` for an operator holding only this rank's rows (natural order), with the
         scale given at this rank's boxes (``scale_local[j]`` for natural row ``loc[j]``)."""
-        per_row = np.zeros(rows.shape[0])
-        per_row[self.loc] = scale_local     # transient: the product keeps only the rows' entries
-        return sp.csr_matrix(sp.diags(per_row) @ rows)
+        out = sp.csr_matrix(rows, copy=True)
+        per_row = np.zeros(out.shape[0])
+        per_row[self.loc] = scale_local     # transient: the result keeps only the rows' entries
+        # scaling the stored values keeps the pattern (a product would drop entries of zero scale)
+        out.data *= np.repeat(per_row, np.diff(out.indptr))
+        return out
 
     def jacobian(self, u) -> "PETSc.Mat":
         """``F_u`` at ``u`` as a distributed PETSc matrix (see :meth:`linearise`)."""

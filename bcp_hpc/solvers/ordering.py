@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -119,16 +121,44 @@ def symmetric_graph(A) -> sp.csr_matrix:
     return G
 
 
+#: orderings of the last few nonzero patterns (digest -> perm): the single-tracer blocks of a joint model
+#: share one pattern (T plus the diagonal), so nested dissection runs once for all of them
+_CACHE: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+CACHE_PATTERNS = 4
+
+
+def _pattern_digest(A) -> bytes:
+    h = hashlib.sha256()
+    h.update(np.asarray(A.shape, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(A.indptr, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(A.indices, dtype=np.int64).tobytes())
+    return h.digest()
+
+
 def metis(A):
     """METIS nested-dissection ordering of the square sparse matrix ``A`` (SciPy CSR).
 
     Returns ``perm`` (int64, new position -> old index: ``A[perm][:, perm]`` is the reordered
     matrix) or ``None`` when METIS is not available.  Unknowns coupled to no other (identity
-    rows and columns) cause no fill: they come first and only the rest is dissected."""
-    found = _load()
-    if found is None:
+    rows and columns) cause no fill: they come first and only the rest is dissected.  The order
+    depends on the pattern only; the last :data:`CACHE_PATTERNS` patterns' orders are kept."""
+    if _load() is None:
         return None
-    lib, idx = found
+    A = sp.csr_matrix(A)
+    key = _pattern_digest(A)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key].copy()
+    perm = _metis(A)
+    if perm is not None:
+        _CACHE[key] = perm.copy()
+        while len(_CACHE) > CACHE_PATTERNS:
+            _CACHE.popitem(last=False)
+    return perm
+
+
+def _metis(A):
+    lib, idx = _load()
     n = A.shape[0]
     G = symmetric_graph(A)
     isolated = np.diff(G.indptr) == 0

@@ -132,3 +132,52 @@ def test_parallel_age_equals_serial(world, dgrid):
     surf = (g.box_k == 0).astype(float)
     ref = spl.spsolve((world.T + sp.diags(surf / 86400.0)).tocsc(), 1 - surf) / (365 * 86400.0)
     assert all_ranks(np.abs(age - ref).max() <= 1e-9 * ref.max())
+
+
+def test_kept_block_assembly_refills_as_a_new_assembly_would(world, dgrid):
+    """A block assembly computed once and refilled with new values equals the serial operator built from
+    the same terms: this rank's rows of T and of a CSR with unsorted, duplicated entries (summed), local
+    diagonals (LocalDiagonal) and an n-vector diagonal, several terms per block.  Terms with another
+    pattern do not match it."""
+    from bcp_hpc.grid.distributed import LocalDiagonal
+    from bcp_hpc.operators.rows import restrict_rows
+    g = world.grid
+    n = g.nwet
+    loc = dgrid.local_natural
+    rng = np.random.default_rng(3)
+    # row i holds (i, i) twice and (i, i-1) in reverse column order: unsorted and duplicated
+    i = np.arange(n)
+    cols = np.stack([i, np.maximum(i - 1, 0), i], axis=1).ravel()
+    W = sp.csr_matrix((np.zeros(3 * n), cols, np.arange(0, 3 * n + 1, 3)), shape=(n, n))
+
+    def terms(seed):
+        r = np.random.default_rng(seed)
+        w = W.copy()
+        w.data = r.standard_normal(w.data.size)
+        d_nat = r.standard_normal(n)                 # the same on every rank
+        d_loc = r.standard_normal(loc.size)
+        blocks = {(0, 0): [restrict_rows(world.T, loc), LocalDiagonal(d_loc)], (0, 1): [restrict_rows(w, loc)],
+                  (1, 1): [restrict_rows(world.T, loc), d_nat, restrict_rows(w, loc)]}
+        full = np.zeros(n)
+        full[loc] = d_loc
+        full = MPI_COMM.allreduce(full)              # every rank's local diagonal, for the serial reference
+        ref = sp.bmat([[world.T + sp.diags(full), w], [None, world.T + sp.diags(d_nat) + w]], format="csr")
+        return blocks, ref
+
+    blocks, ref = terms(1)
+    assembly = dgrid.block_assembly(blocks, 2)
+    M = assembly.matrix(blocks)
+    ok = abs(gather_natural_matrix(dgrid, M, 2) - ref).max() <= 1e-15 * abs(ref).max()
+    blocks2, ref2 = terms(2)
+    ok = ok and assembly.matches(blocks2)
+    assembly.matrix(blocks2, mat=M)
+    fresh = dgrid.matrix_from_blocks(blocks2, 2)
+    ok = ok and abs(gather_natural_matrix(dgrid, M, 2) - ref2).max() <= 1e-15 * abs(ref2).max()
+    ok = ok and (gather_natural_matrix(dgrid, M, 2) != gather_natural_matrix(dgrid, fresh, 2)).nnz == 0
+    other = dict(blocks2)
+    other[(1, 0)] = [LocalDiagonal(rng.standard_normal(loc.size))]
+    ok = ok and not assembly.matches(other)
+    ok = ok and not assembly.matches({**blocks2, (0, 1): [restrict_rows(world.T, loc)]})
+    for o in (M, fresh):
+        o.destroy()
+    assert all_ranks(ok)

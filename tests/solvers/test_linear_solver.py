@@ -76,6 +76,28 @@ def test_metis_nested_dissection_is_a_fill_reducing_permutation():
 
 
 @needs_metis
+def test_metis_orders_a_pattern_once(monkeypatch):
+    """Matrices with one nonzero pattern (other values) get the order computed for the first without a
+    second nested dissection; a different pattern is dissected; a cached order cannot be altered by
+    its caller."""
+    A, _ = _grid_operator(n=30, coupled=0.0)
+    calls = []
+    real = ordering._metis
+    monkeypatch.setattr(ordering, "_metis", lambda M: calls.append(M.shape) or real(M))
+    ordering._CACHE.clear()
+    p1 = ordering.metis(A)
+    B = A.copy()
+    B.data = B.data * 3.0 + 1.0
+    p2 = ordering.metis(B)
+    assert np.array_equal(p1, p2) and len(calls) == 1
+    p2[:] = 0
+    assert np.array_equal(ordering.metis(A), p1) and len(calls) == 1
+    C = sp.block_diag([sp.identity(2), A]).tocsr()
+    ordering.metis(C)
+    assert len(calls) == 2
+
+
+@needs_metis
 def test_metis_ordered_direct_solver_equals_scipy():
     """``-<prefix>ordering metis``: MUMPS factors ``A[p][:, p]`` in the given order (INFOG(7) = 1),
     and forward, transposed, block and refactored solves equal SciPy's on the original matrix."""
