@@ -167,8 +167,10 @@ def _slope(H, dic, alk, k):
 
 
 def solve_hydrogen(dic, alk, k: CarbonateConstants, tol: float = 1e-14, max_iter: int = 60) -> np.ndarray:
-    """H+ (mol kg-1, total scale) from DIC and ALK (mol kg-1, float arrays): Newton in ln H with bisection
-    safeguard on pH 2..12 (the residual decreases monotonically in H)."""
+    """H+ (mol kg-1, total scale) from DIC and ALK (mol kg-1, float arrays): Newton in H with a bisection
+    safeguard on pH 2..12 (the residual decreases monotonically in H).  A Newton step that lands on the
+    bracket's end is taken: at the root, rounding makes the residual's sign arbitrary and the step zero,
+    and bisecting there would throw away quadratic convergence (about 30 iterations instead of 6)."""
     dic = np.asarray(dic, dtype=float)
     alk = np.asarray(alk, dtype=float)
     lo = np.full(dic.shape, 1e-12)
@@ -181,7 +183,7 @@ def solve_hydrogen(dic, alk, k: CarbonateConstants, tol: float = 1e-14, max_iter
         hi = np.where(r <= 0, H, hi)
         d = _slope(H, dic, alk, k)
         Hn = H - r / d
-        bad = ~np.isfinite(Hn) | (Hn <= lo) | (Hn >= hi)
+        bad = ~np.isfinite(Hn) | (Hn < lo) | (Hn > hi)
         Hn = np.where(bad, np.sqrt(lo * hi), Hn)
         done = np.abs(Hn - H) <= tol * H
         H = Hn
