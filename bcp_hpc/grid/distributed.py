@@ -178,20 +178,28 @@ class BlockAssembly:
         loc = dgrid.local_natural
         nloc = loc.size
         start = nfields * dgrid.layout.owned_range()[0]
+        ncols = dgrid.grid.nwet * nfields
         #: per term in assembly order: (key, index, kind, pattern) with kind "local" (LocalDiagonal),
         #: "natural" (n-vector diagonal) or "sparse" (pattern: the CSR's indptr, indices and the gather
         #: of this rank's rows from its data)
         self.terms = []
-        rows, cols = [], []
+        #: per term: the position in the CSR data of each of its entries (duplicates share one: they are
+        #: summed), and whether its positions are distinct (then one fancy-indexed add places it)
+        self.positions, self.distinct = [], []
         gathers = {}
+        indptr_parts, indices_parts = [np.zeros(1, np.int64)], []
+        nnz = 0
+        # one field's block row at a time: the sort's work arrays are a field's share of the entries
         for fi in range(nfields):
+            keys, kinds = [], []
             for fj in range(nfields):
                 for t_index, blk in enumerate(_terms(blocks, (fi, fj))):
                     if isinstance(blk, LocalDiagonal) or (isinstance(blk, np.ndarray) and blk.ndim == 1):
                         kind = "local" if isinstance(blk, LocalDiagonal) else "natural"
                         self.terms.append(((fi, fj), t_index, kind, None))
-                        rows.append(fi * nloc + np.arange(nloc))
-                        cols.append(start + fj * nloc + np.arange(nloc))
+                        keys.append(np.arange(nloc, dtype=np.int64) * ncols + (start + fj * nloc)
+                                    + np.arange(nloc, dtype=np.int64))
+                        kinds.append(True)
                         continue
                     A = sp.csr_matrix(blk)
                     counts = A.indptr[loc + 1] - A.indptr[loc]
@@ -201,26 +209,38 @@ class BlockAssembly:
                         gathers[id(A.indptr)] = _index_array(first + np.arange(int(counts.sum())))
                     gather = gathers[id(A.indptr)]
                     self.terms.append(((fi, fj), t_index, "sparse", (A.indptr, A.indices, gather)))
-                    rows.append(fi * nloc + np.repeat(np.arange(nloc), counts))
-                    cols.append(dgrid.global_rows(nfields, fj, A.indices[gather]))
-        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        order = np.lexsort((c, r))
-        r_sorted, c_sorted = r[order], c[order]
-        new_entry = np.ones(r.size, dtype=bool)
-        new_entry[1:] = (r_sorted[1:] != r_sorted[:-1]) | (c_sorted[1:] != c_sorted[:-1])
-        # position in the CSR data of every term entry (duplicates share one: they are summed), per term,
-        # and whether a term's own positions are distinct (so it can be added with one fancy index)
-        position = np.empty(r.size, dtype=np.int64)
-        position[order] = np.cumsum(new_entry) - 1
-        self.nnz = int(new_entry.sum())
-        bounds = np.r_[0, np.cumsum([x.size for x in rows])]
-        self.positions = [_index_array(position[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        self.distinct = [np.unique(p).size == p.size for p in self.positions]
-        self.indices = c_sorted[new_entry].astype(PETSc.IntType)
-        self.indptr = np.r_[0, np.cumsum(np.bincount(r_sorted[new_entry], minlength=nloc * nfields))].astype(
+                    keys.append(np.repeat(np.arange(nloc, dtype=np.int64), counts) * ncols
+                                + dgrid.global_rows(nfields, fj, A.indices[gather]))
+                    kinds.append(bool(A.has_canonical_format))
+            if not keys:
+                indptr_parts.append(np.full(nloc, nnz, dtype=np.int64))
+                continue
+            key = np.concatenate(keys)
+            order = np.argsort(key)
+            sorted_key = key[order]
+            del key
+            new_entry = np.ones(sorted_key.size, dtype=bool)
+            new_entry[1:] = sorted_key[1:] != sorted_key[:-1]
+            position = np.empty(sorted_key.size, dtype=np.int64)
+            position[order] = nnz + np.cumsum(new_entry) - 1
+            del order
+            unique_keys = sorted_key[new_entry]
+            del sorted_key, new_entry
+            bounds = np.r_[0, np.cumsum([k.size for k in keys])]
+            for (lo, hi), canonical in zip(zip(bounds[:-1], bounds[1:]), kinds):
+                pos = _index_array(position[lo:hi])
+                self.positions.append(pos)
+                self.distinct.append(canonical or np.unique(pos).size == pos.size)
+            del position, keys
+            row = unique_keys // ncols
+            indices_parts.append(unique_keys - row * ncols)
+            indptr_parts.append(nnz + np.cumsum(np.bincount(row, minlength=nloc)))
+            nnz += unique_keys.size
+        self.nnz = nnz
+        self.indptr = np.concatenate(indptr_parts).astype(PETSc.IntType)
+        self.indices = (np.concatenate(indices_parts) if indices_parts else np.zeros(0, np.int64)).astype(
             PETSc.IntType)
-        self.size = ((nloc * nfields, dgrid.grid.nwet * nfields), (nloc * nfields, dgrid.grid.nwet * nfields))
+        self.size = ((nloc * nfields, ncols), (nloc * nfields, ncols))
 
     def matches(self, blocks) -> bool:
         """Whether ``blocks`` has this assembly's terms with the same patterns (values may differ)."""
