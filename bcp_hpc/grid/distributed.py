@@ -216,7 +216,7 @@ class BlockAssembly:
                 indptr_parts.append(np.full(nloc, nnz, dtype=np.int64))
                 continue
             key = np.concatenate(keys)
-            order = np.argsort(key)
+            order = np.argsort(key, kind="stable")
             sorted_key = key[order]
             del key
             new_entry = np.ones(sorted_key.size, dtype=bool)

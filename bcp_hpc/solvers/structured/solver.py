@@ -49,6 +49,7 @@ class StructuredSolver(Solver):
         self.A = lin.matrix
         self.schur = None
         self._S = None
+        self._assembly = None     # S's pattern on this rank, reused while the terms keep theirs
         self.sweeps = []
         self.columns = WaterColumns(system.grid.box_k[system.loc])
         self.keep_ratio = get_option(prefix, "keep_ratio") if keep_ratio is None else keep_ratio
@@ -164,7 +165,13 @@ class StructuredSolver(Solver):
                              sysm.loc, sysm.grid.nwet)
         add_kept_blocks(blocks, self.lin.terms, self.S_fields, self.kept, self.kept_diag, sysm.grid.box_volume,
                         sysm.loc, sysm.dgrid.comm.tompi4py())
-        self._S = sysm.dgrid.matrix_from_blocks(blocks, len(self.S_fields), mat=self._S)
+        if self._assembly is None or not self._assembly.matches(blocks):
+            assembly = sysm.dgrid.block_assembly(blocks, len(self.S_fields))
+            if self._S is not None and not assembly.same_pattern(self._assembly):
+                # a new pattern needs a new matrix and a new symbolic analysis
+                self.destroy()
+            self._assembly = assembly
+        self._S = self._assembly.matrix(blocks, mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
             extra = None
