@@ -277,12 +277,11 @@ class ModelSystem:
     def _scaled_rows(self, rows, scale_local) -> sp.csr_matrix:
         """``diag(scale) @ rows`` for an operator holding only this rank's rows (natural order), with the
         scale given at this rank's boxes (``scale_local[j]`` for natural row ``loc[j]``)."""
-        out = sp.csr_matrix(rows, copy=True)
-        per_row = np.zeros(out.shape[0])
+        per_row = np.zeros(rows.shape[0])
         per_row[self.loc] = scale_local     # transient: the result keeps only the rows' entries
         # scaling the stored values keeps the pattern (a product would drop entries of zero scale)
-        out.data *= np.repeat(per_row, np.diff(out.indptr))
-        return out
+        data = rows.data * np.repeat(per_row, np.diff(rows.indptr))
+        return sp.csr_matrix((data, rows.indices, rows.indptr), shape=rows.shape, copy=False)
 
     def jacobian(self, u) -> "PETSc.Mat":
         """``F_u`` at ``u`` as a distributed PETSc matrix (see :meth:`linearise`)."""
