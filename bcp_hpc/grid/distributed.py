@@ -138,6 +138,15 @@ class DistributedGrid:
         """The pattern of ``blocks``' rows on this rank, for assembling them again with new values."""
         return BlockAssembly(self, blocks, nfields)
 
+    def kept_assembly(self, previous, blocks, nfields: int) -> tuple:
+        """``(assembly, new_pattern)``: ``previous`` (a :class:`BlockAssembly` or None) while ``blocks``
+        still match it, else a new one; ``new_pattern`` when its matrix pattern differs from
+        ``previous``'s (the matrix and any factorization's analysis must be made anew)."""
+        if previous is not None and previous.matches(blocks):
+            return previous, False
+        assembly = self.block_assembly(blocks, nfields)
+        return assembly, not assembly.same_pattern(previous)
+
     def matrix_from_scipy(self, A) -> "PETSc.Mat":
         """Single-field distributed matrix from an n x n SciPy sparse matrix (natural ordering)."""
         return self.matrix_from_blocks({(0, 0): A}, 1)

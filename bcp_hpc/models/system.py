@@ -263,10 +263,8 @@ class ModelSystem:
                 if present[a, b]:
                     terms.setdefault((a, b), []).append(LocalDiagonal(-s[t.name].g[b]))
         changed = self._J is None or not np.array_equal(present, self._pattern)
-        if changed or not self._assembly.matches(terms):
-            assembly = self.dgrid.block_assembly(terms, self.nt)
-            changed = changed or not assembly.same_pattern(self._assembly)
-            self._assembly = assembly
+        self._assembly, new_pattern = self.dgrid.kept_assembly(None if changed else self._assembly, terms, self.nt)
+        changed = changed or new_pattern
         if changed and self._J is not None:
             self._J.destroy()
             self._J = None

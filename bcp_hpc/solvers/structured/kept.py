@@ -27,10 +27,7 @@ def global_block(terms: dict, e: int, n: int, loc: np.ndarray) -> sp.csr_matrix:
     """``J_ee`` as one SciPy matrix in natural order, this rank's rows only (its terms hold no others;
     ``loc``: the natural index of this rank's boxes): sums over all rows are reductions over the ranks."""
     blk = terms[(e, e)]
-    diag = np.zeros(n)
-    for t in blk:
-        if isinstance(t, LocalDiagonal):
-            diag[loc] += t.values
+    diag = sum((t.natural(loc, n) for t in blk if isinstance(t, LocalDiagonal)), np.zeros(n))
     return sp.csr_matrix(sum((sp.csr_matrix(t) for t in blk if not isinstance(t, LocalDiagonal)), sp.diags(diag)))
 
 

@@ -165,12 +165,9 @@ class StructuredSolver(Solver):
                              sysm.loc, sysm.grid.nwet)
         add_kept_blocks(blocks, self.lin.terms, self.S_fields, self.kept, self.kept_diag, sysm.grid.box_volume,
                         sysm.loc, sysm.dgrid.comm.tompi4py())
-        if self._assembly is None or not self._assembly.matches(blocks):
-            assembly = sysm.dgrid.block_assembly(blocks, len(self.S_fields))
-            if self._S is not None and not assembly.same_pattern(self._assembly):
-                # a new pattern needs a new matrix and a new symbolic analysis
-                self.destroy()
-            self._assembly = assembly
+        self._assembly, new_pattern = sysm.dgrid.kept_assembly(self._assembly, blocks, len(self.S_fields))
+        if new_pattern:
+            self.destroy()          # a new pattern needs a new matrix and a new symbolic analysis
         self._S = self._assembly.matrix(blocks, mat=self._S)
         log.debug("structured: Schur complement assembled, %d nonzeros", self._S.getInfo()["nz_used"])
         if self.schur is None:
