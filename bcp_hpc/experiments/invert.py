@@ -48,7 +48,7 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
 
 
 def invert(run, out_dir: str, resume: bool = False) -> InversionRecord:
-    setup = Setup(run)
+    setup = Setup(run, out_dir=out_dir, resume=resume)
     try:
         m = setup.model
         rprint(f"{setup.cycle.name} inversion: {m.description}; variant {m.variant}; world {setup.world.source}, "

@@ -27,11 +27,19 @@ PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
 
-class Setup:
-    """World, distributed grid, the cycle's model and the observations of a run description."""
+#: a twin experiment's true state, kept in the output folder so that ``--resume`` need not recompute it
+TRUTH_FILE = "twin_truth.h5"
 
-    def __init__(self, run, comm=None):
+
+class Setup:
+    """World, distributed grid, the cycle's model and the observations of a run description.
+
+    ``out_dir``: where a twin experiment keeps its true state (:data:`TRUTH_FILE`); with ``resume`` a
+    stored one of the same problem and truth is read instead of solved again."""
+
+    def __init__(self, run, comm=None, out_dir: str | None = None, resume: bool = False):
         self.run = run
+        self.out_dir, self.resume = out_dir, resume
         self.cycle = run.cycle
         self.comm = comm or PETSc.COMM_WORLD
         w = run.world
@@ -63,13 +71,16 @@ class Setup:
         ps = self.model.parameters
         saved = ps.values()
         self.truth = self.cycle.truth(self, self.model)
-        ps.set(**self.truth)
-        try:
-            with SteadyState(self.system, prefix="truth_") as ss:
-                ss.solve()
-                self.truth_state = self.system.to_natural(ss.u)
-        finally:
-            ps.set(**saved)
+        self.truth_state = self._stored_truth_state()
+        if self.truth_state is None:
+            ps.set(**self.truth)
+            try:
+                with SteadyState(self.system, prefix="truth_") as ss:
+                    ss.solve()
+                    self.truth_state = self.system.to_natural(ss.u)
+            finally:
+                ps.set(**saved)
+            self._store_truth_state()
         oc = self.run.observations
         V = self.grid.box_volume
         obs, stds = {}, {}
@@ -81,6 +92,51 @@ class Setup:
                                        "noise_std": stds, "noise_model": oc.noise_model,
                                        "coverage": oc.coverage, "seed": oc.seed})
         return obs
+
+    def _truth_key(self) -> dict:
+        """What a stored true state belongs to: the problem, the true parameters and the tracers."""
+        import json
+        return {"problem": json.dumps(self.problem(), sort_keys=True),
+                "truth": json.dumps({n: float(v) for n, v in self.truth.items()}, sort_keys=True),
+                "tracers": json.dumps(list(self.model.tracer_names))}
+
+    def _truth_path(self):
+        return None if self.out_dir is None else os.path.join(self.out_dir, TRUTH_FILE)
+
+    def _stored_truth_state(self):
+        """The true state from :data:`TRUTH_FILE` when resuming and it belongs to this problem, else None."""
+        path = self._truth_path()
+        if not (self.resume and path and os.path.exists(path)):
+            return None
+        import h5py
+        key = self._truth_key()
+        try:
+            with h5py.File(path, "r") as f:
+                stored = {k: str(f.attrs.get(k, "")) for k in key}
+                state = f["state"][...] if stored == key else None
+        except (OSError, KeyError) as exc:
+            log.info("twin truth: %s unreadable (%s); solving it again", path, exc)
+            return None
+        if state is None or state.shape != (self.system.nt, self.grid.nwet):
+            log.info("twin truth: %s belongs to another problem or truth; solving it again", path)
+            return None
+        log.info("twin truth: the true state read from %s (not solved again)", path)
+        return state
+
+    def _store_truth_state(self):
+        """Write the true state to :data:`TRUTH_FILE` (rank 0, atomically) when there is an output folder."""
+        path = self._truth_path()
+        if path is None or self.comm.getRank() != 0:
+            return
+        import h5py
+        from ..io.atomic import atomic_path
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("state", data=np.asarray(self.truth_state))
+                for k, v in self._truth_key().items():
+                    f.attrs[k] = v
+                f.attrs["description"] = ("steady state (mmol m-3, natural wet-box order, one row per tracer) at "
+                                          "the twin experiment's true parameters")
 
     def x_true(self):
         """Transformed true parameters of a twin experiment (None with real observations)."""

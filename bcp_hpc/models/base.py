@@ -41,8 +41,12 @@ class Tracer:
     eliminate: bool = False
     description: str = ""
     #: Newton keeps the tracer positive where it is (steps shortened box by box, see
-    #: :meth:`bcp_hpc.solvers.steady.SteadyState._keep_positive`); for switches such as O2's
+    #: :meth:`bcp_hpc.solvers.steady.SteadyState._limited_step`); for switches such as O2's
     positive: bool = False
+    #: ``(centre, width)`` in the tracer's units of a saturating switch in its own sources, e.g.
+    #: O2's respiration ``0.5 + 0.5 tanh((O2 - 5) / 1)``: Newton's linearisation holds only within
+    #: about one width of the centre, so a box near it moves by a limited step (same method)
+    switch: tuple | None = None
 
     def __post_init__(self):
         if self.transport not in TRANSPORTS:

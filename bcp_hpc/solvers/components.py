@@ -127,8 +127,8 @@ def _sweep(steady, u, lin, solver, holder):
                 F = sysm.residual(u)
                 fnew = norm(F)
             elif fresh:
-                # Newton step: first one that keeps `positive` tracers positive, else Armijo backtracking
-                limited = steady._positive_step(u, du)
+                # Newton step: first the one limited box by box (positive tracers, switches), else Armijo backtracking
+                limited = steady._limited_step(u, du)
                 accepted = False
                 if limited is not None:
                     accepted, lam, F, fnew = steady._line_search(u, limited, F, fk, lam_min=2.0 ** -3, norm=norm)

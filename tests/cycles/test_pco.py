@@ -413,7 +413,9 @@ def test_long_solves_report_newton_factorizations_and_sensitivities(joint, caplo
 def test_newton_by_components_equals_newton_on_the_whole_system(joint):
     """Newton component by component (the default on a block-triangular model) reaches the state of
     Newton on the whole system, leaves factors that give the same sensitivities, and solves each
-    linear component with one factorization (a solve and a refinement step)."""
+    linear component with one factorization (a solve and a refinement step).  Both stop at
+    ||F|| <= 1e-12 ||F(u0)||; O2's slow ventilation turns that into up to ~3e-9 of its largest value,
+    so the states agree to 1e-8."""
     from bcp_hpc.petsc_env import import_petsc4py
     from bcp_hpc.solvers.steady import SteadyState
     from bcp_hpc.cycles.pco.model import joint_parameters
@@ -432,7 +434,7 @@ def test_newton_by_components_equals_newton_on_the_whole_system(joint):
             assert its["DIC"] > 2 and its["O2"] > 2, its          # the nonlinear ones iterate
             Xw, Xc = system.to_natural(whole.u), system.to_natural(comp.u)
             for a in range(system.nt):
-                assert np.abs(Xc[a] - Xw[a]).max() <= 1e-9 * max(np.abs(Xw[a]).max(), 1e-30), system.model.tracer_names[a]
+                assert np.abs(Xc[a] - Xw[a]).max() <= 1e-8 * max(np.abs(Xw[a]).max(), 1e-30), system.model.tracer_names[a]
             assert np.abs(Xc - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()
             Sw, Sc = whole.first_order(), comp.first_order()
             for i, (a, b) in enumerate(zip(Sw, Sc)):

@@ -42,7 +42,7 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
     if comm.getRank() == 0:
         os.makedirs(out_dir, exist_ok=True)
     comm.tompi4py().Barrier()
-    setup = Setup(run, comm)
+    setup = Setup(run, comm, out_dir=out_dir, resume=resume)
     try:
         products = list(run.joint.npp_products)
         missing = [p for p in products if p not in setup.world.npp_products]

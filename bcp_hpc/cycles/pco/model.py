@@ -30,7 +30,7 @@ from ...operators.sinking import martin_operator, pic_operator
 from ..phosphorus.processes import decay, restoring, uptake
 from .carbon import carbon_processes
 from .fields import joint_fields
-from .oxygen import oxygen_processes
+from .oxygen import RESPIRATION_SWITCH, oxygen_processes
 
 PCO2_ATM_UATM = 277.9514          #: pre-industrial atmospheric pCO2 (uatm), OCMIP-2 1765 value
 ALK_MEAN = 2415.0                 #: mmol m-3, restoring target when no ALK observations are given
@@ -129,7 +129,8 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
                Tracer("ALK", "mmol m-3", "T", description="total alkalinity"),
                Tracer("DOCl", "mmol m-3", "T", description="labile dissolved organic C"),
                Tracer("DOCr", "mmol m-3", "T", description="refractory dissolved organic C"),
-               Tracer("O2", "mmol m-3", "T", positive=True, description="dissolved oxygen")]
+               Tracer("O2", "mmol m-3", "T", positive=True, switch=RESPIRATION_SWITCH,
+                      description="dissolved oxygen")]
     unit_martin = lambda g: martin_operator(g, 1.0, 1.0)  # noqa: E731
     sinking = {
         "martin_P": SinkingSpec(base=unit_martin, scale=lambda p, f: p["kappa_p"] / (p["bP"] + p["bP_T"] * f["tau"])),

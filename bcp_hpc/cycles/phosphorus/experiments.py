@@ -67,7 +67,7 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
     if rank0:
         os.makedirs(out_dir, exist_ok=True)
     comm.tompi4py().Barrier()
-    setup = Setup(run, comm)
+    setup = Setup(run, comm, out_dir=out_dir, resume=resume)
     v = setup.model.variant
     rprint(f"P model variant: POP -> {v['pop_to']} (paper default: DOPs), uptake form {v['uptake']} (W19 default); "
            f"observations: {setup.observations_info.get('kind')}")
