@@ -214,3 +214,23 @@ def test_posterior_of_an_unconstrained_direction_stays_finite(twin):
     H[0, 0] = 0.0                                  # exactly singular: pseudo-inverse, no exception
     post = posterior(m.parameters, x, 1.0, H, 100)
     assert np.isfinite(post["parameters"]["beta"]["sigma"])
+
+
+def test_the_trust_region_subproblem_uses_the_configured_solver(tmp_path):
+    """The subproblem's KSP lives under bntr's own prefix (-inv_tao_bnk_): the defaults reach it, and a
+    user's option under that prefix replaces them (seen in TAO's own -inv_tao_view report)."""
+    import os
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+    def view(*extra):
+        r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "invert", "--world", "tiny", "--out",
+                            str(tmp_path / f"run{len(extra)}"), "-inv_tao_view", *extra],
+                           capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines = (r.stdout + r.stderr).splitlines()
+        ksp = next(i for i, ln in enumerate(lines) if "KSP Object: (inv_tao_bnk_)" in ln)
+        pc = next(i for i, ln in enumerate(lines) if "PC Object: (inv_tao_bnk_)" in ln)
+        return lines[ksp + 1].split("type:")[1].strip(), lines[pc + 1].split("type:")[1].strip()
+
+    assert view() == ("stcg", "lmvm")
+    assert view("-inv_tao_bnk_pc_type", "none") == ("stcg", "none")
