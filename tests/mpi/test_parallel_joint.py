@@ -56,3 +56,40 @@ def test_joint_state_gradient_hessian_match_serial(world):
     ok = rel(Xp, Xs) <= 1e-10 and abs(fp - fs) <= 1e-10 * abs(fs)
     ok = ok and rel(gp, gs) <= 1e-8 and rel(Hp, Hs) <= 1e-8
     assert all_ranks(ok), (rel(Xp, Xs), abs(fp - fs) / abs(fs), rel(gp, gs), rel(Hp, Hs))
+
+
+def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
+    """The twin's true state is written once (rank 0) on N ranks, equals the serial one, and a resumed
+    set-up on N ranks reads it on every rank instead of solving it again."""
+    import os
+    from bcp_hpc.cli.pipeline import options_scope
+    from bcp_hpc.experiments.description import RunDescription
+    from bcp_hpc.experiments.runner import TRUTH_FILE, Setup
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    d = mpi.bcast(str(tmp_path_factory.mktemp("truth")) if mpi.rank == 0 else None)
+    run = RunDescription.load(None, {"world": {"source": "tiny"}, "model": {"cycle": "PCO"}})
+    with options_scope(run):
+        serial = Setup(run, PETSc.COMM_SELF)
+        reference = np.asarray(serial.truth_state)
+        serial.destroy()
+        first = Setup(run, PETSc.COMM_WORLD, out_dir=d)
+        mpi.Barrier()
+        assert all_ranks(os.path.exists(os.path.join(d, TRUTH_FILE)))
+        assert all_ranks(np.abs(np.asarray(first.truth_state) - reference).max() <= 1e-8 * np.abs(reference).max())
+        first.destroy()
+        called = []
+        import bcp_hpc.experiments.runner as runner
+        original = runner.SteadyState
+
+        class Counting(original):
+            def solve(self, *a, **k):
+                called.append(self.prefix)
+                return super().solve(*a, **k)
+        runner.SteadyState = Counting
+        try:
+            again = Setup(run, PETSc.COMM_WORLD, out_dir=d, resume=True)
+        finally:
+            runner.SteadyState = original
+        assert all_ranks("truth_" not in called)
+        assert all_ranks(np.array_equal(np.asarray(again.truth_state), np.asarray(first.truth_state)))
+        again.destroy()
