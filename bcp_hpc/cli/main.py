@@ -250,11 +250,12 @@ def main(argv=None):
             report_unused_options([a[1:] for a in petsc if a.startswith("-")])
         return status
     except Interrupted as exc:
-        # one line, on rank 0; the other ranks end with it (mpirun ends a job whose process exited)
-        if mpi_rank() == 0:
-            out = getattr(args, "out", None)
-            where = f"; the last checkpoint in {out} is kept, continue with --resume" if out else ""
-            print(f"[bcp-hpc] interrupted ({exc}): stopped{where}", file=sys.stderr, flush=True)
+        from .session import await_first_rank
+        if mpi_rank() != 0:
+            await_first_rank(exc.status)     # returns only if rank 0 did not end: then this rank says it
+        out = getattr(args, "out", None)
+        where = f"; the last checkpoint in {out} is kept, continue with --resume" if out else ""
+        print(f"[bcp-hpc] interrupted ({exc}): stopped{where}", file=sys.stderr, flush=True)
         _exit(exc.status)
     except BCPError as exc:
         log.error("%s", exc)

@@ -2,9 +2,12 @@
 options that nothing read (mistyped names) reported at the end.
 
 Interrupts: SIGINT and SIGTERM raise :class:`Interrupted` in Python code on every rank (``mpirun``
-forwards both).  :func:`bcp_hpc.cli.main.main` then prints one line on rank 0 and ends the process
-with status 130 (SIGINT) or 143 (SIGTERM) at once, without waiting for the other ranks: a rank that
-sits in an MPI reduction cannot see the signal, and ``mpirun`` ends it when its peer exits.
+forwards both).  :func:`bcp_hpc.cli.main.main` then prints one line and ends the process with status
+130 (SIGINT) or 143 (SIGTERM), without waiting for the other ranks in MPI: a rank that sits in an MPI
+reduction cannot see the signal, and ``mpirun`` ends it when its peer exits.  The line comes from
+rank 0; because ``mpirun`` ends the whole job as soon as one process exits, the other ranks first
+give rank 0 :data:`INTERRUPT_GRACE_S` to say it and exit (:func:`await_first_rank`), and say it
+themselves only if rank 0 did not (it sits in a collective that waits for them).
 Checkpoints are written atomically, so the last complete one stays, and temporary files of an
 interrupted write are removed on the way out.
 """
@@ -27,6 +30,27 @@ class Interrupted(BaseException):
     @property
     def status(self) -> int:
         return 128 + self.signum
+
+
+#: seconds a rank other than 0 waits, once interrupted, for rank 0 to report the interrupt and exit
+INTERRUPT_GRACE_S = 2.0
+
+
+def await_first_rank(status: int):
+    """On a rank other than 0, after an interrupt: wait up to :data:`INTERRUPT_GRACE_S` for rank 0 to
+    report it and exit (``mpirun`` then ends this process).  A further signal meanwhile ends this
+    process at once, silently.  Returns when rank 0 did not end in time."""
+    import os
+    import sys
+    import time
+
+    def quietly(signum, frame):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, quietly)
+    time.sleep(INTERRUPT_GRACE_S)
 
 
 def install_signal_handlers():
