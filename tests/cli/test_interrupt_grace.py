@@ -8,10 +8,15 @@ import time
 
 from bcp_hpc.cli.session import INTERRUPT_GRACE_S
 
+# "waiting" is printed when the wait starts, i.e. after the handlers are in place
 SCRIPT = """
-import sys
+import time
 from bcp_hpc.cli.session import await_first_rank
-print("waiting", flush=True)
+real_sleep = time.sleep
+def sleep(seconds):
+    print("waiting", flush=True)
+    real_sleep(seconds)
+time.sleep = sleep
 await_first_rank(143)
 print("returned", flush=True)
 """
