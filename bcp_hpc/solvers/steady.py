@@ -278,7 +278,7 @@ class SteadyState:
         A saturating switch such as O2's respiration ``0.5 + 0.5 tanh(O2 - 5)`` is nearly flat a few
         widths away from its centre and steep at it, so a full Newton step jumps boxes from O2 ~ 200 to
         large negative values and back; the line search then damps every box for the sake of a few.
-        Limited this way, Newton needs about half the factorizations (docs/solvers.md)."""
+        Limited this way, Newton needs fewer factorizations on the smaller worlds (docs/solvers.md)."""
         tracers = self.system.model.tracers
         limited = [a for a, t in enumerate(tracers) if t.positive or t.switch is not None]
         if not limited:
