@@ -130,7 +130,7 @@ class Setup:
             return
         import h5py
         from ..io.atomic import atomic_path
-        with atomic_path(path) as tmp:
+        with atomic_path(path, ".h5") as tmp:
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("state", data=np.asarray(self.truth_state))
                 for k, v in self._truth_key().items():

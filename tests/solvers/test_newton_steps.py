@@ -66,7 +66,6 @@ def test_the_limits_box_by_box(system):
     np.testing.assert_array_equal(got[o2][len(cases):], 0.0)
     d.destroy()
     # nothing to limit: None (the caller takes the Newton step)
-    da[o2][:] = 0.0
     ua[o2][:] = 200.0
     da[o2][:] = 5.0
     assert ss._limited_step(u, du) is None
