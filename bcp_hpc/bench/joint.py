@@ -25,6 +25,9 @@ from ..solvers.steady import SteadyState
 from ..solvers.options import OptionsScope
 from .common import PETSc, PhaseTimer, write_json
 
+#: the evaluation's parameters: the reference's minus this in every transformed (log) parameter
+PERTURBATION = 0.02
+
 
 def run(args):
     comm = PETSc.COMM_WORLD
@@ -36,21 +39,13 @@ def run(args):
     rprint(f"bench joint: {world.source}, {system.nt} tracers x {world.grid.nwet} boxes = {unknowns} unknowns, "
            f"{system.npar} parameters, {comm.getSize()} ranks")
     with timer.phase("reference state (cold Newton)"):
-        ref = SteadyState(system, prefix="benchref_")
-        ref.solve()
-        cold_factorizations = _component_stats(ref)
-        # the reference state is only the common warm start: its factors must not sit beside the
-        # evaluation's (an inversion holds one factorization at a time)
-        ref.release_factorization()
+        ref, cold_factorizations = reference_state(system, "benchref_")
     cold_iterations = ref.newton_iterations
     cold_components = dict(ref.component_iterations)
     X = system.to_natural(ref.u)
-    names = model.tracer_names
-    V = world.grid.box_volume
-    obs = [Observation(nm, synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.5, k)[0])
-           for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))]
+    obs = observations_of(X, model, world)
     x_ref = model.parameters.get_x()
-    x = x_ref - 0.02
+    x = x_ref - PERTURBATION
     results = {}
     runs = ([("package", "1", "components")] + ([("global Newton", "1", "global")] if args.compare_newton else [])
             + ([("baseline", "0", "global")] if args.baseline else []))
@@ -127,6 +122,26 @@ def run(args):
     system.destroy()
     write_json(args.json, payload)
     return 0
+
+
+def reference_state(system, prefix: str):
+    """The steady state at the default parameters by cold Newton, and its factorizations per
+    component; its factors are released, as it is only the common warm start (an inversion holds
+    one factorization at a time)."""
+    ref = SteadyState(system, prefix=prefix)
+    ref.solve()
+    stats = _component_stats(ref)
+    ref.release_factorization()
+    return ref, stats
+
+
+def observations_of(X, model, world) -> list:
+    """Synthetic DIP, DIC, ALK and O₂ observations of the natural-order state ``X`` (2 % of each
+    field's spread as noise, half the boxes observed)."""
+    names = model.tracer_names
+    V = world.grid.box_volume
+    return [Observation(nm, synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.5, k)[0])
+            for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))]
 
 
 def _component_stats(steady):

@@ -1,4 +1,5 @@
-"""``bcp-hpc bench scaling``: strong scaling and size scaling of the P-model steady state.
+"""``bcp-hpc bench scaling``: strong scaling and size scaling of the P-model steady state and of the
+joint P-C-O model's objective evaluation.
 
 Ladder of grids (``--rungs``): ``embedded`` (4 deg, 24 layers), ``ocim2`` (2 deg, 24 layers:
 the real OCIM2 mask when ../shared has it, else generated), ``2deg48`` (2 deg, 48 layers),
@@ -8,6 +9,13 @@ For each rung, solver path (``--solver direct|structured|ooc|auto``) and rank co
 factor entries and memory (INFOG(29), INFOG(21), INFOG(22)), peak RSS of the largest rank.
 A rung whose estimated in-core factors exceed the machine's memory is skipped for
 ``direct`` with the reason (use ``ooc`` or ``structured``).
+
+``--solver joint`` measures the joint P-C-O model (11 tracers, block-triangular Newton by
+components) instead, as ``bcp-hpc bench joint`` does: the cold steady state at the default
+parameters (``cold_state_s``), then one objective evaluation with gradient and Hessian from that
+state at parameters 0.02 lower in log space (``factor_solve_s``, the time the ladder's efficiency
+and growth are computed from), its objective (``objective``, equal on every rank count) and the
+largest rank's peak.  Its rows are those of a solver named ``joint``.
 
 Driver: without ``--single``, each rank count is launched as its own job step
 (``$BCP_LAUNCH -n k``, default ``mpirun --oversubscribe`` or ``srun`` under SLURM); rows are
@@ -40,7 +48,12 @@ RUNGS = {
 }
 FIELDS = ["timestamp", "rung", "grid", "wet_boxes", "unknowns", "ranks", "solver", "assemble_s", "factor_solve_s",
           "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total", "peak_rss_bytes", "status", "iterations",
-          "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes"]
+          "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes", "cold_state_s", "objective"]
+#: the solver name of the joint P-C-O rows
+JOINT = "joint"
+#: memory of a joint evaluation summed over ranks, per unknown: 13.0 GiB at 2,201,760 unknowns on
+#: 2 ranks (OCIM2 mask, docs/benchmarks.md); rungs estimated beyond the machine are skipped
+JOINT_BYTES_PER_UNKNOWN = 6.3e3
 
 
 def _world(rung):
@@ -52,6 +65,62 @@ def _world(rung):
     if rung not in RUNGS:
         raise ValueError(f"unknown rung {rung} (known: {', '.join(RUNGS)})")
     return _synthetic_world(embedded_grid(**RUNGS[rung]), rung)
+
+
+def measure_joint(rung: str, csv_path: str | None):
+    """One joint P-C-O measurement on the current communicator (see the module); appends a CSV row."""
+    from ..bench.common import PETSc, current_rss_bytes, peak_rss_bytes
+    from ..cycles.pco.model import joint_model
+    from ..grid.distributed import DistributedGrid
+    from ..inversion.objective import Objective
+    from ..models.system import ModelSystem
+    from ..solvers.choice import available_bytes
+    from .joint import PERTURBATION, observations_of, reference_state
+    from mpi4py import MPI
+    comm = PETSc.COMM_WORLD
+    mpi = comm.tompi4py()
+    base = mpi.allreduce(current_rss_bytes(), op=MPI.MAX)
+    mpi.Barrier()
+    t0 = time.perf_counter()
+    world = _world(rung)
+    grid = world.grid
+    row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
+           "ranks": comm.getSize(), "solver": JOINT, "base_rss_bytes": base}
+    model = joint_model(world, world.npp(), 2.1)
+    row["unknowns"] = n = len(model.tracer_names) * grid.nwet
+    need = JOINT_BYTES_PER_UNKNOWN * n
+    if need > 0.9 * available_bytes():
+        row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
+        rprint(f"{rung}/{JOINT}/{comm.getSize()} ranks: {row['status']}")
+        _append(csv_path, row, mpi)
+        return row
+    rprint(f"{rung}: {grid.nwet} boxes, {n} unknowns (joint P-C-O), {comm.getSize()} rank(s)")
+    system = ModelSystem(model, DistributedGrid(grid, comm), world)
+    row["world_peak_rss_bytes"] = row["assemble_peak_rss_bytes"] = mpi.allreduce(peak_rss_bytes(), op=MPI.MAX)
+    mpi.Barrier()
+    t_asm = mpi.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    t1 = time.perf_counter()
+    ref, _ = reference_state(system, "scalref_")
+    mpi.Barrier()
+    t_cold = mpi.allreduce(time.perf_counter() - t1, op=MPI.MAX)
+    obs = observations_of(system.to_natural(ref.u), model, world)
+    x = model.parameters.get_x() - PERTURBATION
+    obj = Objective(system, obs, prefix="scalj_")
+    obj.steady.u = ref.u.copy()                  # the common warm start
+    ref.destroy()
+    t2 = time.perf_counter()
+    f, _, _ = obj.evaluate(x, 2)
+    mpi.Barrier()
+    t_eval = mpi.allreduce(time.perf_counter() - t2, op=MPI.MAX)
+    row["iterations"] = obj.steady.newton_iterations
+    obj.destroy()
+    system.destroy()
+    row.update(assemble_s=t_asm, cold_state_s=t_cold, factor_solve_s=t_eval, total_s=t_asm + t_cold + t_eval,
+               objective=f, peak_rss_bytes=mpi.allreduce(peak_rss_bytes(), op=MPI.MAX), status="ok")
+    rprint(f"  world {t_asm:.2f} s, cold state {t_cold:.2f} s, evaluation (objective, gradient, Hessian) {t_eval:.2f} s, "
+           f"objective {f:.12e}, peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB")
+    _append(csv_path, row, mpi)
+    return row
 
 
 def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = False):
@@ -156,7 +225,8 @@ def read_rows(csv_path):
         for k in ("wet_boxes", "unknowns", "ranks"):
             r[k] = int(r[k])
         for k in ("assemble_s", "factor_solve_s", "total_s", "factor_entries", "mumps_mb_max_rank", "mumps_mb_total",
-                  "peak_rss_bytes", "iterations", "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes"):
+                  "peak_rss_bytes", "iterations", "world_peak_rss_bytes", "assemble_peak_rss_bytes", "base_rss_bytes",
+                  "cold_state_s", "objective"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
     return rows
 
@@ -241,7 +311,7 @@ def memory_split(rows):
 def summarize(rows):
     ok = [r for r in rows if r["status"] == "ok"]
     out = {"rows": len(rows), "efficiency": [], "growth": {}, "memory_per_rank": memory_per_rank(rows),
-           "memory_split": memory_split(rows)}
+           "memory_split": memory_split(rows), "joint_objective_agreement": []}
     keys = sorted({(r["rung"], r["solver"]) for r in ok})
     for rung, solver in keys:
         rs = sorted((r for r in ok if r["rung"] == rung and r["solver"] == solver), key=lambda r: r["ranks"])
@@ -251,6 +321,12 @@ def summarize(rows):
             out["efficiency"].append({"rung": rung, "solver": solver, "ranks": r["ranks"], "unknowns": r["unknowns"],
                                       "factor_solve_s": r["factor_solve_s"], "peak_rss_bytes": r["peak_rss_bytes"],
                                       "parallel_efficiency": eff})
+    for rung in sorted({r["rung"] for r in ok if r["solver"] == JOINT}):
+        by_k = {r["ranks"]: r["objective"] for r in ok if r["solver"] == JOINT and r["rung"] == rung and r.get("objective")}
+        if len(by_k) >= 2:
+            vals = np.array(list(by_k.values()))
+            out["joint_objective_agreement"].append({"rung": rung, "ranks": sorted(by_k),
+                                                     "max_rel_diff": float(np.ptp(vals) / np.abs(vals).max())})
     for solver in sorted({r["solver"] for r in ok}):
         one = [r for r in ok if r["solver"] == solver and r["ranks"] == 1]
         by_rung = {}
@@ -276,7 +352,13 @@ def _launcher():
 
 def run(args):
     if args.single:
-        measure(args.rungs.split(",")[0], args.solver, args.csv, assemble_only=args.assemble_only)
+        if args.solver == JOINT:
+            if args.assemble_only:
+                from ..errors import ConfigError
+                raise ConfigError("--assemble-only measures the P model's assembly; not with --solver joint")
+            measure_joint(args.rungs.split(",")[0], args.csv)
+        else:
+            measure(args.rungs.split(",")[0], args.solver, args.csv, assemble_only=args.assemble_only)
         return 0
     from ..log import mpi_rank
     if mpi_rank() != 0:
@@ -288,8 +370,12 @@ def run(args):
         counts.append(k)
         k *= 2
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    failed = 0
     for rung in args.rungs.split(","):
         for solver in args.solver.split(","):
+            if solver == JOINT and args.assemble_only:
+                rprint(f"{rung}/{JOINT}: skipped (--assemble-only measures the P model's assembly)")
+                continue
             for k in counts:
                 cmd = _launcher() + ["-n", str(k), sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling",
                                      "--single", "--rungs", rung, "--solver", solver, "--csv", csv_path]
@@ -297,7 +383,11 @@ def run(args):
                 rprint("$ " + " ".join(cmd))
                 r = subprocess.run(cmd, env=env)
                 if r.returncode != 0:
+                    failed += 1
                     rprint(f"  failed (exit {r.returncode}); continuing with the ladder")
+    if not os.path.exists(csv_path):
+        rprint(f"nothing measured, {csv_path} not written" + (f" ({failed} job step(s) failed)" if failed else ""))
+        return 1 if failed else 0
     rows = read_rows(csv_path)
     summary = summarize(rows)
     for e in summary["efficiency"]:
@@ -316,6 +406,9 @@ def run(args):
     for m in summary["memory_split"]:
         rprint(f"{m['rung']:>9s} {m['solver']:>10s} memory of the largest rank ({m['phase']}) = "
                f"{m['shared_bytes'] / 2**30:.2f} GiB + {m['divided_bytes'] / 2**30:.2f} GiB / ranks")
+    for a in summary["joint_objective_agreement"]:
+        rprint(f"{a['rung']:>9s} {JOINT:>10s} objective on {', '.join(map(str, a['ranks']))} ranks agrees to "
+               f"{a['max_rel_diff']:.1e} (relative)")
     for solver, g in summary["growth"].items():
         rprint(f"growth ({solver}, 1 rank): time ~ N^{g['time_exponent']:.2f}, memory ~ N^{g['memory_exponent']:.2f}")
     payload = {"benchmark": "scaling", "csv": csv_path, **summary, "measurements": rows,

@@ -163,9 +163,12 @@ def build_parser():
     bd.add_argument("--data", help="OCIM2 data directory")
     bd.add_argument("--generated", action="store_true", help="generated 2 degree grid even if data exist")
     bd.add_argument("--json", help="write figures to this JSON file")
-    bs = bsub.add_parser("scaling", help="strong + size scaling of the P-model steady state over a ladder of grids")
+    bs = bsub.add_parser("scaling", help="strong + size scaling of the P-model steady state (and the joint model's "
+                                         "evaluation) over a ladder of grids")
     bs.add_argument("--rungs", default="embedded,ocim2", help="comma list of embedded, ocim2, 2deg48, 1deg48")
-    bs.add_argument("--solver", default="direct", help="comma list of direct, structured, ooc, iterative, auto")
+    bs.add_argument("--solver", default="direct",
+                    help="comma list of direct, structured, ooc, iterative, auto (the P model) and joint (the joint "
+                         "P-C-O model's cold state and objective evaluation with gradient and Hessian)")
     bs.add_argument("--max-ranks", type=int, default=2, help="rank counts 1, 2, 4, ... up to this")
     bs.add_argument("--csv", help="append rows to this CSV (default bench-scaling.csv)")
     bs.add_argument("--json", help="write the summary to this JSON file (and a PNG plot beside it)")

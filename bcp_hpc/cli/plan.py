@@ -24,10 +24,12 @@ Rows for the P model (4 tracers) and the joint P-C-O model (11 tracers): the joi
 are taken to fill like the P model's (same law in N); its block-triangular solve factors smaller
 blocks, so this overestimates its factor memory.
 
-Joint evaluations (``--joint FILE``, the JSON of ``bcp-hpc bench joint``, repeatable): one objective
+Joint evaluations (``--joint FILE``, the JSON of ``bcp-hpc bench joint``, repeatable, and the
+``joint`` rows of the ``--csv`` ladder, ``bcp-hpc bench scaling --solver joint``): one objective
 evaluation with gradient and Hessian of the joint model is predicted from a measured one, the
 *anchor* (the largest measured grid): time ``t = t_a (N / N_a)^p`` at the anchor's rank count, moved
-to other rank counts with the efficiency per doubling; the ranks' summed peak memory
+to other rank counts with the efficiency per doubling (of the ladder's joint rows when it has 1- and
+2-rank rows, else the direct path's); the ranks' summed peak memory
 ``M = M_a (N / N_a)^q``, the largest rank's share ``M / k`` times the anchor's imbalance.  ``p`` and
 ``q`` are fitted to the runs when they cover two or more grid sizes at one rank count, else they are
 the direct path's time and factor-memory exponents.  With three or more sizes the law is also checked
@@ -63,7 +65,7 @@ def memory_fit(split_rows):
     """``(shared (s0, s1), divided bytes per unknown)`` from :func:`bcp_hpc.bench.scaling.memory_split` rows
     of the whole run (None where the rows do not determine them)."""
     import numpy as np
-    pts = [(m["unknowns"], m["shared_bytes"]) for m in split_rows if m["phase"] == "run"]
+    pts = [(m["unknowns"], m["shared_bytes"]) for m in split_rows if m["phase"] == "run" and m["solver"] != "joint"]
     shared = None
     if len({n for n, _ in pts}) >= 2:
         s1, s0 = np.polyfit([n for n, _ in pts], [v for _, v in pts], 1)
@@ -83,6 +85,11 @@ def _fits(csv_path):
     from ..bench.scaling import fit_power, memory_split, read_rows, summarize
     measured = read_rows(csv_path)
     rows = [r for r in measured if r["status"] == "ok" and r["solver"] == "direct"]
+    if not [r for r in measured if r["solver"] != "joint"]:
+        # a ladder of the joint model only: the P model's paths keep the defaults
+        return (DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY,
+                f"package defaults (2-core development machine; {csv_path} has joint rows only)",
+                DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY, DEFAULT_SHARED, DEFAULT_DIVIDED_PER_UNKNOWN)
     one = {r["unknowns"]: r for r in rows if r["ranks"] == 1}
     xs = sorted(one)
     if len(xs) < 2:
@@ -138,13 +145,29 @@ def read_joint(paths) -> list:
     return out
 
 
+def ladder_joint(csv_path):
+    """The joint rows of a ``bcp-hpc bench scaling --solver joint`` CSV: anchors as :func:`read_joint`
+    gives them (the summed memory taken as the largest rank's times the ranks) and the evaluation's
+    efficiency per doubling (mean 2-rank efficiency; None without 1- and 2-rank rows of one rung)."""
+    if not csv_path:
+        return [], None
+    from ..bench.scaling import JOINT, read_rows, summarize
+    rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == JOINT]
+    anchors = [{"path": csv_path, "source": r["rung"], "unknowns": r["unknowns"], "ranks": r["ranks"],
+                "seconds": r["factor_solve_s"], "peak_rank": r["peak_rss_bytes"],
+                "peak_total": r["peak_rss_bytes"] * r["ranks"]} for r in rows]
+    effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
+            if e["ranks"] == 2 and e["parallel_efficiency"]]
+    return anchors, (max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else None)
+
+
 def joint_fit(anchors, time_exponent: float, memory_exponent: float) -> dict:
     """Anchor (largest grid) and exponents of the joint evaluation's time and summed memory in N."""
     import numpy as np
     by_ranks = {}
     for a in anchors:
         by_ranks.setdefault(a["ranks"], {})[a["unknowns"]] = a
-    ranks, rows = max(by_ranks.items(), key=lambda kv: (len(kv[1]), max(kv[1])))
+    ranks, rows = max(by_ranks.items(), key=lambda kv: (len(kv[1]), max(kv[1]), kv[0]))   # ties: more ranks
     fitted = len(rows) >= 2
     if fitted:
         n = np.log([float(x) for x in rows])
@@ -242,15 +265,20 @@ def run(args):
 
 
 def _joint_rows(args, tfit, mfit, eff, mem_rank):
-    anchors = read_joint(getattr(args, "joint", None))
+    ladder, ladder_eff = ladder_joint(getattr(args, "csv", None))
+    anchors = read_joint(getattr(args, "joint", None)) + ladder
     if not anchors:
         return None
+    eff_how = "the direct path's"
+    if ladder_eff is not None:
+        eff, eff_how = ladder_eff, "the ladder's joint rows'"
     fit = joint_fit(anchors, tfit[1], mfit[1])
     a = fit["anchor"]
     how = "fitted to the runs" if fit["fitted"] else "the direct path's exponents"
     rprint(f"joint P-C-O evaluation (objective + gradient + Hessian), anchored on {a['source']} "
            f"({a['unknowns']:,d} unknowns, {a['ranks']} ranks: {a['seconds']:.0f} s, {a['peak_rank'] / 2**30:.2f} GiB "
-           f"largest rank); time ~ N^{fit['time_exponent']:.2f}, memory ~ N^{fit['memory_exponent']:.2f} ({how})")
+           f"largest rank); time ~ N^{fit['time_exponent']:.2f}, memory ~ N^{fit['memory_exponent']:.2f} ({how}); "
+           f"efficiency per doubling {eff:.2f} ({eff_how})")
     rprint(f"{'grid':>8s} {'layers':>6s} {'unknowns':>12s} | {'ranks':>5s} {'GiB/rank':>8s} {'time':>9s} | "
            f"{'at ' + str(a['ranks']) + ' ranks: GiB/rank':>22s} {'time':>9s}")
     rows = []
@@ -269,7 +297,7 @@ def _joint_rows(args, tfit, mfit, eff, mem_rank):
                f"{check['measured_seconds']:.0f} s and {check['measured_peak_rank'] / 2**30:.2f} GiB "
                f"(errors {_percent(check['time_error'])}, {_percent(check['memory_error'])})")
     return {"anchor": a, "time_exponent": fit["time_exponent"], "memory_exponent": fit["memory_exponent"],
-            "fitted": fit["fitted"], "rows": rows, "holdout": check}
+            "fitted": fit["fitted"], "efficiency": eff, "rows": rows, "holdout": check}
 
 
 def joint_holdout(anchors, eff, mem_rank):

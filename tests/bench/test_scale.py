@@ -1,6 +1,7 @@
 """Scale tooling: solver-path choice, scaling summary and growth fits, `plan`, solver paths agree."""
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -353,3 +354,77 @@ def test_plan_checks_the_joint_law_out_of_sample(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", *sum((["--joint", f] for f in files), [])],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "check out of sample" in r.stdout and "errors -20 %, +0 %" in r.stdout, r.stdout
+
+
+def test_bench_scaling_joint_rows_agree_across_ranks(tmp_path):
+    """`--solver joint`: the joint model's cold state and evaluation on 1 and 2 ranks (one job step
+    each), with the same objective on both rank counts, beside the P model's rows of the same ladder."""
+    import shutil
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun not available")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("BCP_LAUNCH", None)
+    csv_path, js = tmp_path / "j.csv", tmp_path / "j.json"
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling", "--rungs", "tiny",
+                        "--solver", "joint,direct", "--max-ranks", "2", "--csv", str(csv_path), "--json", str(js)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = read_rows(csv_path)
+    joint = {x["ranks"]: x for x in rows if x["solver"] == "joint"}
+    assert sorted(joint) == [1, 2] and all(x["status"] == "ok" for x in rows)
+    # 11 tracers on the tiny grid's boxes; the P rows have 4
+    direct = next(x for x in rows if x["solver"] == "direct")
+    assert joint[1]["unknowns"] == 11 * direct["wet_boxes"] and direct["unknowns"] == 4 * direct["wet_boxes"]
+    for x in joint.values():
+        assert x["cold_state_s"] > 0 and x["factor_solve_s"] > 0 and x["peak_rss_bytes"] > 0 and x["iterations"] >= 1
+        assert x["total_s"] >= x["cold_state_s"] + x["factor_solve_s"]
+    assert abs(joint[2]["objective"] - joint[1]["objective"]) <= 1e-8 * abs(joint[1]["objective"])
+    s = json.loads(js.read_text())
+    (agree,) = s["joint_objective_agreement"]
+    assert agree["rung"] == "tiny" and agree["ranks"] == [1, 2] and agree["max_rel_diff"] <= 1e-8
+    assert {(e["solver"], e["ranks"]) for e in s["efficiency"]} == {("joint", 1), ("joint", 2), ("direct", 1),
+                                                                    ("direct", 2)}
+    assert "objective on 1, 2 ranks agrees" in r.stdout
+    # --assemble-only measures the P model's assembly: the joint rung is skipped, saying so
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "scaling", "--rungs", "tiny", "--solver",
+                        "joint", "--max-ranks", "1", "--assemble-only", "--csv", str(tmp_path / "a.csv")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "tiny/joint: skipped (--assemble-only" in r.stdout, r.stdout + r.stderr
+    assert "nothing measured" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_plan_takes_the_joint_efficiency_and_anchors_from_the_ladder(tmp_path):
+    """Joint rows of a ladder CSV (no `--joint` file): time a N^p at 1 rank, 2 ranks at efficiency 0.7,
+    summed memory b N^q; plan anchors on them, fits p and q on one rank count and moves the time to
+    other rank counts with the ladder's efficiency 0.7 (not the direct path's); the P model's paths
+    keep the package defaults, as the ladder has no P rows."""
+    from bcp_hpc.cli.plan import ladder_joint
+    a, p, b, q, e = 3e-8, 1.4, 5e3, 1.1, 0.7
+    rows = []
+    for n in (4e5, 2.2e6):
+        for k in (1, 2):
+            rows.append({"rung": f"r{int(n)}", "grid": "g", "wet_boxes": int(n // 11), "unknowns": int(n), "ranks": k,
+                         "solver": "joint", "assemble_s": 0.1, "cold_state_s": 1.0,
+                         "factor_solve_s": a * n ** p / (k * (e if k == 2 else 1.0)),
+                         "total_s": 2.0, "peak_rss_bytes": b * n ** q / k, "status": "ok", "objective": 1.0})
+    path = tmp_path / "ladder.csv"
+    _write_rows(path, rows)
+    anchors, eff = ladder_joint(str(path))
+    assert len(anchors) == 4 and abs(eff - e) < 1e-12
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(path), "--json",
+                        str(tmp_path / "plan.json"), "--mem-per-node", "1T", "--ranks-per-node", "1"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "joint rows only" in r.stdout and "efficiency per doubling 0.70 (the ladder's joint rows')" in r.stdout
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    joint = plan["joint"]
+    assert abs(joint["time_exponent"] - p) < 1e-9 and abs(joint["memory_exponent"] - q) < 1e-9
+    assert abs(joint["efficiency"] - e) < 1e-12
+    for row in joint["rows"]:
+        n, k = row["unknowns"], row["ranks"]
+        anchor_t = a * n ** p / (2 * e)         # the anchor is the 2-rank row of the largest size
+        assert abs(row["seconds_at_anchor_ranks"] - anchor_t) < 1e-9 * anchor_t
+        expected = anchor_t * 2 * e / (k * e ** math.log2(k))
+        assert abs(row["seconds"] - expected) < 1e-9 * expected

@@ -22,7 +22,7 @@ def scaling_ladder(rows: list, out_dir: str, name: str = "scaling", formats=("pn
             if len(rs) > 1:
                 ax[2].plot([r["ranks"] for r in rs], [rs[0]["factor_solve_s"] * rs[0]["ranks"] / r["factor_solve_s"]
                                                       for r in rs], "o-", label=f"{rung}, {solver}")
-    ax[0].set(xlabel="unknowns", ylabel="factor + solve (s)", title="time")
+    ax[0].set(xlabel="unknowns", ylabel="factor + solve; joint: evaluation (s)", title="time")
     ax[1].set(xlabel="unknowns", ylabel="peak RSS, largest rank (GiB)", title="memory")
     ax[2].set(xlabel="ranks", ylabel="speedup vs fewest ranks", title="strong scaling")
     for a in ax:
