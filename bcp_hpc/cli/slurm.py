@@ -130,7 +130,7 @@ def render(kind: str, run, config_path: str | None, out_dir: str, cycle: str | N
     elif kind == "bench-scaling":
         # the driver runs once and launches one job step per rank count with $BCP_LAUNCH -n k
         body.append(f'BCP_LAUNCH="$LAUNCH" bcp-hpc bench scaling --rungs embedded,ocim2,2deg48 '
-                    f'--solver direct,structured,ooc --max-ranks {ranks} --csv {out_q}/scaling.csv '
+                    f'--solver direct,structured,ooc,joint --max-ranks {ranks} --csv {out_q}/scaling.csv '
                     f'--json {out_q}/scaling.json')
     else:
         body += ["n=1", f'while [ "$n" -le {ranks} ]; do',

@@ -50,7 +50,7 @@ def test_render_every_kind(kind, tmp_path):
     if kind == "sigma2-sweep":
         assert "#SBATCH --array=0-1" in text and "VALUES=(0.0 0.1)" in text
     if kind == "bench-scaling":
-        assert "--max-ranks 8" in text
+        assert "--max-ranks 8" in text and "--solver direct,structured,ooc,joint" in text
 
 
 def test_unknown_kind_is_a_clear_error(tmp_path):
