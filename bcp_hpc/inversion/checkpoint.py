@@ -46,7 +46,9 @@ def write_checkpoint(path: str, it: int, x, values: dict, f: float, g, H, state=
                 h.attrs[k] = v
 
 
-def read_checkpoint(path: str, n_params: int | None = None) -> dict:
+def read_checkpoint(path: str, n_params: int | None = None, with_state: bool = True) -> dict:
+    """The checkpoint's contents; ``with_state=False`` leaves out the state (``{}``), which is
+    O(boxes x tracers) and needed on one rank only."""
     if not os.path.exists(path):
         raise InputError("checkpoint not found", path=path)
     try:
@@ -54,7 +56,7 @@ def read_checkpoint(path: str, n_params: int | None = None) -> dict:
             out = {"iteration": int(h.attrs["iteration"]), "objective": float(h.attrs["objective"]),
                    "x": h["x"][()], "gradient": h["gradient"][()], "hessian": h["hessian"][()],
                    "parameters": {k: float(v) for k, v in h["parameters"].attrs.items()},
-                   "state": {k: h["state"][k][()] for k in h["state"]} if "state" in h else {}}
+                   "state": {k: h["state"][k][()] for k in h["state"]} if with_state and "state" in h else {}}
             if "trust_radius" in h.attrs:
                 out["trust_radius"] = float(h.attrs["trust_radius"])
             if "problem" in h.attrs:

@@ -164,6 +164,15 @@ class Objective:
         self.last = (np.array(x, dtype=float), f, g, H)
         return f, g, H
 
+    def set_warm_start(self, u):
+        """Start the next steady-state solve from ``u`` (a Vec of the system's layout; owned from now
+        on), e.g. the state stored with a checkpoint's iterate."""
+        self._drop_u1()
+        if self.steady.u is not None:
+            self.steady.u.destroy()
+        self.steady.u = u
+        self.last = None
+
     def state_to_natural(self, root: int | None = None):
         """The steady state (nt, n) in natural order, on every rank or on ``root`` only."""
         return self.system.to_natural(self.steady.u, root=root)

@@ -101,6 +101,34 @@ class Inversion:
                               f"from the run it was made for: {', '.join(diff)} (run without --resume, or into "
                               "another --out folder)")
 
+    def _warm_start_from_checkpoint(self):
+        """Start the resumed run's first steady state from the state stored with the checkpoint's
+        iterate (read on rank 0, scattered by rows), so that it converges at once instead of redoing
+        a Newton solve from another state.  A checkpoint without a usable state (other tracers,
+        another grid, unreadable) is resumed without it, saying so."""
+        system = self.obj.system
+        names = list(system.model.tracer_names)
+        fields, why = None, None
+        if self.comm.rank == 0:
+            try:
+                state = read_checkpoint(self.checkpoint).get("state", {})
+                missing = [n for n in names if n not in state]
+                if missing:
+                    why = f"it has no state of {', '.join(missing)}"
+                else:
+                    fields = [np.asarray(state[n], dtype=float) for n in names]
+                    if any(f.shape != (system.dgrid.grid.nwet,) or not np.all(np.isfinite(f)) for f in fields):
+                        fields, why = None, f"its state is not {system.dgrid.grid.nwet} finite values per tracer"
+            except Exception as exc:  # noqa: BLE001  (the parameters were read: resume without the state)
+                why = f"its state is unreadable ({exc})"
+        why = self.comm.bcast(why, root=0)
+        if why is not None:
+            log.info("resuming without the checkpoint's state (%s): the first steady state starts from the "
+                     "usual initial guess", why)
+            return
+        self.obj.set_warm_start(system.dgrid.vec_from_root(fields, len(names)))
+        log.info("warm start: the steady state stored with the checkpoint's iterate")
+
     def _start_log(self, keep_until):
         """A fresh iteration log, or (resume) the log's records up to iteration ``keep_until``."""
         kept = []
@@ -123,8 +151,9 @@ class Inversion:
         radius0 = None
         resumed = resume and self.checkpoint and os.path.exists(self.checkpoint)
         if resumed:
-            ck = read_checkpoint(self.checkpoint, m)
+            ck = read_checkpoint(self.checkpoint, m, with_state=False)
             self._check_problem(ck)
+            self._warm_start_from_checkpoint()
             x0 = ck["x"]
             start_it = ck["iteration"]
             self.history = ck.get("history", [])

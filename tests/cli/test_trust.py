@@ -423,6 +423,7 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
     r = cli(*base, "--out", str(out), "--resume")
     assert r.returncode == 0 and "resuming from" in r.stderr
     assert "twin truth: the true state read from" in r.stderr     # not solved again
+    assert "warm start: the steady state stored with the checkpoint's iterate" in r.stderr
     runs = [json.loads((tmp_path / d / "joint_result.json").read_text()) for d in ("one", "two", "resumed")]
     ref = runs[0]["parameters"]
     unconstrained = {n for n, v in ref.items() if v["sigma"] is None}

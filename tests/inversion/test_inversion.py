@@ -111,6 +111,53 @@ def test_restart_equivalence(twin, tmp_path):
     obj3.system.destroy()
 
 
+def _first_solve_iterations(obj):
+    """Record the Newton iterations of every steady-state solve of ``obj``."""
+    calls = []
+    solve = obj.steady.solve
+
+    def spy(*args, **kwargs):
+        out = solve(*args, **kwargs)
+        calls.append(obj.steady.newton_iterations)
+        return out
+    obj.steady.solve = spy
+    return calls
+
+
+def test_resume_starts_from_the_checkpoints_state(twin, tmp_path, caplog):
+    """A resumed run's first steady state starts from the state stored with the checkpoint's iterate
+    and converges at once; a checkpoint without a state is resumed from the usual initial guess,
+    which needs more Newton iterations, saying so."""
+    import h5py
+    import logging
+    import shutil
+    ck = str(tmp_path / "ck.h5")
+    _, obj = make_objective(twin)
+    Inversion(obj, checkpoint=ck, stop_after=2).run()
+    obj.destroy()
+    obj.system.destroy()
+    runs = {}
+    for label in ("with state", "without state"):
+        copy = str(tmp_path / f"{label.replace(' ', '_')}.h5")      # each resume continues its own copy
+        shutil.copyfile(ck, copy)
+        if label == "without state":
+            with h5py.File(copy, "a") as h:
+                del h["state"]
+        _, obj = make_objective(twin)
+        calls = _first_solve_iterations(obj)
+        with caplog.at_level(logging.INFO, logger="bcp_hpc.inversion.tao_driver"):
+            caplog.clear()
+            res = Inversion(obj, checkpoint=copy, stop_after=3).run(resume=True)
+        runs[label] = (calls[0], res["x"], caplog.text)
+        obj.destroy()
+        obj.system.destroy()
+    warm, cold = runs["with state"], runs["without state"]
+    assert "warm start: the steady state stored with the checkpoint's iterate" in warm[2]
+    assert "resuming without the checkpoint's state (it has no state of DIP" in cold[2]
+    assert warm[0] <= 1 < cold[0], (warm[0], cold[0])
+    assert np.allclose(warm[1], cold[1], rtol=0, atol=1e-8)   # the same iterate either way
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     p = tmp_path / "ck.h5"
     p.write_bytes(b"not an hdf5 file")

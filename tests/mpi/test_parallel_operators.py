@@ -104,6 +104,11 @@ def test_vectors_round_trip_and_matvec(world, dgrid):
     root = dgrid.natural_from_vec(v, root=0)
     if COMM.getRank() == 0:
         ok = ok and np.array_equal(root[0], x)
+    # the inverse: fields held on rank 0 only, scattered by rows (a checkpoint's state on resume)
+    two = np.vstack([x, 2 * x])
+    w = dgrid.vec_from_root(two if COMM.getRank() == 0 else None, 2)
+    ok = ok and np.array_equal(dgrid.natural_from_vec(w, 2), two)
+    w.destroy()
     for o in (v, y, Tp):
         o.destroy()
     assert all_ranks(ok)
