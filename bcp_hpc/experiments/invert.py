@@ -42,6 +42,7 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
     if setup.truth is not None:
         payload["truth"] = {n: setup.truth[n] for n in model.parameters.optimized}
         payload["z_from_truth"] = out["z"]
+        payload["truth_credibility"] = out.get("truth_credibility")
     maps = {k: v for k, v in diag.items() if isinstance(v, np.ndarray) and v.shape == setup.grid.shape[:2]}
     return InversionRecord(setup.cycle, payload, setup.grid, list(model.tracers), out["state"],
                            dict(setup.observations), maps)

@@ -15,10 +15,11 @@ import numpy as np
 
 from ..grid.distributed import DistributedGrid
 from ..inversion.objective import Objective, Observation
-from ..inversion.posterior import posterior
+from ..inversion.posterior import posterior, truth_credibility
 from ..inversion.tao_driver import Inversion
 from ..models.system import ModelSystem
 from ..operators.world import load_world
+from ..errors import SolverError
 from ..petsc_env import import_petsc4py
 from ..solvers.steady import SteadyState
 from .twin import synthetic_observations
@@ -187,14 +188,33 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
         post = posterior(model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
                          run.inversion.noise_scale)
         state = obj.state_to_natural()
+        # a twin's objective at the truth, for the likelihood-ratio test (one more steady state, after
+        # the optimum's state has been taken)
+        f_true = _objective_at(obj, x_true) if x_true is not None else None
+        if f_true is not None:
+            model.parameters.set_x(res["x"])
     finally:
         obj.destroy()
     diag = setup.cycle.hook(setup.cycle.diagnostics)(setup, model, state)
     z = {}
+    credibility = None
     if x_true is not None:
+        constrained = []
         for k, name in enumerate(model.parameters.optimized):
             p = post["parameters"][name]
             if p["sigma"] is not None and p["sigma_x"]:
                 z[name] = float((res["x"][k] - x_true[k]) / p["sigma_x"])
+                constrained.append(k)
+        credibility = truth_credibility(res["x"], x_true, post["covariance_x"], constrained,
+                                        f_opt=res["objective"], f_true=f_true, noise_variance=post["noise_variance"])
     return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z,
-            "iterations_log": f"iterations_{tag}.jsonl"}
+            "truth_credibility": credibility, "iterations_log": f"iterations_{tag}.jsonl"}
+
+
+def _objective_at(obj, x):
+    """The objective at ``x`` (no derivatives), or None when its steady state fails."""
+    try:
+        return float(obj.evaluate(np.asarray(x, float), order=0)[0])
+    except SolverError as exc:
+        log.warning("the objective at the twin's truth could not be evaluated (%s)", exc)
+        return None

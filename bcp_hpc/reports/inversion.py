@@ -25,6 +25,19 @@ def summary_lines(payload: dict, cycle) -> list:
         if n in truth:
             line += f"  truth {truth[n]:.5g}" + (f" ({z[n]:+.2f} sigma)" if z.get(n) is not None else "")
         lines.append(line + flags)
+    cred = payload.get("truth_credibility")
+    if cred and cred.get("parameters"):
+        level = f"{100 * cred['level']:.0f} %"
+        laplace = (f"the Laplace ellipsoid's d^2 = {cred['mahalanobis_squared']:.2f} "
+                   f"({'inside' if cred['within'] else 'outside'}, p = {cred['p_value']:.3f})")
+        if cred.get("likelihood_ratio") is not None:
+            where = "inside" if cred["within_likelihood_region"] else "outside"
+            lines.append(f"  the truth lies {where} the {level} likelihood region of the {cred['parameters']} constrained "
+                         f"parameters: 2 (f(truth) - f) / s2 = {cred['likelihood_ratio']:.2f} (bound "
+                         f"{cred['quantile']:.2f}, p = {cred['likelihood_ratio_p_value']:.3f}); {laplace}")
+        else:
+            lines.append(f"  the truth and the {level} region of the {cred['parameters']} constrained parameters: "
+                         f"{laplace}, bound {cred['quantile']:.2f}")
     lines.append(f"  best-constrained combination: {payload['eigen']['best_constrained']}")
     lines.append(f"  worst-constrained combination: {payload['eigen']['worst_constrained']}")
     if cycle.summary:

@@ -55,4 +55,7 @@ def test_twin_on_the_embedded_world_recovers_the_truth_within_two_sigma(tmp_path
         z = (np.log(p["value"]) - np.log(truth[name])) / p["sigma_x"]
         assert abs(z) <= 2.0, (name, p["value"], truth[name], z)
     assert out["diagnostics"]["r2_dip"] > 0.9
+    # and jointly: the truth inside the 95 % likelihood region of the 4 parameters
+    cred = out["truth_credibility"]
+    assert cred["parameters"] == 4 and cred["within_likelihood_region"], cred
     setup.destroy()

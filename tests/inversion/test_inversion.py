@@ -281,3 +281,34 @@ def test_the_trust_region_subproblem_uses_the_configured_solver(tmp_path):
 
     assert view() == ("stcg", "lmvm")
     assert view("-inv_tao_bnk_pc_type", "none") == ("stcg", "none")
+
+
+def test_truth_credibility_is_the_mahalanobis_distance_against_chi2():
+    """Uncorrelated: d² is the sum of the z²; two correlated parameters: d² = (a² − 2ρab + b²)/(1 − ρ²),
+    and χ²'s 95 % quantile with 2 degrees of freedom is −2 ln 0.05 with p = exp(−d²/2); only the
+    constrained parameters count."""
+    from bcp_hpc.inversion.posterior import truth_credibility
+    sd = np.array([0.5, 2.0, 0.1])
+    x_true = np.array([1.0, -3.0, 0.2])
+    z = np.array([1.5, -0.5, 2.5])
+    c = truth_credibility(x_true + z * sd, x_true, np.diag(sd ** 2), [0, 1, 2])
+    assert c["parameters"] == 3 and abs(c["mahalanobis_squared"] - (z ** 2).sum()) < 1e-12
+    assert c["within"] == (c["mahalanobis_squared"] <= c["quantile"])
+    rho, a, b = 0.9, 1.0, -1.0                    # against the correlation: far outside
+    cov = np.array([[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1e6]])
+    c = truth_credibility(np.array([a, b, 40.0]), np.zeros(3), cov, [0, 1])
+    d2 = (a * a - 2 * rho * a * b + b * b) / (1 - rho * rho)
+    assert abs(c["mahalanobis_squared"] - d2) < 1e-9 * d2
+    assert abs(c["quantile"] - (-2 * np.log(0.05))) < 1e-9
+    assert abs(c["p_value"] - np.exp(-d2 / 2)) < 1e-12 and not c["within"]
+    # each within 2σ on its own (|z| = 1), yet outside the joint 95 % region
+    assert c["parameters"] == 2
+    c = truth_credibility(np.array([a, a, 40.0]), np.zeros(3), cov, [0, 1])      # along the correlation: inside
+    assert c["within"] and abs(c["mahalanobis_squared"] - 2 * a * a / (1 + rho)) < 1e-9
+    assert truth_credibility(np.zeros(2), np.zeros(2), np.eye(2), [])["mahalanobis_squared"] is None
+    # the likelihood ratio 2 (f(truth) - f(optimum)) / s2, against the same chi2 (2 parameters)
+    c = truth_credibility(np.array([a, a, 40.0]), np.zeros(3), cov, [0, 1], f_opt=1.0, f_true=1.5,
+                          noise_variance=0.25)
+    assert abs(c["likelihood_ratio"] - 4.0) < 1e-12 and abs(c["likelihood_ratio_p_value"] - np.exp(-2.0)) < 1e-12
+    assert c["within_likelihood_region"]
+    assert truth_credibility(np.zeros(2), np.zeros(2), np.eye(2), [0, 1])["likelihood_ratio"] is None

@@ -66,7 +66,9 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
                           **{k: float(d[k]) for k in PRODUCT_TOTALS},
                           "fit_r2": {t: st["r2"] for t, st in d.get("fit", {}).items()},
                           "fit": d.get("fit", {}), "henson_f100_pg_c_per_yr": d.get("henson_f100_pg_c_per_yr", {}),
-                          "traps": _traps_record(d.get("traps"))}
+                          "traps": _traps_record(d.get("traps")),
+                          # a twin: is the truth (forced by the twin's product) inside this product's 95 % region
+                          "truth_credibility": out.get("truth_credibility")}
             rprint(f"{prod}: TOC export {d['toc_export_pg_c_per_yr']:.3f} Pg C/yr (POC {d['poc_export_pg_c_per_yr']:.3f}, "
                    f"DOC_s {d['docs_export_pg_c_per_yr']:.3f}, DOC_l {d['docl_export_pg_c_per_yr']:.3f}); "
                    f"DOC_l production {d['docl_production_pg_c_per_yr']:.2f}"
