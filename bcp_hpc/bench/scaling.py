@@ -74,7 +74,6 @@ def measure_joint(rung: str, csv_path: str | None):
     from ..grid.distributed import DistributedGrid
     from ..inversion.objective import Objective
     from ..models.system import ModelSystem
-    from ..solvers.choice import available_bytes
     from .joint import PERTURBATION, observations_of, reference_state
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
@@ -88,11 +87,7 @@ def measure_joint(rung: str, csv_path: str | None):
            "ranks": comm.getSize(), "solver": JOINT, "base_rss_bytes": base}
     model = joint_model(world, world.npp(), 2.1)
     row["unknowns"] = n = len(model.tracer_names) * grid.nwet
-    need = JOINT_BYTES_PER_UNKNOWN * n
-    if need > 0.9 * available_bytes():
-        row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
-        rprint(f"{rung}/{JOINT}/{comm.getSize()} ranks: {row['status']}")
-        _append(csv_path, row, mpi)
+    if _skipped_for_memory(row, JOINT_BYTES_PER_UNKNOWN * n, csv_path, mpi):
         return row
     rprint(f"{rung}: {grid.nwet} boxes, {n} unknowns (joint P-C-O), {comm.getSize()} rank(s)")
     system = ModelSystem(model, DistributedGrid(grid, comm), world)
@@ -133,7 +128,7 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     from ..grid.distributed import DistributedGrid
     from ..cycles.phosphorus.model import p_model
     from ..models.system import ModelSystem
-    from ..solvers.choice import available_bytes, choose, estimated_path_bytes
+    from ..solvers.choice import choose, estimated_path_bytes
     from ..solvers.options import OptionsScope
     from ..solvers.steady import SteadyState
     from mpi4py import MPI
@@ -146,11 +141,7 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     path = choose(n, solver)
     row = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rung": rung, "grid": grid.name, "wet_boxes": grid.nwet,
            "unknowns": n, "ranks": comm.getSize(), "solver": path, "base_rss_bytes": base}
-    need = estimated_path_bytes(n, path)
-    if need > 0.9 * available_bytes():
-        row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
-        rprint(f"{rung}/{path}/{comm.getSize()} ranks: {row['status']}")
-        _append(csv_path, row, mpi)
+    if _skipped_for_memory(row, estimated_path_bytes(n, path), csv_path, mpi):
         return row
     rprint(f"{rung}: {grid.nwet} boxes, {n} unknowns, {comm.getSize()} rank(s), solver {path}")
     prefix = "scal_"
@@ -200,6 +191,17 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
               else ""))
     _append(csv_path, row, mpi)
     return row
+
+
+def _skipped_for_memory(row, need: float, csv_path, mpi) -> bool:
+    """Record ``row`` as skipped (and say so) when ``need`` bytes exceed 90 % of the machine's available memory."""
+    from ..solvers.choice import available_bytes
+    if need <= 0.9 * available_bytes():
+        return False
+    row["status"] = f"skipped: estimated {need / 2**30:.0f} GiB > available {available_bytes() / 2**30:.0f} GiB"
+    rprint(f"{row['rung']}/{row['solver']}/{row['ranks']} ranks: {row['status']}")
+    _append(csv_path, row, mpi)
+    return True
 
 
 def _append(csv_path, row, mpi):
