@@ -322,6 +322,11 @@ def test_joint_products_experiment(tmp_path):
     x = res["cross_experiment"]
     assert x["forcing"] == "cafe" and x["parameters_from"] == "vgpm" and np.isfinite(x["docl_export_pg_c_per_yr"])
     assert (tmp_path / "o" / "joint_products.json").exists()
+    # each product says where the twin's truth (forced by vgpm) lies against its own posterior
+    for p in res["products"]:
+        cred = res["runs"][p]["truth_credibility"]
+        assert cred["parameters"] >= 15 and cred["likelihood_ratio"] is not None
+        assert f"{p}: the twin's truth lies" in r.stdout
 
 
 def test_chunked_second_order_evaluation_equals_one_chunk(joint):

@@ -42,3 +42,9 @@ def print_products(payload):
               "npp_satellite_pg_c_per_yr"):
         st = payload["mean_std"][k]
         rprint(f"  {k}: {st['mean']:.3f} +- {st['std']:.3f}")
+    for prod, r in payload["runs"].items():
+        cred = r.get("truth_credibility") or {}
+        if cred.get("likelihood_ratio") is not None:
+            rprint(f"  {prod}: the twin's truth lies {'inside' if cred['within_likelihood_region'] else 'outside'} "
+                   f"this product's 95 % likelihood region (2 (f(truth) - f) / s2 = {cred['likelihood_ratio']:.1f}, "
+                   f"bound {cred['quantile']:.1f} for {cred['parameters']} parameters)")
