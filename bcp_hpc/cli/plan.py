@@ -30,7 +30,9 @@ evaluation with gradient and Hessian of the joint model is predicted from a meas
 *anchor* (the largest measured grid): time ``t = t_a (N / N_a)^p`` at the anchor's rank count, moved
 to other rank counts with the efficiency per doubling (of the ladder's joint rows when it has 1- and
 2-rank rows, else the direct path's); the ranks' summed peak memory
-``M = M_a (N / N_a)^q``, the largest rank's share ``M / k`` times the anchor's imbalance.  ``p`` and
+``M = M_a (N / N_a)^q``, the largest rank's share ``M / k`` times the anchor's imbalance, or, when the
+ladder has joint rows on two rank counts, its shared and divided parts at the largest size,
+``(S + D / k) (N / N_s)^q`` (fitted on the rows of 2 and more ranks where there are two such counts).  ``p`` and
 ``q`` are fitted to the runs when they cover two or more grid sizes at one rank count, else they are
 the direct path's time and factor-memory exponents.  With three or more sizes the law is also checked
 out of sample: fitted without the largest size, it predicts that size, and the errors are printed.
@@ -147,18 +149,23 @@ def read_joint(paths) -> list:
 
 def ladder_joint(csv_path):
     """The joint rows of a ``bcp-hpc bench scaling --solver joint`` CSV: anchors as :func:`read_joint`
-    gives them (the summed memory taken as the largest rank's times the ranks) and the evaluation's
-    efficiency per doubling (mean 2-rank efficiency; None without 1- and 2-rank rows of one rung)."""
+    gives them (the summed memory taken as the largest rank's times the ranks), the evaluation's
+    efficiency per doubling (mean 2-rank efficiency; None without 1- and 2-rank rows of one rung) and
+    the split of the largest rung's memory per rank into a shared and a divided part (``memory_split``
+    of the ladder, fitted on the rows of 2 and more ranks where there are two such rank counts; None
+    with one rank count)."""
     if not csv_path:
-        return [], None
-    from ..bench.scaling import JOINT, read_rows, summarize
+        return [], None, None
+    from ..bench.scaling import JOINT, memory_split, read_rows, summarize
     rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == JOINT]
     anchors = [{"path": csv_path, "source": r["rung"], "unknowns": r["unknowns"], "ranks": r["ranks"],
                 "seconds": r["factor_solve_s"], "peak_rank": r["peak_rss_bytes"],
                 "peak_total": r["peak_rss_bytes"] * r["ranks"]} for r in rows]
     effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
             if e["ranks"] == 2 and e["parallel_efficiency"]]
-    return anchors, (max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else None)
+    splits = [m for m in memory_split(rows) if m["phase"] == "run"]
+    split = max(splits, key=lambda m: m["unknowns"]) if splits else None
+    return anchors, (max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else None), split
 
 
 def joint_fit(anchors, time_exponent: float, memory_exponent: float) -> dict:
@@ -177,9 +184,11 @@ def joint_fit(anchors, time_exponent: float, memory_exponent: float) -> dict:
             "fitted": fitted}
 
 
-def predict_joint(unknowns, fit, eff, mem_per_rank) -> dict:
-    """Ranks (power of two within 80 % of a rank's memory), largest rank's memory and time of one joint
-    evaluation at ``unknowns``."""
+def predict_joint(unknowns, fit, eff, mem_per_rank, split=None) -> dict:
+    """Ranks (power of two within 80 % of a rank's memory; None if no rank count fits), largest rank's
+    memory and time of one joint evaluation at ``unknowns``.  With ``split`` (a ladder's shared and
+    divided parts at its size) the largest rank holds ``(shared + divided / k) (N / N_s)^q``; without
+    it, the anchor's summed memory divided by ``k`` times the anchor's imbalance."""
     a = fit["anchor"]
     r = unknowns / a["unknowns"]
     total = a["peak_total"] * r ** fit["memory_exponent"]
@@ -187,6 +196,9 @@ def predict_joint(unknowns, fit, eff, mem_per_rank) -> dict:
     t_anchor_ranks = a["seconds"] * r ** fit["time_exponent"]
 
     def per_rank(k):
+        if split is not None:
+            grow = (unknowns / split["unknowns"]) ** fit["memory_exponent"]
+            return (split["shared_bytes"] + split["divided_bytes"] / k) * grow
         return imbalance * total / k
 
     def seconds(k):
@@ -195,7 +207,10 @@ def predict_joint(unknowns, fit, eff, mem_per_rank) -> dict:
     k = 1
     while per_rank(k) > 0.8 * mem_per_rank and k < 2**20:
         k *= 2
-    return {"unknowns": unknowns, "ranks": k, "memory_per_rank_bytes": per_rank(k), "seconds": seconds(k),
+    if per_rank(k) > 0.8 * mem_per_rank:
+        k = None                                   # the shared part alone exceeds a rank's memory
+    return {"unknowns": unknowns, "ranks": k, "memory_per_rank_bytes": None if k is None else per_rank(k),
+            "seconds": None if k is None else seconds(k),
             "memory_per_rank_at_anchor_ranks_bytes": per_rank(a["ranks"]), "seconds_at_anchor_ranks": t_anchor_ranks}
 
 
@@ -265,7 +280,7 @@ def run(args):
 
 
 def _joint_rows(args, tfit, mfit, eff, mem_rank):
-    ladder, ladder_eff = ladder_joint(getattr(args, "csv", None))
+    ladder, ladder_eff, split = ladder_joint(getattr(args, "csv", None))
     anchors = read_joint(getattr(args, "joint", None)) + ladder
     if not anchors:
         return None
@@ -279,13 +294,18 @@ def _joint_rows(args, tfit, mfit, eff, mem_rank):
            f"({a['unknowns']:,d} unknowns, {a['ranks']} ranks: {a['seconds']:.0f} s, {a['peak_rank'] / 2**30:.2f} GiB "
            f"largest rank); time ~ N^{fit['time_exponent']:.2f}, memory ~ N^{fit['memory_exponent']:.2f} ({how}); "
            f"efficiency per doubling {eff:.2f} ({eff_how})")
+    if split is not None:
+        rprint(f"  memory of the largest rank from the ladder's joint rows ({split['rung']}, fitted on "
+               f"{', '.join(map(str, split['fitted_on_ranks']))} ranks): ({split['shared_bytes'] / 2**30:.2f} GiB + "
+               f"{split['divided_bytes'] / 2**30:.2f} GiB / ranks) x (N / {split['unknowns']:,d})^q")
     rprint(f"{'grid':>8s} {'layers':>6s} {'unknowns':>12s} | {'ranks':>5s} {'GiB/rank':>8s} {'time':>9s} | "
            f"{'at ' + str(a['ranks']) + ' ranks: GiB/rank':>22s} {'time':>9s}")
     rows = []
     for res, nz in [("2deg", 24)] + GRIDS[1:]:
         n = OCIM2_WET * COLUMN_FACTOR[res] * nz // 24 * 11
-        p = predict_joint(n, fit, eff, mem_rank)
-        rprint(f"{res:>8s} {nz:6d} {n:12,d} | {p['ranks']:5d} {p['memory_per_rank_bytes'] / 2**30:8.1f} "
+        p = predict_joint(n, fit, eff, mem_rank, split)
+        per_rank = "-" if p["ranks"] is None else f"{p['memory_per_rank_bytes'] / 2**30:.1f}"
+        rprint(f"{res:>8s} {nz:6d} {n:12,d} | {_k(p['ranks']):>5s} {per_rank:>8s} "
                f"{_hms(p['seconds']):>9s} | {p['memory_per_rank_at_anchor_ranks_bytes'] / 2**30:22.1f} "
                f"{_hms(p['seconds_at_anchor_ranks']):>9s}")
         rows.append({"grid": res, "layers": nz, **p})
@@ -297,7 +317,7 @@ def _joint_rows(args, tfit, mfit, eff, mem_rank):
                f"{check['measured_seconds']:.0f} s and {check['measured_peak_rank'] / 2**30:.2f} GiB "
                f"(errors {_percent(check['time_error'])}, {_percent(check['memory_error'])})")
     return {"anchor": a, "time_exponent": fit["time_exponent"], "memory_exponent": fit["memory_exponent"],
-            "fitted": fit["fitted"], "efficiency": eff, "rows": rows, "holdout": check}
+            "fitted": fit["fitted"], "efficiency": eff, "memory_split": split, "rows": rows, "holdout": check}
 
 
 def joint_holdout(anchors, eff, mem_rank):

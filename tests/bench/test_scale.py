@@ -410,8 +410,9 @@ def test_plan_takes_the_joint_efficiency_and_anchors_from_the_ladder(tmp_path):
                          "total_s": 2.0, "peak_rss_bytes": b * n ** q / k, "status": "ok", "objective": 1.0})
     path = tmp_path / "ladder.csv"
     _write_rows(path, rows)
-    anchors, eff = ladder_joint(str(path))
+    anchors, eff, split = ladder_joint(str(path))
     assert len(anchors) == 4 and abs(eff - e) < 1e-12
+    assert split["rung"] == "r2200000" and abs(split["shared_bytes"]) < 1e-6 * b * 2.2e6 ** q
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(path), "--json",
                         str(tmp_path / "plan.json"), "--mem-per-node", "1T", "--ranks-per-node", "1"],
@@ -428,3 +429,37 @@ def test_plan_takes_the_joint_efficiency_and_anchors_from_the_ladder(tmp_path):
         assert abs(row["seconds_at_anchor_ranks"] - anchor_t) < 1e-9 * anchor_t
         expected = anchor_t * 2 * e / (k * e ** math.log2(k))
         assert abs(row["seconds"] - expected) < 1e-9 * expected
+        # nothing shared in these rows: the summed memory b N^q divides by the ranks
+        assert abs(row["memory_per_rank_bytes"] - b * n ** q / k) < 1e-6 * b * n ** q / k
+
+
+def test_plan_holds_the_joint_models_shared_memory_on_every_rank(tmp_path):
+    """Joint ladder rows on 1, 2 and 4 ranks with a part every rank holds: m_k = (S + D / k) (N / N_b)^q.
+    The split fitted on 2 and 4 ranks recovers S and D at the largest size; plan's memory per rank is
+    (S + D / k) (N / N_b)^q at every grid, and a grid whose shared part alone exceeds 80 % of a rank's
+    memory fits at no rank count."""
+    from bcp_hpc.cli.plan import ladder_joint, predict_joint, joint_fit
+    S, D, q, nb = 2.0 * 2**30, 9.0 * 2**30, 1.05, 2.2e6
+    rows = []
+    for n in (4e5, nb):
+        for k in (1, 2, 4):
+            rows.append({"rung": f"r{int(n)}", "grid": "g", "wet_boxes": int(n // 11), "unknowns": int(n), "ranks": k,
+                         "solver": "joint", "assemble_s": 0.1, "cold_state_s": 1.0, "factor_solve_s": 1e-6 * n / k,
+                         "total_s": 2.0, "peak_rss_bytes": (S + D / k) * (n / nb) ** q, "status": "ok",
+                         "objective": 1.0})
+    path = tmp_path / "ladder.csv"
+    _write_rows(path, rows)
+    anchors, eff, split = ladder_joint(str(path))
+    assert split["fitted_on_ranks"] == [2, 4] and split["unknowns"] == int(nb)
+    assert abs(split["shared_bytes"] - S) < 1e-6 * S and abs(split["divided_bytes"] - D) < 1e-6 * D
+    fit = joint_fit(anchors, 1.0, 1.0)
+    fit["memory_exponent"] = q
+    for n, fits in ((8.8e6, True), (70e6, False)):
+        p = predict_joint(n, fit, eff, 12 * 2**30, split)
+        grow = (n / nb) ** q
+        if not fits:
+            assert S * grow > 0.8 * 12 * 2**30 and p["ranks"] is None and p["seconds"] is None
+            continue
+        k = p["ranks"]
+        assert abs(p["memory_per_rank_bytes"] - (S + D / k) * grow) < 1e-6 * p["memory_per_rank_bytes"]
+        assert (S + D / k) * grow <= 0.8 * 12 * 2**30 < (S + 2 * D / k) * grow
