@@ -72,7 +72,7 @@ def run(args):
                 f, g, H = obj.evaluate(x, 2)
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
                               "components": dict(obj.steady.component_iterations),
-                              "factorizations": _component_stats(obj.steady),
+                              "factorizations": component_stats(obj.steady),
                               "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe()}
             obj.destroy()
     timer.report("bench joint")
@@ -130,7 +130,7 @@ def reference_state(system, prefix: str):
     one factorization at a time)."""
     ref = SteadyState(system, prefix=prefix)
     ref.solve()
-    stats = _component_stats(ref)
+    stats = component_stats(ref)
     ref.release_factorization()
     return ref, stats
 
@@ -144,7 +144,7 @@ def observations_of(X, model, world) -> list:
             for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))]
 
 
-def _component_stats(steady):
+def component_stats(steady):
     """Per-component factorizations of a steady state's block-triangular solver (None on other paths)."""
     stats = getattr(steady.solver, "component_stats", None)
     return stats() if stats is not None else None

@@ -74,7 +74,7 @@ def measure_joint(rung: str, csv_path: str | None):
     from ..grid.distributed import DistributedGrid
     from ..inversion.objective import Objective
     from ..models.system import ModelSystem
-    from .joint import PERTURBATION, observations_of, reference_state
+    from .joint import PERTURBATION, component_stats, observations_of, reference_state
     from mpi4py import MPI
     comm = PETSc.COMM_WORLD
     mpi = comm.tompi4py()
@@ -108,12 +108,19 @@ def measure_joint(rung: str, csv_path: str | None):
     mpi.Barrier()
     t_eval = mpi.allreduce(time.perf_counter() - t2, op=MPI.MAX)
     row["iterations"] = obj.steady.newton_iterations
+    # every component's factor is alive at once (sensitivities, adjoint): their MUMPS memory summed
+    # (the largest process's figures summed bound the largest rank's share from above)
+    stats = [c for c in (component_stats(obj.steady) or []) if c["mumps_mb_total"] is not None]
+    if stats:
+        row.update(mumps_mb_total=sum(c["mumps_mb_total"] for c in stats),
+                   mumps_mb_max_rank=sum(c["mumps_mb_max_process"] for c in stats))
     obj.destroy()
     system.destroy()
     row.update(assemble_s=t_asm, cold_state_s=t_cold, factor_solve_s=t_eval, total_s=t_asm + t_cold + t_eval,
                objective=f, peak_rss_bytes=mpi.allreduce(peak_rss_bytes(), op=MPI.MAX), status="ok")
     rprint(f"  world {t_asm:.2f} s, cold state {t_cold:.2f} s, evaluation (objective, gradient, Hessian) {t_eval:.2f} s, "
-           f"objective {f:.12e}, peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB")
+           f"objective {f:.12e}, peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB"
+           + (f", MUMPS factors {row['mumps_mb_total']} MB" if "mumps_mb_total" in row else ""))
     _append(csv_path, row, mpi)
     return row
 

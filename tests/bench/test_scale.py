@@ -380,6 +380,9 @@ def test_bench_scaling_joint_rows_agree_across_ranks(tmp_path):
         assert x["cold_state_s"] > 0 and x["factor_solve_s"] > 0 and x["peak_rss_bytes"] > 0 and x["iterations"] >= 1
         assert x["total_s"] >= x["cold_state_s"] + x["factor_solve_s"]
     assert abs(joint[2]["objective"] - joint[1]["objective"]) <= 1e-8 * abs(joint[1]["objective"])
+    # the nine components' MUMPS factors: on one rank its process holds them all
+    assert joint[1]["mumps_mb_total"] > 0 and joint[1]["mumps_mb_max_rank"] == joint[1]["mumps_mb_total"]
+    assert 0 < joint[2]["mumps_mb_max_rank"] < joint[2]["mumps_mb_total"]
     s = json.loads(js.read_text())
     (agree,) = s["joint_objective_agreement"]
     assert agree["rung"] == "tiny" and agree["ranks"] == [1, 2] and agree["max_rel_diff"] <= 1e-8
