@@ -189,8 +189,9 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
                          run.inversion.noise_scale)
         state = obj.state_to_natural()
         # a twin's objective at the truth, for the likelihood-ratio test (one more steady state, after
-        # the optimum's state has been taken)
-        f_true = _objective_at(obj, x_true) if x_true is not None else None
+        # the optimum's state has been taken); only where the model's fixed parameters are the truth's
+        # (not, e.g., the sweep's runs at another sigma2)
+        f_true = _objective_at(obj, x_true) if x_true is not None and _fixed_as_truth(model, setup.truth) else None
         if f_true is not None:
             model.parameters.set_x(res["x"])
     finally:
@@ -218,3 +219,10 @@ def _objective_at(obj, x):
     except SolverError as exc:
         log.warning("the objective at the twin's truth could not be evaluated (%s)", exc)
         return None
+
+
+def _fixed_as_truth(model, truth: dict) -> bool:
+    """Whether every parameter the inversion does not optimise has the twin truth's value."""
+    ps = model.parameters
+    return all(np.isclose(ps[n].value, v, rtol=1e-12, atol=0.0) for n, v in truth.items()
+               if n in ps and n not in ps.optimized)

@@ -36,6 +36,12 @@ def test_sigma2_sweep_cli_outputs_and_resume(tmp_path):
     for f in ("table_S1_parameters.csv", "table_S2_allocation.csv", "summary.json", "resolved_config.json"):
         assert (out / f).exists()
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    # the likelihood-ratio test of the twin's truth only where the model is the truth's (sigma2 = 0)
+    lr = {}
+    for tag in ("s2_0.00", "s2_0.25", "s2_0.50"):
+        cred = json.loads((out / f"result_{tag}.json").read_text())["truth_credibility"]
+        lr[tag] = cred["likelihood_ratio"]
+    assert lr["s2_0.00"] is not None and lr["s2_0.25"] is None and lr["s2_0.50"] is None, lr
     # resume: nothing to redo, same table
     r2 = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=900)
     assert r2.returncode == 0 and "already done" in r2.stdout
