@@ -73,13 +73,16 @@ def run(args):
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,
                               "components": dict(obj.steady.component_iterations),
                               "factorizations": component_stats(obj.steady),
-                              "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe()}
+                              "timings": dict(obj.steady.timings), "solver": obj.steady.solver.describe(),
+                              "path": obj.steady.path}
             obj.destroy()
     timer.report("bench joint")
     pkg_key = "package: objective + gradient + Hessian"
     payload = {"benchmark": "joint", "source": world.source, "ranks": comm.getSize(), "unknowns": unknowns,
                "tracers": system.nt, "parameters": system.npar, "cold_newton_iterations": cold_iterations,
                "newton_iterations": results["package"]["newton"], "solver": results["package"]["solver"],
+               # "ooc" when the blocks factor out of core (-benchj_solver ooc), else the in-core path
+               "solver_path": results["package"]["path"],
                "cold_component_iterations": cold_components,
                "component_iterations": results["package"]["components"],
                "component_factorizations": results["package"]["factorizations"],

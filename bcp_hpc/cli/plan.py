@@ -138,12 +138,18 @@ def read_joint(paths) -> list:
         try:
             anchor = {"path": path, "source": d.get("source", "?"), "unknowns": int(d["unknowns"]),
                       "ranks": int(d["ranks"]), "seconds": float(d["seconds"][JOINT_PHASE]),
-                      "peak_rank": float(d["peak_rss_bytes_per_phase"][JOINT_PHASE])}
+                      "peak_rank": float(d["peak_rss_bytes_per_phase"][JOINT_PHASE]),
+                      "out_of_core": d.get("solver_path") == "ooc"}
             totals = d.get("peak_rss_bytes_all_ranks_per_phase") or {}
             anchor["peak_total"] = float(totals.get(JOINT_PHASE, anchor["peak_rank"] * anchor["ranks"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"bench joint JSON lacks {exc} (written by an older bcp-hpc?)", path=path) from None
         out.append(anchor)
+    kinds = {a["out_of_core"] for a in out}
+    if len(kinds) > 1:
+        ooc = [a["path"] for a in out if a["out_of_core"]]
+        raise InputError("the --joint files mix in-core and out-of-core runs (out of core: "
+                         f"{', '.join(ooc)}); predict each kind from its own runs", path=ooc[0])
     return out
 
 
@@ -160,7 +166,7 @@ def ladder_joint(csv_path):
     rows = [r for r in read_rows(csv_path) if r["status"] == "ok" and r["solver"] == JOINT]
     anchors = [{"path": csv_path, "source": r["rung"], "unknowns": r["unknowns"], "ranks": r["ranks"],
                 "seconds": r["factor_solve_s"], "peak_rank": r["peak_rss_bytes"],
-                "peak_total": r["peak_rss_bytes"] * r["ranks"]} for r in rows]
+                "peak_total": r["peak_rss_bytes"] * r["ranks"], "out_of_core": False} for r in rows]
     effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
             if e["ranks"] == 2 and e["parallel_efficiency"]]
     splits = [m for m in memory_split(rows) if m["phase"] == "run"]
@@ -244,6 +250,7 @@ def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank, it_time=DEFAULT_ITER
 
 
 def run(args):
+    read_joint(getattr(args, "joint", None))        # refuse bad --joint files before printing anything
     tfit, mfit, eff, source, it_time, it_eff, shared, it_div = _fits(args.csv)
     mem_node = _bytes(args.mem_per_node)
     mem_rank = mem_node / args.ranks_per_node
@@ -281,7 +288,11 @@ def run(args):
 
 def _joint_rows(args, tfit, mfit, eff, mem_rank):
     ladder, ladder_eff, split = ladder_joint(getattr(args, "csv", None))
-    anchors = read_joint(getattr(args, "joint", None)) + ladder
+    files = read_joint(getattr(args, "joint", None))
+    if files and files[0]["out_of_core"]:
+        # the ladder's joint rows factor in core: an out-of-core prediction rests on the files alone
+        ladder, ladder_eff, split = [], None, None
+    anchors = files + ladder
     if not anchors:
         return None
     eff_how = "the direct path's"
@@ -290,7 +301,8 @@ def _joint_rows(args, tfit, mfit, eff, mem_rank):
     fit = joint_fit(anchors, tfit[1], mfit[1])
     a = fit["anchor"]
     how = "fitted to the runs" if fit["fitted"] else "the direct path's exponents"
-    rprint(f"joint P-C-O evaluation (objective + gradient + Hessian), anchored on {a['source']} "
+    kind = "out of core, " if a.get("out_of_core") else ""
+    rprint(f"joint P-C-O evaluation ({kind}objective + gradient + Hessian), anchored on {a['source']} "
            f"({a['unknowns']:,d} unknowns, {a['ranks']} ranks: {a['seconds']:.0f} s, {a['peak_rank'] / 2**30:.2f} GiB "
            f"largest rank); time ~ N^{fit['time_exponent']:.2f}, memory ~ N^{fit['memory_exponent']:.2f} ({how}); "
            f"efficiency per doubling {eff:.2f} ({eff_how})")

@@ -193,6 +193,7 @@ def test_bench_joint_with_baseline_writes_its_figures(tmp_path):
                 "peak_rss_bytes_all_ranks_per_phase", "evaluation_seconds_by_step"):
         assert key in d, key
     assert d["unknowns"] == 11 * 1179 and d["solver"].startswith("block-triangular")
+    assert d["solver_path"] != "ooc"                  # in core unless -benchj_solver ooc
     assert d["max_rel_diff_gradient"] < 1e-8 and d["max_rel_diff_hessian"] < 1e-8
     # Newton by components against Newton on the whole system, in the same run
     g = d["global_newton"]
@@ -466,3 +467,30 @@ def test_plan_holds_the_joint_models_shared_memory_on_every_rank(tmp_path):
         k = p["ranks"]
         assert abs(p["memory_per_rank_bytes"] - (S + D / k) * grow) < 1e-6 * p["memory_per_rank_bytes"]
         assert (S + D / k) * grow <= 0.8 * 12 * 2**30 < (S + 2 * D / k) * grow
+
+
+def test_plan_predicts_out_of_core_joint_runs_from_their_own_kind(tmp_path):
+    """`bench joint` runs with the blocks out of core are predicted from such runs and say so; files of
+    both kinds together are refused before anything is printed, naming an out-of-core file (exit 2)."""
+    from bcp_hpc.cli.plan import JOINT_PHASE
+    files = {}
+    for kind, path in (("ooc", "ooc"), ("direct", "incore")):
+        for n in (4e5, 2.2e6):
+            f = tmp_path / f"{path}{int(n)}.json"
+            f.write_text(json.dumps({"benchmark": "joint", "source": "law", "unknowns": int(n), "ranks": 2,
+                                     "solver_path": kind, "seconds": {JOINT_PHASE: 1e-6 * n},
+                                     "peak_rss_bytes_per_phase": {JOINT_PHASE: 1e3 * n},
+                                     "peak_rss_bytes_all_ranks_per_phase": {JOINT_PHASE: 2e3 * n}}))
+            files.setdefault(path, []).append(str(f))
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def plan(*paths):
+        return subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", *sum((["--joint", p] for p in paths), [])],
+                              capture_output=True, text=True, env=env)
+    r = plan(*files["ooc"])
+    assert r.returncode == 0 and "joint P-C-O evaluation (out of core," in r.stdout, r.stdout + r.stderr
+    r = plan(*files["incore"])
+    assert r.returncode == 0 and "out of core" not in r.stdout.split("joint P-C-O")[1]
+    r = plan(files["incore"][0], files["ooc"][1])
+    assert r.returncode == 2 and "mix in-core and out-of-core" in r.stderr and "ooc2200000.json" in r.stderr
+    assert r.stdout == "" and "Traceback" not in r.stderr
