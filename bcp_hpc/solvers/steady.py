@@ -117,8 +117,12 @@ class SteadyState:
             return False
         if self.path not in ("direct", "structured", "blocktri") and not self._announced:
             self._announced = True
-            log.info("steady state '%s': the tracer graph has several components; the block-triangular "
-                     "path replaces '%s'", self.prefix, self.path)
+            if self.path == "ooc":
+                log.info("steady state '%s': the tracer graph has several components; block-triangular path, "
+                         "its blocks factored out of core", self.prefix)
+            else:
+                log.info("steady state '%s': the tracer graph has several components; the block-triangular "
+                         "path replaces '%s'", self.prefix, self.path)
         return True
 
     def solve(self, u0=None):

@@ -494,3 +494,23 @@ def test_plan_predicts_out_of_core_joint_runs_from_their_own_kind(tmp_path):
     r = plan(files["incore"][0], files["ooc"][1])
     assert r.returncode == 2 and "mix in-core and out-of-core" in r.stderr and "ooc2200000.json" in r.stderr
     assert r.stdout == "" and "Traceback" not in r.stderr
+
+
+def test_joint_blocks_out_of_core_give_the_in_core_evaluation(tmp_path):
+    """`-<prefix>solver ooc` on the joint model factors every block out of core (MUMPS' in-memory
+    factors shrink) and gives the in-core objective; the log says which path it takes."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               MUMPS_OOC_TMPDIR=str(tmp_path))
+    runs = {}
+    for kind, extra in (("incore", []), ("ooc", ["-benchref_solver", "ooc", "-benchj_solver", "ooc"])):
+        out = tmp_path / f"{kind}.json"
+        r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "bench", "joint", "--world", "tiny", "--json",
+                            str(out), *extra], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[kind] = (json.loads(out.read_text()), r.stderr)
+    (inc, _), (ooc, log) = runs["incore"], runs["ooc"]
+    assert inc["solver_path"] != "ooc" and ooc["solver_path"] == "ooc"
+    assert "block-triangular path, its blocks factored out of core" in log
+    assert abs(ooc["objective"] - inc["objective"]) <= 1e-9 * abs(inc["objective"])
+    mb = {k: sum(c["mumps_mb_total"] for c in d["component_factorizations"]) for k, (d, _) in runs.items()}
+    assert mb["ooc"] < mb["incore"], mb
