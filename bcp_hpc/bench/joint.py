@@ -67,7 +67,7 @@ def run(args):
         system.forget_evaluations()     # no evaluations carried over from the other run
         with scope:
             obj = Objective(system, obs, prefix="benchj_")
-            obj.steady.u = ref.u.copy()          # the common warm start
+            obj.set_warm_start(ref.u.copy())     # the common warm start
             with timer.phase(f"{label}: objective + gradient + Hessian"):
                 f, g, H = obj.evaluate(x, 2)
             results[label] = {"f": f, "g": g, "H": H, "newton": obj.steady.newton_iterations,

@@ -101,7 +101,7 @@ def measure_joint(rung: str, csv_path: str | None):
     obs = observations_of(system.to_natural(ref.u), model, world)
     x = model.parameters.get_x() - PERTURBATION
     obj = Objective(system, obs, prefix="scalj_")
-    obj.steady.u = ref.u.copy()                  # the common warm start
+    obj.set_warm_start(ref.u.copy())             # the common warm start
     ref.destroy()
     t2 = time.perf_counter()
     f, _, _ = obj.evaluate(x, 2)

@@ -250,7 +250,7 @@ def predict(unknowns, time_fit, mem_fit, eff, mem_per_rank, it_time=DEFAULT_ITER
 
 
 def run(args):
-    read_joint(getattr(args, "joint", None))        # refuse bad --joint files before printing anything
+    files = read_joint(getattr(args, "joint", None))   # bad --joint files are refused before anything is printed
     tfit, mfit, eff, source, it_time, it_eff, shared, it_div = _fits(args.csv)
     mem_node = _bytes(args.mem_per_node)
     mem_rank = mem_node / args.ranks_per_node
@@ -274,7 +274,7 @@ def run(args):
                    f"{_k(nodes):>5s} {_hms(d['seconds']):>9s} | {_k(o['ranks']):>10s} {_hms(o['seconds']):>9s} | "
                    f"{it['memory_bytes'] / 2**30:14.1f} {_k(it['ranks']):>5s} {_hms(it['seconds']):>9s}")
             rows.append({"grid": res, "layers": nz, "tracers": tracers, "unknowns": n, **p, "nodes_direct": nodes})
-    joint = _joint_rows(args, tfit, mfit, eff, mem_rank)
+    joint = _joint_rows(args, files, tfit, mfit, eff, mem_rank)
     if args.json:
         import json
         from ..io.atomic import write_text_atomic
@@ -286,9 +286,9 @@ def run(args):
     return 0
 
 
-def _joint_rows(args, tfit, mfit, eff, mem_rank):
+def _joint_rows(args, files, tfit, mfit, eff, mem_rank):
+    """The joint table from the ``--joint`` anchors ``files`` (see :func:`read_joint`) and the ladder's joint rows."""
     ladder, ladder_eff, split = ladder_joint(getattr(args, "csv", None))
-    files = read_joint(getattr(args, "joint", None))
     if files and files[0]["out_of_core"]:
         # the ladder's joint rows factor in core: an out-of-core prediction rests on the files alone
         ladder, ladder_eff, split = [], None, None

@@ -13,13 +13,13 @@ import os
 
 import numpy as np
 
+from ..errors import SolverError
 from ..grid.distributed import DistributedGrid
 from ..inversion.objective import Objective, Observation
 from ..inversion.posterior import posterior, truth_credibility
 from ..inversion.tao_driver import Inversion
 from ..models.system import ModelSystem
 from ..operators.world import load_world
-from ..errors import SolverError
 from ..petsc_env import import_petsc4py
 from ..solvers.steady import SteadyState
 from .twin import synthetic_observations
