@@ -35,6 +35,12 @@ def ocim2_vertical_grid(nz: int = 24, depth_m: float = 5750.0):
     return zw, zt, dz
 
 
+def index_dtype(n: int):
+    """The integer type for indices below ``n``: int32 where it fits (half the memory of int64 for
+    the per-box index arrays that every rank holds), else int64."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
 def regular_latlon_grid(nlat: int, nlon: int):
     """Centres (deg) of ``nlat`` equal latitude bands from pole to pole and ``nlon`` longitudes from 0 E."""
     dlat = 180.0 / nlat
@@ -123,25 +129,59 @@ class Grid:
 
     # ------------------------------------------------------------------ indices
     def _build_indices(self):
+        """The per-box arrays every rank holds whole (docs/hpc.md, "What each rank holds"): indices
+        in the smallest integer type that fits and the box volume; the other per-box geometry is
+        computed from the 1-D axes when asked for (:attr:`box_area`, :attr:`box_lat`, ...)."""
         nlat, nlon, nz = self.mask.shape
-        self.iwet = np.flatnonzero(self.mask.ravel(order="F"))
+        itype = index_dtype(self.mask.size)
+        self.iwet = np.flatnonzero(self.mask.ravel(order="F")).astype(itype)
         ilat, ilon, k = np.unravel_index(self.iwet, self.mask.shape, order="F")
-        self.box_ilat = ilat.astype(np.int64)
-        self.box_ilon = ilon.astype(np.int64)
-        self.box_k = k.astype(np.int64)
-        self.box_column = (ilat * nlon + ilon).astype(np.int64)  # 2-D column id
-        self.box_area = self.area2d[ilat, ilon]
-        self.box_dz = self.dz[k]
+        self.box_ilat = ilat.astype(itype)
+        self.box_ilon = ilon.astype(itype)
+        self.box_k = k.astype(itype)
+        del ilat, ilon, k
         self.box_volume = self.box_area * self.box_dz
-        self.box_lat = self.lat[ilat]
-        self.box_lon = self.lon[ilon]
-        self.box_zt = self.zt[k]
-        self.box_zw = self.zw[k]
         # inverse map: 3-D linear (Fortran) index -> wet index (-1 on land)
-        self.wet_index3d = -np.ones(self.mask.size, dtype=np.int64)
-        self.wet_index3d[self.iwet] = np.arange(self.iwet.size)
-        self.wet_index3d = self.wet_index3d.reshape(self.mask.shape, order="F")
+        index3d = np.full(self.mask.size, -1, dtype=itype)
+        index3d[self.iwet] = np.arange(self.iwet.size, dtype=itype)
+        self.wet_index3d = index3d.reshape(self.mask.shape, order="F")
         self.kmt = self.mask.sum(axis=2)  # wet layers per column
+
+    # per-box geometry from the 1-D axes, computed when asked for (not kept: O(wet boxes) each)
+    @property
+    def box_column(self) -> np.ndarray:
+        """2-D column id ``ilat * nlon + ilon`` of every box (natural order)."""
+        return self.box_ilat * self.mask.shape[1] + self.box_ilon
+
+    @property
+    def box_area(self) -> np.ndarray:
+        """Horizontal area of every box (m^2, natural order)."""
+        return self.area2d[self.box_ilat, self.box_ilon]
+
+    @property
+    def box_dz(self) -> np.ndarray:
+        """Thickness of every box (m)."""
+        return self.dz[self.box_k]
+
+    @property
+    def box_lat(self) -> np.ndarray:
+        """Latitude of every box centre (deg N)."""
+        return self.lat[self.box_ilat]
+
+    @property
+    def box_lon(self) -> np.ndarray:
+        """Longitude of every box centre (deg E)."""
+        return self.lon[self.box_ilon]
+
+    @property
+    def box_zt(self) -> np.ndarray:
+        """Depth of every box centre (m)."""
+        return self.zt[self.box_k]
+
+    @property
+    def box_zw(self) -> np.ndarray:
+        """Depth of every box's top face (m)."""
+        return self.zw[self.box_k]
 
     @property
     def shape(self):

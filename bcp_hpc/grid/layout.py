@@ -92,13 +92,14 @@ class Layout:
         ilat, ilon = np.divmod(cols, nlon)
         col_start = np.concatenate([[0], np.cumsum(kmt)])
         n = int(col_start[-1])
-        perm = np.empty(n, dtype=np.int64)
-        # natural index of (ilat, ilon, k) = wet_index3d
+        # natural index of (ilat, ilon, k) = wet_index3d; both permutations are held whole on every
+        # rank (gathers, operator columns), so in the grid's compact index type
         k_in_col = np.arange(n) - np.repeat(col_start[:-1], kmt)
-        perm[:] = grid.wet_index3d[np.repeat(ilat, kmt), np.repeat(ilon, kmt), k_in_col]
+        perm = grid.wet_index3d[np.repeat(ilat, kmt), np.repeat(ilon, kmt), k_in_col]
+        del k_in_col
         self.perm = perm
         self.iperm = np.empty_like(perm)
-        self.iperm[perm] = np.arange(n)
+        self.iperm[perm] = np.arange(n, dtype=perm.dtype)
         self.columns = cols
         self.column_bounds = bounds_col
         self.box_bounds = col_start[bounds_col].astype(np.int64)  # size+1

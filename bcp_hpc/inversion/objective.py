@@ -68,6 +68,10 @@ class Objective:
             w = np.where(ok, V, 0.0) / V[ok].sum()
             ybar = (w[ok] * y[ok]).sum()
             var = (w[ok] * (y[ok] - ybar) ** 2).sum()
+            if y[ok].min() == y[ok].max():
+                raise InputError(f"observations are the same value ({y[ok][0]:g}) in all {int(ok.sum())} observed boxes: "
+                                 "the misfit is weighted by the observations' volume-weighted variance, which is zero",
+                                 path=ob.source or None, variable=ob.tracer)
             self.terms.append({"combo": [(names.index(t), float(c)) for t, c in combination.items()], "w": w[loc],
                                "y": np.where(ok, y, 0.0)[loc], "ok": ok[loc], "coef": ob.scale / var,
                                "n": int(ok.sum()), "name": ob.tracer})

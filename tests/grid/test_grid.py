@@ -125,3 +125,25 @@ def test_generated_worlds_share_one_table_and_grow_with_the_spacing():
     assert load_world("generated-2.5deg").grid.nwet == g.nwet
     with pytest.raises(InputError, match="generated-2.5deg"):
         load_world("generated-3deg")
+
+
+def test_per_box_arrays_are_compact_and_geometry_is_derived_from_the_axes(embedded):
+    """Every rank holds the grid whole, so it keeps only indices (32-bit) and volumes per box; the
+    rest of the geometry is computed from the 1-D axes and must equal the 3-D lookups."""
+    g = embedded
+    n = g.nwet
+    ilat, ilon, k = np.nonzero(g.mask.transpose(2, 1, 0))[::-1]     # Fortran order: lat fastest
+    assert np.array_equal(g.box_ilat, ilat) and np.array_equal(g.box_ilon, ilon) and np.array_equal(g.box_k, k)
+    for a in (g.iwet, g.box_ilat, g.box_ilon, g.box_k, g.wet_index3d):
+        assert a.dtype == np.int32
+    assert np.array_equal(g.wet_index3d[ilat, ilon, k], np.arange(n))
+    assert np.array_equal(g.box_area, g.area2d[ilat, ilon])
+    assert np.array_equal(g.box_dz, g.dz[k])
+    assert np.array_equal(g.box_zt, g.zt[k]) and np.array_equal(g.box_zw, g.zw[k])
+    assert np.array_equal(g.box_lat, g.lat[ilat]) and np.array_equal(g.box_lon, g.lon[ilon])
+    assert np.array_equal(g.box_column, ilat * g.shape[1] + ilon)
+    assert np.array_equal(g.box_volume, g.area2d[ilat, ilon] * g.dz[k])
+    per_box = [v for v in vars(g).values() if isinstance(v, np.ndarray) and v.size == n]
+    assert sum(a.nbytes for a in per_box) == n * (4 * 4 + 8)      # iwet, ilat, ilon, k; volume
+    lay = Layout(g, 2, 1)
+    assert lay.perm.dtype == np.int32 and np.array_equal(lay.iperm[lay.perm], np.arange(n))

@@ -171,6 +171,11 @@ def test_observations_on_another_grid(twin):
     sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_SELF), T)
     with pytest.raises(InputError, match="another grid"):
         Objective(sysm, [Observation("DIP", obs[:-10], source="dip.mat")])
+    # a constant field has no variance to weigh the misfit by: refused, naming file and tracer
+    flat = np.where(np.isfinite(obs), 2.0, np.nan)
+    with pytest.raises(InputError, match=r"dip\.mat.*DIP.*same value \(2\) in all") as err:
+        Objective(sysm, [Observation("DIP", flat, source="dip.mat")])
+    assert "variance" in str(err.value)
     sysm.destroy()
 
 

@@ -26,8 +26,7 @@ def evaluate(world, comm, obs=None):
     system = ModelSystem(model, DistributedGrid(world.grid, comm), world.T)
     names = model.tracer_names
     if obs is None:      # observations from the default model's state (serial)
-        obj = Objective(system, [Observation("DIP", np.full(world.grid.nwet, 2.0)),
-                                 Observation("DIP", np.linspace(1, 3, world.grid.nwet))], prefix="jser_")
+        obj = Objective(system, [Observation("DIP", np.linspace(1, 3, world.grid.nwet))], prefix="jser_")
         obj.evaluate(model.parameters.get_x(), 0)
         X = obj.state_to_natural()
         obj.destroy()
