@@ -92,14 +92,15 @@ class Layout:
         ilat, ilon = np.divmod(cols, nlon)
         col_start = np.concatenate([[0], np.cumsum(kmt)])
         n = int(col_start[-1])
-        # natural index of (ilat, ilon, k) = wet_index3d; both permutations are held whole on every
-        # rank (gathers, operator columns), so in the grid's compact index type
+        # int64 although the grid's indices are int32: 32-bit permutations raised the resident memory
+        # after the first Jacobian by 0.11 GiB at 2 deg x 48 on 1 rank (outside NumPy's allocations)
+        perm = np.empty(n, dtype=np.int64)
+        # natural index of (ilat, ilon, k) = wet_index3d
         k_in_col = np.arange(n) - np.repeat(col_start[:-1], kmt)
-        perm = grid.wet_index3d[np.repeat(ilat, kmt), np.repeat(ilon, kmt), k_in_col]
-        del k_in_col
+        perm[:] = grid.wet_index3d[np.repeat(ilat, kmt), np.repeat(ilon, kmt), k_in_col]
         self.perm = perm
         self.iperm = np.empty_like(perm)
-        self.iperm[perm] = np.arange(n, dtype=perm.dtype)
+        self.iperm[perm] = np.arange(n)
         self.columns = cols
         self.column_bounds = bounds_col
         self.box_bounds = col_start[bounds_col].astype(np.int64)  # size+1
