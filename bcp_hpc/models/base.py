@@ -18,6 +18,7 @@ a new cycle is a new declaration, not a new solver.
 """
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -63,6 +64,40 @@ class SinkingSpec:
     scale: Callable           #: (params dict of AD2/float, fields) -> AD2/float per box
 
 
+class RebuiltFields(MutableMapping):
+    """A model's natural-order fields after :meth:`Model.release_fields`: rebuilt by ``factory`` (the
+    same arrays, from the same inputs) when first read, e.g. by the diagnostics, and kept from then on."""
+
+    def __init__(self, factory: Callable):
+        self._factory = factory
+        self._whole = None
+
+    def _fields(self) -> dict:
+        if self._whole is None:
+            self._whole = dict(self._factory())
+        return self._whole
+
+    def __getitem__(self, key):
+        return self._fields()[key]
+
+    def __setitem__(self, key, value):
+        self._fields()[key] = value
+
+    def __delitem__(self, key):
+        del self._fields()[key]
+
+    def __iter__(self):
+        return iter(self._fields())
+
+    def __len__(self):
+        return len(self._fields())
+
+    @property
+    def held(self) -> bool:
+        """Whether the whole fields are in memory."""
+        return self._whole is not None
+
+
 @dataclass
 class Model:
     name: str
@@ -80,6 +115,9 @@ class Model:
     processes: ProcessList | list | None = None
     #: observables that are sums of tracers, e.g. total DOC: name -> {tracer: coefficient}
     observables: dict = field(default_factory=dict)
+    #: builds ``fields`` again from the model's inputs (same arrays): lets a model system drop the
+    #: whole fields once it holds its rows (:meth:`release_fields`)
+    fields_factory: Callable | None = None
 
     def __post_init__(self):
         if self.processes is not None:
@@ -91,6 +129,15 @@ class Model:
                 self.local_terms = lambda c, p, f: procs.local_terms(names, c, p, f)
         if self.local_terms is None:
             raise ValueError(f"model {self.name}: declare processes or local_terms")
+
+    def release_fields(self):
+        """Drop the whole natural-order fields (n-vectors held on every rank: 168 bytes per box for the
+        joint model) once a model system holds its rows of them; they are rebuilt by
+        ``fields_factory`` when read again (diagnostics, another model system).  Without a factory
+        the fields stay.  Change a model's inputs, not its fields: a change to ``fields`` lasts only
+        until the next release."""
+        if self.fields_factory is not None:
+            self.fields = RebuiltFields(self.fields_factory)
 
     def combination(self, name: str) -> dict:
         """``{tracer: coefficient}`` of an observable (a tracer itself, or a declared sum of tracers)."""

@@ -70,6 +70,7 @@ class ModelSystem:
         self._sink_local = {k: sp.csr_matrix(F)[self.loc][:, self.loc] for k, F in self._sink_base.items()}
         self.local_fields = {k: (np.asarray(v)[self.loc] if np.ndim(v) == 1 and np.size(v) == self.grid.nwet else v)
                              for k, v in model.fields.items()}
+        model.release_fields()      # the rows above are all a solve reads; diagnostics rebuild the rest
         self.Tp = dgrid.matrix_from_scipy(self.T)
         self._J = None
         self._pattern = None

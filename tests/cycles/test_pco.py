@@ -145,6 +145,38 @@ def test_carbon_sources_close_boxwise_and_budgets_close(joint):
     assert diag["npp_satellite_pg_c_per_yr"] == pytest.approx(52.0, rel=1e-6)   # the synthetic VGPM's total
 
 
+def test_model_system_drops_the_whole_fields_and_diagnostics_rebuild_them(joint):
+    """The whole natural-order fields (n-vectors on every rank) are dropped once a model system holds
+    its rows; the diagnostics rebuild the same arrays and give the same totals."""
+    from bcp_hpc.cycles.pco.diagnostics import joint_diagnostics
+    from bcp_hpc.cycles.pco.model import joint_model
+    from bcp_hpc.models.base import Model, RebuiltFields
+    from bcp_hpc.models.system import ModelSystem
+    world, X = joint["world"], joint["state"]
+    model = joint_model(world, world.npp(), 2.1)
+    whole = {k: np.array(v, copy=True) for k, v in model.fields.items()}
+    n = world.grid.nwet
+    assert sum(v.nbytes for v in whole.values() if v.shape == (n,)) == 21 * 8 * n
+    before = joint_diagnostics(model, world.grid, X)
+    system = ModelSystem(model, joint["dgrid"], world.T)
+    assert isinstance(model.fields, RebuiltFields) and not model.fields.held
+    for k, v in whole.items():
+        if v.shape == (n,):
+            assert np.array_equal(system.local_fields[k], v[system.loc])
+    after = joint_diagnostics(model, world.grid, X)
+    assert model.fields.held
+    assert set(model.fields) == set(whole)
+    assert all(np.array_equal(model.fields[k], v) for k, v in whole.items())
+    for key in ("toc_export_pg_c_per_yr", "npp_model_pg_c_per_yr", "npp_satellite_pg_c_per_yr"):
+        assert after[key] == before[key]
+    system.destroy()
+    # a model declared without a way to rebuild its fields keeps them
+    plain = Model("plain", model.tracers, model.parameters.copy(), sinking=model.sinking, fields=dict(whole),
+                  processes=model.processes)
+    plain.release_fields()
+    assert isinstance(plain.fields, dict) and len(plain.fields) == len(whole)
+
+
 def test_doc_export_adjoint_equals_forward(joint):
     """Spec §6.3: the adjoint export (one transposed solve) equals the forward formula; 0 <= xi <= 1."""
     from bcp_hpc.cycles.pco.diagnostics import joint_diagnostics

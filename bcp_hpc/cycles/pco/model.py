@@ -98,7 +98,10 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
     ``uptake_pc``: the P:C inside the uptake's power (:data:`.fields.UPTAKE_PC`)."""
     if borate not in carbonate.BORATE:
         raise InputError(f"borate must be one of {sorted(carbonate.BORATE)}, got {borate!r}", variable="borate")
-    fields = joint_fields(world, npp_col_mgC_m2_d, po4_obs=po4_obs, uptake_pc=uptake_pc)
+    def build_fields():
+        return joint_fields(world, npp_col_mgC_m2_d, po4_obs=po4_obs, uptake_pc=uptake_pc)
+
+    fields = build_fields()
     params = parameters.copy() if parameters is not None else joint_parameters()
     missing = [q.name for q in joint_parameters() if q.name not in params]
     if missing:
@@ -138,7 +141,7 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
         "pic": SinkingSpec(base=lambda g: pic_operator(g, 1.0, 1.0), scale=lambda p, f: p["kappa_pic"] * p["d"]),
     }
     initial = {"DIP": dip_mean, "DIC": s_dic + 100.0, "ALK": alk_mean, "O2": 200.0}
-    return Model("PCO", tracers, params, sinking=sinking, fields=fields,
+    return Model("PCO", tracers, params, sinking=sinking, fields=fields, fields_factory=build_fields,
                  description="joint P-C-O model (Wu et al. 2025 §2.3; BGC eqPcycle/eqCcycle_v2/eqOcycle_v2)",
                  variant={"pop_to": "DIP", "uptake": "bgc", "uptake_pc": uptake_pc, "labile": labile,
                           "borate": borate, "dip_mean": dip_mean, "alk_mean": alk_mean, "s_dic": s_dic,

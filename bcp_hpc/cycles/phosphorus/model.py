@@ -58,7 +58,10 @@ def p_model(grid, npp_col_mgC_m2_d, dip_obs_gamma, dip_mean: float, *, sigma2: f
     """
     if pop_to not in ("DOPs", "DIP"):
         raise InputError(f"pop_to must be 'DOPs' (paper) or 'DIP' (BGC), got '{pop_to}'")
-    fields = uptake_field_dict(*uptake_fields(grid, npp_col_mgC_m2_d, dip_obs_gamma, uptake))
+    def build_fields():
+        return uptake_field_dict(*uptake_fields(grid, npp_col_mgC_m2_d, dip_obs_gamma, uptake))
+
+    fields = build_fields()
     params = parameters.copy() if parameters is not None else p_parameters(sigma2)
     if parameters is None:
         params.set(sigma2=sigma2)
@@ -72,7 +75,7 @@ def p_model(grid, npp_col_mgC_m2_d, dip_obs_gamma, dip_mean: float, *, sigma2: f
                Tracer("DOPs", "mmol m-3", "T", description="semi-labile dissolved organic P"),
                Tracer("DOPl", "mmol m-3", "T", eliminate=True, description="labile dissolved organic P")]
     sinking = {"martin": SinkingSpec(base=lambda g: martin_operator(g, 1.0, 1.0), scale=martin_scale)}
-    return Model("P", tracers, params, sinking=sinking, fields=fields,
+    return Model("P", tracers, params, sinking=sinking, fields=fields, fields_factory=build_fields,
                  description="4-tracer P cycle (Wu et al. 2025 §2.2)",
                  variant={"pop_to": pop_to, "uptake": uptake, "dip_mean": dip_mean},
                  processes=p_processes(dip_mean, pop_to))
