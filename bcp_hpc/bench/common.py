@@ -2,29 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import resource
 import time
 
 from ..io.atomic import write_text_atomic
 from ..log import rprint
+from ..memory import peak_rss_bytes
 from ..petsc_env import import_petsc4py
 
 PETSc = import_petsc4py()
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (bytes)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def current_rss_bytes() -> int:
-    """Resident set size of this process now (bytes; Linux ``/proc``, else the peak)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return peak_rss_bytes()
 
 
 class PhaseTimer:

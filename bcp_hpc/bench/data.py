@@ -18,8 +18,9 @@ from ..data.parallel import load_local
 from ..data.synthetic import synthetic_inputs
 from ..grid.layout import Layout
 from ..log import rprint
+from ..memory import peak_rss_bytes
 from ..operators.world import OCIM2_MASK_FILE, default_shared_data_dir
-from .common import peak_rss_bytes, write_json
+from .common import write_json
 
 
 def run(args):

@@ -69,7 +69,8 @@ def _world(rung):
 
 def measure_joint(rung: str, csv_path: str | None):
     """One joint P-C-O measurement on the current communicator (see the module); appends a CSV row."""
-    from ..bench.common import PETSc, current_rss_bytes, peak_rss_bytes
+    from ..bench.common import PETSc
+    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..cycles.pco.model import joint_model
     from ..grid.distributed import DistributedGrid
     from ..inversion.objective import Objective
@@ -131,7 +132,8 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     Peaks of the largest rank: ``world_peak_rss_bytes`` after the world and the rank's operator rows
     (the world-construction phase), ``assemble_peak_rss_bytes`` after the Jacobian's assembly,
     ``peak_rss_bytes`` at the end (the solve).  ``assemble_only`` stops before the solve."""
-    from ..bench.common import PETSc, current_rss_bytes, peak_rss_bytes
+    from ..bench.common import PETSc
+    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..grid.distributed import DistributedGrid
     from ..cycles.phosphorus.model import p_model
     from ..models.system import ModelSystem

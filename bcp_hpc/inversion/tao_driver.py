@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from ..errors import ConfigError, SolverError
+from ..memory import current_rss_bytes, peak_rss_bytes
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
@@ -75,6 +76,16 @@ class Inversion:
     def _bcast_x(self, xvec) -> np.ndarray:
         arr = xvec.getArray(readonly=True).copy() if self.comm.rank == 0 else None
         return self.comm.bcast(arr, root=0)
+
+    def _memory(self) -> tuple:
+        """Resident memory now and its peak so far, of the largest rank (bytes)."""
+        from mpi4py import MPI
+        rss = current_rss_bytes()
+        # the kernel's peak counter lags its current count by a few pages
+        here = np.array([rss, max(rss, peak_rss_bytes())], dtype=np.int64)
+        out = np.empty_like(here)
+        self.comm.Allreduce(here, out, op=MPI.MAX)
+        return int(out[0]), int(out[1])
 
     def _physical(self, x):
         return {n: self.params[n].from_x(xi) for n, xi in zip(self.names, x)}
@@ -222,16 +233,18 @@ class Inversion:
             it = start_it + its
             phys = self._physical(xx)
             radius = current_trust_radius(tao_)
+            rss, peak = self._memory()
             rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "trust_radius": radius,
                    "x": [float(v) for v in xx],
                    "parameters": {n: {"value": v, "units": self.params[n].units} for n, v in phys.items()},
-                   "elapsed_s": time.perf_counter() - t_start}
+                   "elapsed_s": time.perf_counter() - t_start,
+                   "rss_bytes_largest_rank": rss, "peak_rss_bytes_largest_rank": peak}
             if its == 0 and resumed:
                 return  # the resumed iterate is already logged
             self.history.append({"objective": f, "x": rec["x"]})
             if rank0:
-                log.info("iter %3d  f %.8e  |g| %.3e  radius %s  %s", it, f, gnorm,
-                         "-" if radius is None else f"{radius:.3e}",
+                log.info("iter %3d  f %.8e  |g| %.3e  radius %s  memory %.2f GiB  %s", it, f, gnorm,
+                         "-" if radius is None else f"{radius:.3e}", rss / 2**30,
                          "  ".join(f"{n} {v:.5g} {self.params[n].units}" for n, v in phys.items()))
                 if self.log_jsonl:
                     with open(self.log_jsonl, "a") as fh:

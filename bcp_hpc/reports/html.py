@@ -173,10 +173,12 @@ def _about(folder: RunFolder) -> str:
                                                         [[k, v] for k, v in info["solver_paths"].items()]))
         if info.get("software"):
             out.append("<h3>Software</h3>" + _table(["package", "version"], [[k, v] for k, v in info["software"].items()]))
-    timing = [[i.label or "run", len(i.iterations), i.iterations[-1].get("elapsed_s")] for i in folder.inversions
-              if i.iterations]
+    timing = [[i.label or "run", len(i.iterations), i.iterations[-1].get("elapsed_s"),
+               _gib(max((it.get("peak_rss_bytes_largest_rank") or 0) for it in i.iterations))]
+              for i in folder.inversions if i.iterations]
     if timing:
-        out.append("<h3>Timings</h3>" + _table(["inversion", "iterations logged", "elapsed (s)"], timing))
+        out.append("<h3>Timings</h3>" + _table(["inversion", "iterations logged", "elapsed (s)",
+                                                "peak memory of the largest rank (GiB)"], timing))
     variants = {i.label or "run": i.result.get("variant") for i in folder.inversions if i.result}
     variants = variants or ({"sweep": folder.sweep.get("model_variant")} if folder.sweep else {})
     if folder.products and not variants:
@@ -188,6 +190,11 @@ def _about(folder: RunFolder) -> str:
     if folder.config:
         out.append("<h3>Resolved configuration</h3><pre>" + _esc(json.dumps(folder.config, indent=2)) + "</pre>")
     return "".join(out)
+
+
+def _gib(nbytes):
+    """Bytes as GiB with two decimals; None (logs written before memory was recorded) for 0."""
+    return round(nbytes / 2**30, 2) if nbytes else None
 
 
 def write_report(run_dir: str, out_dir: str | None = None, formats=("png", "svg")) -> str:

@@ -207,6 +207,15 @@ def test_report_content_names_the_run(runs):
     page = (runs["joint"] / "report.html").read_text()
     for words in ("Figure 4", "R²", "deviation (σ)", "Parameters: PCO inversion"):
         assert words in page, words
+    # every iteration records the largest rank's memory; the report shows the peak of the run
+    its = [json.loads(x) for x in (runs["joint"] / "iterations_invert.jsonl").read_text().splitlines()]
+    for it in its:
+        assert 0 < it["rss_bytes_largest_rank"] <= it["peak_rss_bytes_largest_rank"] < 2**40, it
+    peaks = [it["peak_rss_bytes_largest_rank"] for it in its]
+    assert all(b >= a - 2**20 for a, b in zip(peaks, peaks[1:])), peaks     # a peak (the counters lag by pages)
+    m = re.search(r"peak memory of the largest rank \(GiB\)</th></tr><tr><td>[^<]*</td><td>[^<]*</td>"
+                  r"<td>[^<]*</td><td>([0-9.]+)</td>", page)
+    assert m and float(m.group(1)) == pytest.approx(max(peaks) / 2**30, abs=0.006), m
 
 
 # ------------------------------------------------------------------ NetCDF outputs
