@@ -154,6 +154,15 @@ class ModelSystem:
         """Drop the cached evaluations of the local terms (e.g. before a timed evaluation)."""
         self._cache, self._pairs = {}, None
 
+    def release_linearisation(self):
+        """Free the Jacobian, its assembly plan and the cached evaluations while the system waits
+        (e.g. the twin truth's system while other models are inverted); the next :meth:`linearise`
+        builds them again."""
+        # the reference is dropped, not destroyed: a solver factored from this Jacobian may still
+        # hold it (a block-triangular solver multiplies by its couplings); it is freed with the last
+        self._J, self._assembly, self._pattern = None, None, None
+        self.forget_evaluations()
+
     #: bytes of one second-derivative intermediate per chunk of boxes (m^2 x chunk doubles)
     CHUNK_BYTES = 16 * 2**20
 

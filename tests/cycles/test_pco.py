@@ -177,6 +177,24 @@ def test_model_system_drops_the_whole_fields_and_diagnostics_rebuild_them(joint)
     assert isinstance(plain.fields, dict) and len(plain.fields) == len(whole)
 
 
+def test_released_linearisation_is_built_again_the_same(joint):
+    """A waiting system frees its Jacobian, assembly plan and cached evaluations; the next linearisation
+    is the same matrix."""
+    from bcp_hpc.cycles.pco.model import joint_model
+    from bcp_hpc.models.system import ModelSystem
+    world = joint["world"]
+    system = ModelSystem(joint_model(world, world.npp(), 2.1), joint["dgrid"], world.T)
+    u = system.vec_from_natural(list(joint["state"]))
+    before = [a.copy() for a in system.linearise(u).matrix.getValuesCSR()]
+    system.release_linearisation()
+    assert system._J is None and system._assembly is None and not system._cache
+    after = system.linearise(u).matrix.getValuesCSR()
+    for a, b in zip(before, after):
+        assert np.array_equal(a, b)
+    u.destroy()
+    system.destroy()
+
+
 def test_doc_export_adjoint_equals_forward(joint):
     """Spec §6.3: the adjoint export (one transposed solve) equals the forward formula; 0 <= xi <= 1."""
     from bcp_hpc.cycles.pco.diagnostics import joint_diagnostics

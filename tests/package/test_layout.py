@@ -1,6 +1,6 @@
 """The layout tells the data flow: every module imports only modules of its own or earlier stages.
 
-    base (errors, log, constants, settings, petsc_env, io) -> grid -> data -> operators -> models
+    base (errors, log, memory, constants, settings, petsc_env, io) -> grid -> data -> operators -> models
     -> solvers -> inversion -> diagnostics -> experiments -> reports -> bench -> cli
 
 A cycle package spans stages file by file: its declaration (``__init__``, ``config``, ``run``,
@@ -14,7 +14,7 @@ import pytest
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bcp_hpc")
 STAGES = ["base", "grid", "data", "operators", "models", "solvers", "inversion", "diagnostics", "experiments",
           "reports", "bench", "cli"]
-BASE = {"__init__", "errors", "log", "constants", "settings", "petsc_env", "io"}
+BASE = {"__init__", "errors", "log", "memory", "constants", "settings", "petsc_env", "io"}
 CYCLE_FILES = {"diagnostics": "diagnostics", "experiments": "experiments", "report": "reports"}
 
 
