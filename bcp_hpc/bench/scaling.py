@@ -70,10 +70,10 @@ def _world(rung):
 def measure_joint(rung: str, csv_path: str | None):
     """One joint P-C-O measurement on the current communicator (see the module); appends a CSV row."""
     from ..bench.common import PETSc
-    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..cycles.pco.model import joint_model
     from ..grid.distributed import DistributedGrid
     from ..inversion.objective import Objective
+    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..models.system import ModelSystem
     from .joint import PERTURBATION, component_stats, observations_of, reference_state
     from mpi4py import MPI
@@ -133,9 +133,9 @@ def measure(rung: str, solver: str, csv_path: str | None, assemble_only: bool = 
     (the world-construction phase), ``assemble_peak_rss_bytes`` after the Jacobian's assembly,
     ``peak_rss_bytes`` at the end (the solve).  ``assemble_only`` stops before the solve."""
     from ..bench.common import PETSc
-    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..grid.distributed import DistributedGrid
     from ..cycles.phosphorus.model import p_model
+    from ..memory import current_rss_bytes, peak_rss_bytes
     from ..models.system import ModelSystem
     from ..solvers.choice import choose, estimated_path_bytes
     from ..solvers.options import OptionsScope

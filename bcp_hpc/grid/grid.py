@@ -132,7 +132,6 @@ class Grid:
         """The per-box arrays every rank holds whole (docs/hpc.md, "What each rank holds"): indices
         in the smallest integer type that fits and the box volume; the other per-box geometry is
         computed from the 1-D axes when asked for (:attr:`box_area`, :attr:`box_lat`, ...)."""
-        nlat, nlon, nz = self.mask.shape
         itype = index_dtype(self.mask.size)
         self.iwet = np.flatnonzero(self.mask.ravel(order="F")).astype(itype)
         ilat, ilon, k = np.unravel_index(self.iwet, self.mask.shape, order="F")

@@ -38,7 +38,7 @@ def choose_kept_columns(system, terms: dict, eliminated: list, keep_ratio: float
     from mpi4py import MPI
     g = system.grid
     n = g.nwet
-    column = g.box_ilat * g.shape[1] + g.box_ilon
+    column = g.box_column
     kept = {}
     if keep_ratio < 0:
         return kept
