@@ -67,7 +67,9 @@ class Cycle:
     build: Callable | None = None      #: (setup, product) -> Model, parameters from the cycle's defaults
     truth: Callable | None = None      #: (setup, model) -> {parameter: value} of a twin experiment's truth
     twin_observed: Callable | None = None   #: (setup, truth_state) -> [(tracer, noise std, tracer units)]
-    diagnostics: str = "diagnostics:run_diagnostics"   #: "module:function" (setup, model, state) -> dict
+    #: "module:function" (setup, model, state) -> dict, called on every rank; ``state`` is the whole
+    #: natural-order state on rank 0 and None elsewhere, where the result is ignored
+    diagnostics: str = "diagnostics:run_diagnostics"
     model_settings: tuple = ()         #: :class:`~bcp_hpc.settings.Setting` of ``[model]`` for this cycle
     sections: tuple = ()               #: the cycle's own config sections (:class:`~bcp_hpc.settings.Section`)
     real_observations: Callable | None = None   #: (setup) -> ({tracer: values} or None for a twin, info dict)

@@ -55,6 +55,7 @@ class Setup:
             self.real_observations, self.observations_info = self.cycle.real_observations(self)
         self.model, self.system = self.model_for(self.product)
         self.truth = None
+        #: a twin's true state, natural order (nt, n), on rank 0 only (None elsewhere and with real data)
         self.truth_state = None
         if self.real_observations is None:
             self.observations = self._twin()
@@ -68,27 +69,35 @@ class Setup:
         return model, ModelSystem(model, self.dgrid, self.world)
 
     def _twin(self) -> dict:
-        """Observations of the model's state at the cycle's truth (``truth_`` steady state)."""
+        """Observations of the model's state at the cycle's truth (``truth_`` steady state).
+
+        The true state is whole on rank 0 only (:attr:`truth_state` is None elsewhere): rank 0 draws
+        the observations, which every rank then receives."""
         ps = self.model.parameters
         saved = ps.values()
         self.truth = self.cycle.truth(self, self.model)
+        mpi = self.comm.tompi4py()
         self.truth_state = self._stored_truth_state()
-        if self.truth_state is None:
+        if not mpi.bcast(self.truth_state is not None, root=0):
             ps.set(**self.truth)
             try:
                 with SteadyState(self.system, prefix="truth_") as ss:
                     ss.solve()
-                    self.truth_state = self.system.to_natural(ss.u)
+                    self.truth_state = self.system.to_natural(ss.u, root=0)
             finally:
                 ps.set(**saved)
             self._store_truth_state()
         oc = self.run.observations
-        V = self.grid.box_volume
         obs, stds = {}, {}
-        for k, (name, std) in enumerate(self.cycle.twin_observed(self, self.truth_state)):
-            field = self.model.observable(name, self.truth_state)
-            obs[name], _ = synthetic_observations(field, V, std, float(oc.coverage), int(oc.seed) + k, oc.noise_model)
-            stds[name] = std
+        if mpi.rank == 0:
+            V = self.grid.box_volume
+            for k, (name, std) in enumerate(self.cycle.twin_observed(self, self.truth_state)):
+                field = self.model.observable(name, self.truth_state)
+                obs[name], _ = synthetic_observations(field, V, std, float(oc.coverage), int(oc.seed) + k,
+                                                      oc.noise_model)
+                stds[name] = std
+        stds = mpi.bcast(stds, root=0)
+        obs = {name: _bcast_array(mpi, obs.get(name), self.grid.nwet) for name in stds}
         self.observations_info.update({"kind": "synthetic", "truth": {n: self.truth[n] for n in ps.optimized},
                                        "noise_std": stds, "noise_model": oc.noise_model,
                                        "coverage": oc.coverage, "seed": oc.seed})
@@ -105,9 +114,10 @@ class Setup:
         return None if self.out_dir is None else os.path.join(self.out_dir, TRUTH_FILE)
 
     def _stored_truth_state(self):
-        """The true state from :data:`TRUTH_FILE` when resuming and it belongs to this problem, else None."""
+        """The true state from :data:`TRUTH_FILE` when resuming and it belongs to this problem, else None
+        (read on rank 0 only; None elsewhere)."""
         path = self._truth_path()
-        if not (self.resume and path and os.path.exists(path)):
+        if not (self.resume and path and os.path.exists(path)) or self.comm.getRank() != 0:
             return None
         import h5py
         key = self._truth_key()
@@ -187,7 +197,7 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
         res = inv.run(x0=x0, resume=resume)
         post = posterior(model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,
                          run.inversion.noise_scale)
-        state = obj.state_to_natural()
+        state = obj.state_to_natural(root=0)      # whole on the rank that writes it only
         # a twin's objective at the truth, for the likelihood-ratio test (one more steady state, after
         # the optimum's state has been taken); only where the model's fixed parameters are the truth's
         # (not, e.g., the sweep's runs at another sigma2)
@@ -196,7 +206,7 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
             model.parameters.set_x(res["x"])
     finally:
         obj.destroy()
-    diag = setup.cycle.hook(setup.cycle.diagnostics)(setup, model, state)
+    diag = diagnose(setup, model, state)
     z = {}
     credibility = None
     if x_true is not None:
@@ -210,6 +220,23 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
                                         f_opt=res["objective"], f_true=f_true, noise_variance=post["noise_variance"])
     return {"result": res, "posterior": post, "diagnostics": diag, "state": state, "x_true": x_true, "z": z,
             "truth_credibility": credibility, "iterations_log": f"iterations_{tag}.jsonl"}
+
+
+def _bcast_array(mpi, values, n: int) -> np.ndarray:
+    """Rank 0's float n-vector ``values`` on every rank (one buffer broadcast, no pickled copy)."""
+    buf = np.ascontiguousarray(values, dtype=float) if mpi.rank == 0 else np.empty(n)
+    mpi.Bcast(buf, root=0)
+    return buf
+
+
+def diagnose(setup, model, state) -> dict:
+    """The cycle's diagnostics of ``state`` (the whole state on rank 0, None elsewhere), on every rank.
+
+    The hook is called on every rank, so that its collective steps (e.g. an adjoint solve) run
+    everywhere; rank 0 computes the rest and its result (totals and maps of O(columns)) is sent to
+    every rank, so that no other rank holds a whole field."""
+    out = setup.cycle.hook(setup.cycle.diagnostics)(setup, model, state)
+    return setup.comm.tompi4py().bcast(out if setup.comm.getRank() == 0 else None, root=0)
 
 
 def _objective_at(obj, x):

@@ -197,8 +197,9 @@ def test_released_linearisation_is_built_again_the_same(joint):
 
 def test_doc_export_adjoint_equals_forward(joint):
     """Spec §6.3: the adjoint export (one transposed solve) equals the forward formula; 0 <= xi <= 1."""
-    from bcp_hpc.cycles.pco.diagnostics import joint_diagnostics
-    d = joint_diagnostics(joint["model"], joint["world"].grid, joint["state"], joint["dgrid"], joint["world"].T)
+    from bcp_hpc.cycles.pco.diagnostics import adjoint_export_probabilities, joint_diagnostics
+    xi = adjoint_export_probabilities(joint["model"], joint["system"], root=None)
+    d = joint_diagnostics(joint["model"], joint["world"].grid, joint["state"], export_probabilities=xi)
     for key in ("docs", "docl"):
         assert d[f"{key}_export_adjoint_pg_c_per_yr"] == pytest.approx(d[f"{key}_export_pg_c_per_yr"], rel=1e-8)
         lo, hi = d[f"{key}_export_probability_range"]

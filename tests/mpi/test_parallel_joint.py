@@ -58,8 +58,9 @@ def test_joint_state_gradient_hessian_match_serial(world):
 
 
 def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
-    """The twin's true state is written once (rank 0) on N ranks, equals the serial one, and a resumed
-    set-up on N ranks reads it on every rank instead of solving it again."""
+    """The twin's true state is written once (rank 0) on N ranks, equals the serial one, is whole on
+    rank 0 only, and a resumed set-up on N ranks reads it (rank 0) instead of solving it again; every
+    rank has the serial set-up's observations."""
     import os
     from bcp_hpc.cli.pipeline import options_scope
     from bcp_hpc.experiments.description import RunDescription
@@ -70,11 +71,23 @@ def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
     with options_scope(run):
         serial = Setup(run, PETSc.COMM_SELF)
         reference = np.asarray(serial.truth_state)
+        serial_obs = serial.observations
         serial.destroy()
         first = Setup(run, PETSc.COMM_WORLD, out_dir=d)
         mpi.Barrier()
         assert all_ranks(os.path.exists(os.path.join(d, TRUTH_FILE)))
-        assert all_ranks(np.abs(np.asarray(first.truth_state) - reference).max() <= 1e-8 * np.abs(reference).max())
+        if mpi.rank == 0:
+            ok = np.abs(np.asarray(first.truth_state) - reference).max() <= 1e-8 * np.abs(reference).max()
+        else:
+            ok = first.truth_state is None
+        assert all_ranks(ok)
+        # the same boxes observed, with the same noise, as the serial set-up's
+        assert all_ranks(list(first.observations) == list(serial_obs))
+        for name, y in serial_obs.items():
+            z = first.observations[name]
+            same = np.array_equal(np.isnan(z), np.isnan(y)) and \
+                np.nanmax(np.abs(z - y)) <= 1e-7 * np.nanmax(np.abs(y))
+            assert all_ranks(same), name
         first.destroy()
         called = []
         import bcp_hpc.experiments.runner as runner
@@ -90,5 +103,42 @@ def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
         finally:
             runner.SteadyState = original
         assert all_ranks("truth_" not in called)
-        assert all_ranks(np.array_equal(np.asarray(again.truth_state), np.asarray(first.truth_state)))
+        assert all_ranks(np.array_equal(np.asarray(again.truth_state), np.asarray(first.truth_state))
+                         if mpi.rank == 0 else again.truth_state is None)
         again.destroy()
+
+
+def test_diagnostics_whole_state_on_rank_0_only():
+    """The cycle's diagnostics on N ranks: the hook sees the whole state on rank 0 only, the adjoint
+    DOC export is solved by every rank, and every rank gets rank 0's result, equal to the serial one."""
+    from bcp_hpc.cli.pipeline import options_scope
+    from bcp_hpc.experiments.description import RunDescription
+    from bcp_hpc.experiments.runner import Setup, diagnose
+    from bcp_hpc.solvers.steady import SteadyState
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    run = RunDescription.load(None, {"world": {"source": "tiny"}, "model": {"cycle": "PCO"}})
+
+    def diagnostics(comm):
+        setup = Setup(run, comm)
+        try:
+            with SteadyState(setup.system, prefix="dg_") as ss:
+                ss.solve()
+                state = setup.system.to_natural(ss.u, root=0)
+            assert (state is None) == (comm.getRank() != 0)
+            return diagnose(setup, setup.model, state)
+        finally:
+            setup.destroy()
+
+    with options_scope(run):
+        serial = diagnostics(PETSc.COMM_SELF)
+        parallel = diagnostics(PETSc.COMM_WORLD)
+    keys = ("toc_export_pg_c_per_yr", "docs_export_adjoint_pg_c_per_yr", "docl_export_adjoint_pg_c_per_yr",
+            "npp_model_pg_c_per_yr", "poc_flux_100m_pg_c_per_yr")
+    ok = all(abs(parallel[k] - serial[k]) <= 1e-8 * abs(serial[k]) for k in keys)
+    ok = ok and parallel["docs_export_adjoint_pg_c_per_yr"] == pytest.approx(parallel["docs_export_pg_c_per_yr"],
+                                                                            rel=1e-8)
+    m, s = parallel["toc_export_map_mg_c_m2_d"], serial["toc_export_map_mg_c_m2_d"]
+    ok = ok and np.array_equal(np.isnan(m), np.isnan(s)) and np.nanmax(np.abs(m - s)) <= 1e-8 * np.nanmax(np.abs(s))
+    # every rank holds rank 0's result
+    ok = ok and mpi.allgather(parallel["toc_export_pg_c_per_yr"]) == [parallel["toc_export_pg_c_per_yr"]] * mpi.size
+    assert all_ranks(ok), {k: (parallel[k], serial[k]) for k in keys}

@@ -26,11 +26,11 @@ def model_npp(model, grid, rates: dict) -> dict:
             "docl_production_pg_c_per_yr": npp_sat - npp_model}
 
 
-def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observations: dict | None = None,
+def joint_diagnostics(model, grid, state: np.ndarray, observations: dict | None = None,
                       npp_products: dict | None = None, traps3d: np.ndarray | None = None,
-                      esm_f100: dict | None = None) -> dict:
-    """Totals (and maps) of spec §6.  With ``dgrid`` and ``T`` the DOC exports are also computed by the
-    adjoint method (and must equal the forward formulas).  ``npp_products`` (name -> (nlat, nlon)
+                      esm_f100: dict | None = None, export_probabilities: dict | None = None) -> dict:
+    """Totals (and maps) of spec §6.  With ``export_probabilities`` (:func:`adjoint_export_probabilities`)
+    the DOC exports are also computed by the adjoint method (and must equal the forward formulas).  ``npp_products`` (name -> (nlat, nlon)
     mg C m-2 d-1) get the Henson (2011) export; ``traps3d`` (mg C m-2 d-1 per box, NaN = none) the
     station comparison with Taylor statistics (spec §6.5) of the model, of the Henson export of each
     product and of each Earth-system model's POC flux at 100 m in ``esm_f100`` (name -> map).
@@ -83,13 +83,11 @@ def joint_diagnostics(model, grid, state: np.ndarray, dgrid=None, T=None, observ
         out["traps"]["henson"] = {k: compare_with_traps(m, traps3d, grid).get("taylor") for k, m in henson.items()}
         out["traps"]["esm"] = {k: compare_with_traps(m, traps3d, grid).get("taylor")
                                for k, m in (esm_f100 or {}).items()}
-    if dgrid is not None and T is not None:
+    if export_probabilities:
         ez = grid.euphotic
-        pc = rates["organic_production"]
-        for key, loss, source in (("docs", degradation_rate(p, f), p["sigC"] * pc),
-                                  ("docl", np.full(grid.nwet, p["kappa_l"]), f["nsat"] - pc)):
-            xi = export_probability(dgrid, T, loss)
-            out[f"{key}_export_adjoint_pg_c_per_yr"] = float((xi * source * V)[ez].sum() * PGC_PER_MMOLC_S)
+        made = {"docs": p["sigC"] * pc, "docl": f["nsat"] - pc}       # production in the euphotic zone
+        for key, xi in export_probabilities.items():
+            out[f"{key}_export_adjoint_pg_c_per_yr"] = float((xi * made[key] * V)[ez].sum() * PGC_PER_MMOLC_S)
             out[f"{key}_export_probability_range"] = [float(xi.min()), float(xi.max())]
     out["c_budget"] = carbon_budget(grid, rates, c["DIC"])
     if observations:
@@ -134,15 +132,32 @@ def trap_fluxes(setup):
     return None
 
 
-def run_diagnostics(setup, model, state) -> dict:
+def adjoint_export_probabilities(model, system, root: int | None = 0) -> dict:
+    """The DOC_s and DOC_l export probabilities of spec §6.3 (:func:`export_probability`), natural-order
+    n-vectors on rank ``root`` (None elsewhere).  Collective: each rank gives its rows of ``system``'s
+    transport and its boxes' loss rates (s^-1) at ``model``'s parameters; the loss rates depend on the
+    world's temperature only, so any model system of the same world serves."""
+    p = model.parameters.values()
+    f = system.local_fields
+    losses = {"docs": degradation_rate(p, f), "docl": np.full(system.nloc, p["kappa_l"])}
+    return {k: export_probability(system.dgrid, system.T, loss, root=root)
+            for k, loss in losses.items()}
+
+
+def run_diagnostics(setup, model, state) -> dict | None:
     """The cycle's diagnostics hook (:class:`bcp_hpc.cycles.Cycle`), with the adjoint DOC export, the
-    Henson export of every NPP product and the trap comparison where the world has trap data."""
+    Henson export of every NPP product and the trap comparison where the world has trap data.
+
+    Called on every rank: the adjoint solves are collective; the rest runs on rank 0, the only rank
+    that holds the whole state (``state`` is None elsewhere, and so is the result)."""
+    xi = adjoint_export_probabilities(model, setup.system)
+    if state is None:
+        return None
     if not hasattr(setup, "trap_fluxes"):
         setup.trap_fluxes = trap_fluxes(setup)
         setup.esm_f100 = esm_fluxes(setup)
-    return joint_diagnostics(model, setup.grid, state, setup.dgrid, setup.system.T, setup.observations,
-                             npp_products=setup.world.npp_products, traps3d=setup.trap_fluxes,
-                             esm_f100=setup.esm_f100)
+    return joint_diagnostics(model, setup.grid, state, setup.observations, npp_products=setup.world.npp_products,
+                             traps3d=setup.trap_fluxes, esm_f100=setup.esm_f100, export_probabilities=xi)
 
 
 def esm_fluxes(setup) -> dict:

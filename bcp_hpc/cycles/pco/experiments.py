@@ -97,12 +97,13 @@ def _summary(run, setup, products: list, runs: dict) -> dict:
             model.parameters.set_x(np.array(runs[params_from]["x"]))
             with SteadyState(system, prefix="cross_") as ss:
                 ss.solve()
-                state = system.to_natural(ss.u)
+                state = system.to_natural(ss.u, root=0)
         finally:
             system.destroy()
-        d = joint_diagnostics(model, setup.grid, state)
+        # the forward DOC_l export on rank 0, the one rank with the whole state
+        docl = float(joint_diagnostics(model, setup.grid, state)["docl_export_pg_c_per_yr"]) if state is not None else None
         cross = {"forcing": forcing, "parameters_from": params_from,
-                 "docl_export_pg_c_per_yr": float(d["docl_export_pg_c_per_yr"]),
+                 "docl_export_pg_c_per_yr": setup.comm.tompi4py().bcast(docl, root=0),
                  "docl_export_optimal_pg_c_per_yr": runs[forcing]["docl_export_pg_c_per_yr"]}
         rprint(f"cross experiment: {forcing} forcing with the {params_from} optimum: DOC_l export "
                f"{cross['docl_export_pg_c_per_yr']:.3f} vs {cross['docl_export_optimal_pg_c_per_yr']:.3f} optimal")
