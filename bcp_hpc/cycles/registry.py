@@ -67,9 +67,12 @@ class Cycle:
     build: Callable | None = None      #: (setup, product) -> Model, parameters from the cycle's defaults
     truth: Callable | None = None      #: (setup, model) -> {parameter: value} of a twin experiment's truth
     twin_observed: Callable | None = None   #: (setup, truth_state) -> [(tracer, noise std, tracer units)]
-    #: "module:function" (setup, model, state) -> dict, called on every rank; ``state`` is the whole
-    #: natural-order state on rank 0 and None elsewhere, where the result is ignored
+    #: "module:function" (setup, model, state) -> dict of totals and maps, ``state`` the whole
+    #: natural-order state; called on rank 0, and every rank receives the result
     diagnostics: str = "diagnostics:run_diagnostics"
+    #: the diagnostics hook has collective steps (e.g. an adjoint solve): it is called on every rank,
+    #: ``state`` is None except on rank 0 and only rank 0's result counts
+    diagnostics_collective: bool = False
     model_settings: tuple = ()         #: :class:`~bcp_hpc.settings.Setting` of ``[model]`` for this cycle
     sections: tuple = ()               #: the cycle's own config sections (:class:`~bcp_hpc.settings.Section`)
     real_observations: Callable | None = None   #: (setup) -> ({tracer: values} or None for a twin, info dict)

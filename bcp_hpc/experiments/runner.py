@@ -57,10 +57,23 @@ class Setup:
         self.truth = None
         #: a twin's true state, natural order (nt, n), on rank 0 only (None elsewhere and with real data)
         self.truth_state = None
+        #: observed tracer -> natural-order n-vector (NaN unobserved) on rank 0, what the diagnostics and
+        #: the result files read; the same names with None elsewhere
+        self.observations = {}
+        #: observed tracer -> this rank's boxes (local order), what the objective reads
+        self.local_observations = {}
         if self.real_observations is None:
-            self.observations = self._twin()
+            self._twin()
         else:
-            self.observations = dict(self.real_observations)
+            self._keep_observations(self.real_observations)
+            self.real_observations = self.observations      # the readers' whole arrays are not kept elsewhere
+
+    def _keep_observations(self, whole: dict):
+        """:attr:`observations` and :attr:`local_observations` from natural-order n-vectors read on every rank."""
+        rank0 = self.comm.getRank() == 0
+        loc = self.dgrid.local_natural
+        self.local_observations = {k: np.asarray(v, dtype=float)[loc] for k, v in whole.items()}
+        self.observations = {k: (v if rank0 else None) for k, v in whole.items()}
 
     def model_for(self, product: str):
         """The cycle's model forced by NPP product ``product`` and its system (same world and grid)."""
@@ -68,11 +81,11 @@ class Setup:
         model.parameters.update_from(dict(self.run.parameters), "config [parameters]")
         return model, ModelSystem(model, self.dgrid, self.world)
 
-    def _twin(self) -> dict:
+    def _twin(self):
         """Observations of the model's state at the cycle's truth (``truth_`` steady state).
 
         The true state is whole on rank 0 only (:attr:`truth_state` is None elsewhere): rank 0 draws
-        the observations, which every rank then receives."""
+        the observations and sends each rank its own boxes."""
         ps = self.model.parameters
         saved = ps.values()
         self.truth = self.cycle.truth(self, self.model)
@@ -97,11 +110,11 @@ class Setup:
                                                       oc.noise_model)
                 stds[name] = std
         stds = mpi.bcast(stds, root=0)
-        obs = {name: _bcast_array(mpi, obs.get(name), self.grid.nwet) for name in stds}
+        self.observations = {name: obs.get(name) for name in stds}
+        self.local_observations = {name: self.dgrid.local_from_root(obs.get(name)) for name in stds}
         self.observations_info.update({"kind": "synthetic", "truth": {n: self.truth[n] for n in ps.optimized},
                                        "noise_std": stds, "noise_model": oc.noise_model,
                                        "coverage": oc.coverage, "seed": oc.seed})
-        return obs
 
     def _truth_key(self) -> dict:
         """What a stored true state belongs to: the problem, the true parameters and the tracers."""
@@ -182,10 +195,10 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
     model = model or setup.model
     system = system or setup.system
     info = setup.observations_info
-    obs = [Observation(name, values, combination=model.combination(name),
+    obs = [Observation(name, values, combination=model.combination(name), local=True,
                        source="synthetic" if setup.real_observations is None else
                        info.get("tracers", {}).get(name, {}).get("source", info.get("file", "")))
-           for name, values in setup.observations.items()]
+           for name, values in setup.local_observations.items()]
     obj = Objective(system, obs, hessian=run.inversion.hessian)
     x_true = setup.x_true()
     if x0 is None and setup.cycle.start is not None:
@@ -222,21 +235,17 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
             "truth_credibility": credibility, "iterations_log": f"iterations_{tag}.jsonl"}
 
 
-def _bcast_array(mpi, values, n: int) -> np.ndarray:
-    """Rank 0's float n-vector ``values`` on every rank (one buffer broadcast, no pickled copy)."""
-    buf = np.ascontiguousarray(values, dtype=float) if mpi.rank == 0 else np.empty(n)
-    mpi.Bcast(buf, root=0)
-    return buf
-
-
 def diagnose(setup, model, state) -> dict:
     """The cycle's diagnostics of ``state`` (the whole state on rank 0, None elsewhere), on every rank.
 
-    The hook is called on every rank, so that its collective steps (e.g. an adjoint solve) run
-    everywhere; rank 0 computes the rest and its result (totals and maps of O(columns)) is sent to
-    every rank, so that no other rank holds a whole field."""
-    out = setup.cycle.hook(setup.cycle.diagnostics)(setup, model, state)
-    return setup.comm.tompi4py().bcast(out if setup.comm.getRank() == 0 else None, root=0)
+    Rank 0 computes them (a cycle whose hook has collective steps, ``Cycle.diagnostics_collective``,
+    is called on every rank) and its result, totals and maps of O(columns), is sent to every rank:
+    no other rank holds a whole field."""
+    rank0 = setup.comm.getRank() == 0
+    out = None
+    if rank0 or setup.cycle.diagnostics_collective:
+        out = setup.cycle.hook(setup.cycle.diagnostics)(setup, model, state)
+    return setup.comm.tompi4py().bcast(out if rank0 else None, root=0)
 
 
 def _objective_at(obj, x):

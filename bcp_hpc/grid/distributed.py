@@ -103,18 +103,22 @@ class DistributedGrid:
     def vec_from_root(self, fields, nfields: int, root: int = 0) -> "PETSc.Vec":
         """A Vec from natural-order n-vectors ``fields`` (``nfields`` of them) held on rank ``root`` only
         (None elsewhere): each rank receives its own boxes (the inverse of ``natural_from_vec(root=)``)."""
-        comm = self.comm.tompi4py()
-        counts = np.diff(self.layout.box_bounds)
         vec = self.create_vec(nfields)
         arr = vec.getArray()
         n = self.nlocal
         for f in range(nfields):
-            send = np.ascontiguousarray(np.asarray(fields[f], dtype=float)[self.layout.perm]) \
-                if comm.rank == root else None
-            out = np.empty(n)
-            comm.Scatterv([send, counts] if comm.rank == root else None, out, root=root)
-            arr[f * n:(f + 1) * n] = out
+            arr[f * n:(f + 1) * n] = self.local_from_root(fields[f] if self.comm.getRank() == root else None, root)
         return vec
+
+    def local_from_root(self, values, root: int = 0) -> np.ndarray:
+        """This rank's boxes (local order) of the natural-order float n-vector ``values`` held on rank
+        ``root`` only (None elsewhere)."""
+        comm = self.comm.tompi4py()
+        counts = np.diff(self.layout.box_bounds)
+        send = np.ascontiguousarray(np.asarray(values, dtype=float)[self.layout.perm]) if comm.rank == root else None
+        out = np.empty(self.nlocal)
+        comm.Scatterv([send, counts] if comm.rank == root else None, out, root=root)
+        return out
 
     def local_fields(self, vec, nfields: int) -> np.ndarray:
         """View of the local part of a Vec as (nfields, nlocal)."""

@@ -32,10 +32,12 @@ from ..solvers.steady import SteadyState
 @dataclass
 class Observation:
     tracer: str             #: a tracer, or the name of an observable that is a sum of tracers (``combination``)
-    values: np.ndarray      #: natural order, NaN where not observed (mmol m-3)
+    values: np.ndarray      #: natural order, NaN where not observed (mmol m-3); this rank's boxes if ``local``
     scale: float = 1.0      #: s_t
     source: str = ""
     combination: dict | None = None   #: {tracer: coefficient} of a derived observable (total DOC = DOC_s+DOC_l+DOC_r)
+    #: ``values`` hold this rank's boxes only, in the order of ``DistributedGrid.local_natural``
+    local: bool = False
 
 
 class Objective:
@@ -58,23 +60,33 @@ class Objective:
                     raise InputError(f"observed tracer '{t}' is not in model {system.model.name} ({names})",
                                      path=ob.source or None)
             y = np.asarray(ob.values, dtype=float)
-            if y.shape != (grid.nwet,):
+            expected = (loc.size,) if ob.local else (grid.nwet,)
+            wrong = y.shape != expected
+            if ob.local:            # every rank raises, or none does
+                wrong = bool(self._allsum(int(wrong)))
+            if wrong:
                 raise InputError(f"observations have shape {y.shape}, the model grid has {grid.nwet} wet boxes "
-                                 f"(observation file on another grid?)", path=ob.source or None, variable=ob.tracer)
+                                 + (f"({loc.size} on this rank) " if ob.local else "")
+                                 + "(observation file on another grid?)", path=ob.source or None, variable=ob.tracer)
+            if not ob.local:
+                y = y[loc]
+            # this rank's boxes; the weights' normalisation, mean and variance are reductions
             ok = np.isfinite(y)
-            if ok.sum() < 2:
+            n = int(self._allsum(int(ok.sum())))
+            if n < 2:
                 raise InputError("fewer than two observed boxes", path=ob.source or None, variable=ob.tracer)
-            V = grid.box_volume
-            w = np.where(ok, V, 0.0) / V[ok].sum()
-            ybar = (w[ok] * y[ok]).sum()
-            var = (w[ok] * (y[ok] - ybar) ** 2).sum()
-            if y[ok].min() == y[ok].max():
-                raise InputError(f"observations are the same value ({y[ok][0]:g}) in all {int(ok.sum())} observed boxes: "
+            V = grid.box_volume[loc]
+            w = np.where(ok, V, 0.0) / self._allsum(float(V[ok].sum()))
+            ybar = self._allsum(float((w[ok] * y[ok]).sum()))
+            var = self._allsum(float((w[ok] * (y[ok] - ybar) ** 2).sum()))
+            lo, hi = self._extremes(y[ok])
+            if lo == hi:
+                raise InputError(f"observations are the same value ({lo:g}) in all {n} observed boxes: "
                                  "the misfit is weighted by the observations' volume-weighted variance, which is zero",
                                  path=ob.source or None, variable=ob.tracer)
-            self.terms.append({"combo": [(names.index(t), float(c)) for t, c in combination.items()], "w": w[loc],
-                               "y": np.where(ok, y, 0.0)[loc], "ok": ok[loc], "coef": ob.scale / var,
-                               "n": int(ok.sum()), "name": ob.tracer})
+            self.terms.append({"combo": [(names.index(t), float(c)) for t, c in combination.items()], "w": w,
+                               "y": np.where(ok, y, 0.0), "ok": ok, "coef": ob.scale / var,
+                               "n": n, "name": ob.tracer})
         self.n_obs = sum(t["n"] for t in self.terms)
         self.last = None
         self.state_natural = None
@@ -82,6 +94,13 @@ class Objective:
     def _allsum(self, a):
         from mpi4py import MPI
         return self.comm.allreduce(a, op=MPI.SUM) if np.ndim(a) == 0 else self.comm.allreduce(np.asarray(a), op=MPI.SUM)
+
+    def _extremes(self, values):
+        """(min, max) of ``values`` over all ranks (a rank may hold none)."""
+        from mpi4py import MPI
+        lo = float(values.min()) if values.size else np.inf
+        hi = float(values.max()) if values.size else -np.inf
+        return self.comm.allreduce(lo, op=MPI.MIN), self.comm.allreduce(hi, op=MPI.MAX)
 
     def evaluate(self, x, order: int = 2, warm: bool = True):
         """Objective, gradient and (order 2) Hessian at transformed parameters ``x``.

@@ -176,6 +176,9 @@ def test_observations_on_another_grid(twin):
     with pytest.raises(InputError, match=r"dip\.mat.*DIP.*same value \(2\) in all") as err:
         Objective(sysm, [Observation("DIP", flat, source="dip.mat")])
     assert "variance" in str(err.value)
+    # a rank's own boxes: the local length is expected
+    with pytest.raises(InputError, match="another grid"):
+        Objective(sysm, [Observation("DIP", obs[sysm.loc][:-1], source="dip.mat", local=True)])
     sysm.destroy()
 
 

@@ -21,7 +21,7 @@ def world():
     return load_world("tiny")
 
 
-def evaluate(world, comm, obs=None):
+def evaluate(world, comm, obs=None, local=False):
     model = joint_model(world, world.npp(), 2.1)
     system = ModelSystem(model, DistributedGrid(world.grid, comm), world.T)
     names = model.tracer_names
@@ -35,7 +35,9 @@ def evaluate(world, comm, obs=None):
         return {nm: synthetic_observations(X[names.index(nm)], V, 0.02 * X[names.index(nm)].std(), 0.6, k)[0]
                 for k, nm in enumerate(("DIP", "DIC", "ALK", "O2"))}
     prefix = "jpar_" if comm.getSize() > 1 else "jser_"
-    obj = Objective(system, [Observation(nm, y) for nm, y in obs.items()], prefix=prefix)
+    loc = system.loc
+    obj = Objective(system, [Observation(nm, y[loc] if local else y, local=local) for nm, y in obs.items()],
+                    prefix=prefix)
     x = model.parameters.get_x() - 0.03
     f, g, H = obj.evaluate(x, 2)
     X = obj.state_to_natural()
@@ -55,12 +57,16 @@ def test_joint_state_gradient_hessian_match_serial(world):
     ok = rel(Xp, Xs) <= 1e-10 and abs(fp - fs) <= 1e-10 * abs(fs)
     ok = ok and rel(gp, gs) <= 1e-8 and rel(Hp, Hs) <= 1e-8
     assert all_ranks(ok), (rel(Xp, Xs), abs(fp - fs) / abs(fs), rel(gp, gs), rel(Hp, Hs))
+    # each rank given only its own boxes' observations: the same objective
+    Xl, fl, gl, Hl = evaluate(world, PETSc.COMM_WORLD, obs, local=True)
+    ok = abs(fl - fp) <= 1e-12 * abs(fp) and rel(gl, gp) <= 1e-12 and rel(Hl, Hp) <= 1e-12
+    assert all_ranks(ok), (abs(fl - fp) / abs(fp), rel(gl, gp), rel(Hl, Hp))
 
 
 def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
     """The twin's true state is written once (rank 0) on N ranks, equals the serial one, is whole on
-    rank 0 only, and a resumed set-up on N ranks reads it (rank 0) instead of solving it again; every
-    rank has the serial set-up's observations."""
+    rank 0 only, and a resumed set-up on N ranks reads it (rank 0) instead of solving it again; the
+    observations are the serial set-up's, whole on rank 0 and each rank's own boxes everywhere."""
     import os
     from bcp_hpc.cli.pipeline import options_scope
     from bcp_hpc.experiments.description import RunDescription
@@ -82,12 +88,14 @@ def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
             ok = first.truth_state is None
         assert all_ranks(ok)
         # the same boxes observed, with the same noise, as the serial set-up's
-        assert all_ranks(list(first.observations) == list(serial_obs))
+        assert all_ranks(list(first.observations) == list(serial_obs) == list(first.local_observations))
+
+        def same(z, y):
+            return np.array_equal(np.isnan(z), np.isnan(y)) and np.nanmax(np.abs(z - y)) <= 1e-7 * np.nanmax(np.abs(y))
+        loc = first.dgrid.local_natural
         for name, y in serial_obs.items():
-            z = first.observations[name]
-            same = np.array_equal(np.isnan(z), np.isnan(y)) and \
-                np.nanmax(np.abs(z - y)) <= 1e-7 * np.nanmax(np.abs(y))
-            assert all_ranks(same), name
+            whole = same(first.observations[name], y) if mpi.rank == 0 else first.observations[name] is None
+            assert all_ranks(whole and same(first.local_observations[name], y[loc])), name
         first.destroy()
         called = []
         import bcp_hpc.experiments.runner as runner

@@ -12,6 +12,7 @@ from .model import TRACERS
 CYCLE = Cycle(
     name="PCO", title="joint P-C-O model (11 tracers, 21 optimised parameters, carbonate chemistry, O2)",
     tracers=TRACERS, hooks=run, config=config, summary="report:summary",
+    diagnostics_collective=True,            # the adjoint DOC export is a parallel solve
     forcing=("npp", "po4", "temperature", "salinity", "silicate", "piston_velocity", "sea_level_pressure", "pme"),
     experiments=(Experiment("joint-products", "joint P-C-O inversion per NPP product ([joint] npp_products): "
                             "exports as mean +- std, cross experiment", "experiments:joint_products",

@@ -59,9 +59,6 @@ def p_diagnostics(model, grid, state: np.ndarray, dip_obs: np.ndarray | None = N
     return out
 
 
-def run_diagnostics(setup, model, state) -> dict | None:
-    """The cycle's diagnostics hook (:class:`bcp_hpc.cycles.Cycle`): totals, maps, budget, DIP fit.
-    Nothing collective: rank 0 computes them (``state`` and the result are None elsewhere)."""
-    if state is None:
-        return None
+def run_diagnostics(setup, model, state) -> dict:
+    """The cycle's diagnostics hook (:class:`bcp_hpc.cycles.Cycle`): totals, maps, budget, DIP fit."""
     return p_diagnostics(model, setup.grid, state, setup.observations.get("DIP"))
