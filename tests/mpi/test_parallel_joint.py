@@ -57,10 +57,11 @@ def test_joint_state_gradient_hessian_match_serial(world):
     ok = rel(Xp, Xs) <= 1e-10 and abs(fp - fs) <= 1e-10 * abs(fs)
     ok = ok and rel(gp, gs) <= 1e-8 and rel(Hp, Hs) <= 1e-8
     assert all_ranks(ok), (rel(Xp, Xs), abs(fp - fs) / abs(fs), rel(gp, gs), rel(Hp, Hs))
-    # each rank given only its own boxes' observations: the same objective
+    # each rank given only its own boxes' observations: the same objective (another solve, so to the
+    # same tolerances as against the serial one)
     Xl, fl, gl, Hl = evaluate(world, PETSc.COMM_WORLD, obs, local=True)
-    ok = abs(fl - fp) <= 1e-12 * abs(fp) and rel(gl, gp) <= 1e-12 and rel(Hl, Hp) <= 1e-12
-    assert all_ranks(ok), (abs(fl - fp) / abs(fp), rel(gl, gp), rel(Hl, Hp))
+    ok = abs(fl - fs) <= 1e-10 * abs(fs) and rel(gl, gs) <= 1e-8 and rel(Hl, Hs) <= 1e-8
+    assert all_ranks(ok), (abs(fl - fs) / abs(fs), rel(gl, gs), rel(Hl, Hs))
 
 
 def test_twin_truth_stored_on_n_ranks_is_read_on_resume(tmp_path_factory):
