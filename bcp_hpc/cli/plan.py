@@ -13,7 +13,7 @@ Model (assumptions, documented in the README):
   below 80 % of the memory per rank (``--mem-per-node / --ranks-per-node``);
 * out of core (``ooc``): memory / 6 (measured), same time; structured path: memory / 2;
 * iterative (two-level GMRES): one-rank time ``c_i N^p_i`` fitted to the iterative rows (default:
-  measured here, p_i = 1.23), efficiency per doubling of the iterative rows (default 0.8);
+  measured here, p_i = 1.24), efficiency per doubling of the iterative rows (default 0.86);
 * memory of the largest rank = a *shared* part that every rank holds whatever the rank count (the
   runtime, the grid's index arrays, the forcing fields) plus a *divided* part over the ranks:
   ``m(k) = s0 + s1 N + d N / k`` for the iterative path, ``s0 + s1 N + 1.3 M / k`` for the factor
@@ -51,9 +51,10 @@ OCIM2_WET = 200_160
 DEFAULT_TIME = (7.6 / REF_UNKNOWNS ** 1.58, 1.58)
 DEFAULT_MEMORY = (REF_MB * 2**20 / REF_UNKNOWNS ** EXPONENT, EXPONENT)
 DEFAULT_EFFICIENCY = 0.6
-#: iterative path: 6.52 s at 165,932 unknowns, time ~ N^1.23 (embedded, OCIM2 size, 2 and 1 deg x 48 layers)
-DEFAULT_ITERATIVE_TIME = (6.52 / REF_UNKNOWNS ** 1.23, 1.23)
-DEFAULT_ITERATIVE_EFFICIENCY = 0.8
+#: iterative path: 6.02 s at 165,932 unknowns, time ~ N^1.24, efficiency 0.86 from 1 to 2 ranks (embedded,
+#: OCIM2 size, 2 and 1 deg x 48 layers; `bcp-hpc bench scaling --solver iterative --max-ranks 2`)
+DEFAULT_ITERATIVE_TIME = (6.02 / REF_UNKNOWNS ** 1.24, 1.24)
+DEFAULT_ITERATIVE_EFFICIENCY = 0.86
 #: memory of the largest rank on the iterative path, m(k) = s0 + s1 N + d N / k (bytes), fitted to
 #: `bcp-hpc bench scaling --solver iterative` on 1, 2 and 4 ranks from 165,932 to 5,761,108 unknowns
 #: (docs/benchmarks.md), on the rows of 2 and 4 ranks
