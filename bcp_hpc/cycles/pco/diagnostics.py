@@ -30,10 +30,11 @@ def joint_diagnostics(model, grid, state: np.ndarray, observations: dict | None 
                       npp_products: dict | None = None, traps3d: np.ndarray | None = None,
                       esm_f100: dict | None = None, export_probabilities: dict | None = None) -> dict:
     """Totals (and maps) of spec §6.  With ``export_probabilities`` (:func:`adjoint_export_probabilities`)
-    the DOC exports are also computed by the adjoint method (and must equal the forward formulas).  ``npp_products`` (name -> (nlat, nlon)
-    mg C m-2 d-1) get the Henson (2011) export; ``traps3d`` (mg C m-2 d-1 per box, NaN = none) the
-    station comparison with Taylor statistics (spec §6.5) of the model, of the Henson export of each
-    product and of each Earth-system model's POC flux at 100 m in ``esm_f100`` (name -> map).
+    the DOC exports are also computed by the adjoint method (and must equal the forward formulas).
+    ``npp_products`` (name -> (nlat, nlon) mg C m-2 d-1) get the Henson (2011) export; ``traps3d``
+    (mg C m-2 d-1 per box, NaN = none) the station comparison with Taylor statistics (spec §6.5) of
+    the model, of the Henson export of each product and of each Earth-system model's POC flux at
+    100 m in ``esm_f100`` (name -> map).
 
     Maps (mg C m-2 d-1 per column): model and satellite NPP, labile (DOC_l) production, the POC, DOC_s,
     DOC_l and TOC export below the euphotic zone, the POC flux at 100 m and each product's Henson export."""

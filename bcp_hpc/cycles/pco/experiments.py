@@ -101,7 +101,9 @@ def _summary(run, setup, products: list, runs: dict) -> dict:
         finally:
             system.destroy()
         # the forward DOC_l export on rank 0, the one rank with the whole state
-        docl = float(joint_diagnostics(model, setup.grid, state)["docl_export_pg_c_per_yr"]) if state is not None else None
+        docl = None
+        if state is not None:
+            docl = float(joint_diagnostics(model, setup.grid, state)["docl_export_pg_c_per_yr"])
         cross = {"forcing": forcing, "parameters_from": params_from,
                  "docl_export_pg_c_per_yr": setup.comm.tompi4py().bcast(docl, root=0),
                  "docl_export_optimal_pg_c_per_yr": runs[forcing]["docl_export_pg_c_per_yr"]}
