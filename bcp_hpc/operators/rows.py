@@ -7,8 +7,9 @@ rows (column sums, conservation) are reductions over the ranks.  Its memory is t
 plus one row pointer of n + 1 integers.
 
 Sources (:class:`TransportSource`): the whole matrix in memory (:class:`MatrixTransport`), the
-synthetic circulation built row by row (:class:`SyntheticTransport`), and an OCIM2 v7.3 file
-streamed by rows (:class:`StreamedTransport`).
+synthetic circulation built row by row (:class:`SyntheticTransport`), an OCIM2 v7.3 file
+streamed by rows (:class:`StreamedTransport`), and an OCIM2 v5 file read once on rank 0 and sent
+to every rank by rows (:class:`ScatteredTransport`).
 """
 from __future__ import annotations
 
@@ -138,3 +139,52 @@ class StreamedTransport(TransportSource):
                              f"{defects['volume_column_sum_rel']:.3e} > tolerance {tol:.1e}", path=self.path,
                              variable="output.TR")
         return defects
+
+
+class ScatteredTransport(TransportSource):
+    """An OCIM2 v5 file on several ranks.  The v5 format has no partial read, so rank 0 reads it whole,
+    once, and sends every rank the rows of the boxes it owns (:meth:`scatter`); afterwards each rank,
+    rank 0 included, holds its own rows only."""
+
+    def __init__(self, path: str, held_rows, held):
+        self.path = path
+        self.held_rows = np.asarray(held_rows, dtype=np.int64)   # ascending natural rows this rank holds
+        self.held = held                                         # the row-restricted T of those rows
+        self._cached = (self.held_rows, held)
+
+    @classmethod
+    def scatter(cls, path: str, T, grid, comm) -> "ScatteredTransport":
+        """Collective over ``comm`` (mpi4py).  ``T``: the whole operator on rank 0 (ignored elsewhere); each
+        rank receives the rows of its boxes in the package's layout for ``comm.size`` ranks."""
+        from ..grid.layout import Layout
+        layout = Layout(grid, comm.size, comm.rank)
+        if comm.rank == 0:
+            T = sp.csr_matrix(T)
+            for r in range(comm.size - 1, -1, -1):
+                part = T[np.sort(layout.local_natural(r))]
+                if r == 0:
+                    mine = part
+                    continue
+                arrays = (part.indptr, part.indices, part.data)
+                comm.send((part.shape, [(a.size, a.dtype.str) for a in arrays]), dest=r, tag=11)
+                for a in arrays:          # raw buffers, not a pickle: no second copy on either side
+                    comm.Send(np.ascontiguousarray(a), dest=r, tag=12)
+        else:
+            shape, specs = comm.recv(source=0, tag=11)
+            arrays = [np.empty(size, dtype=np.dtype(dt)) for size, dt in specs]
+            for a in arrays:
+                comm.Recv(a, source=0, tag=12)
+            mine = sp.csr_matrix(tuple(arrays[::-1]), shape=shape)
+        rows = np.sort(layout.local_natural(comm.rank))
+        return cls(path, rows, expand_rows(mine, rows, grid.nwet))
+
+    def _make_rows(self, rows):
+        if not np.isin(rows, self.held_rows).all():
+            raise ValueError(f"rows of {self.path} that were not sent to this rank: the operator was scattered "
+                             "for another rank layout")
+        return restrict_rows(self.held, rows)
+
+    def full(self):
+        """The whole ``T``, read again from the file (for writing files and serial tools)."""
+        from .io import read_ocim2
+        return read_ocim2(self.path, conservation_tol=np.inf)[1]

@@ -28,7 +28,8 @@ from ..grid.ocim2 import read_grid
 from ..io import matfile
 from .circulation import CirculationConfig
 from .io import read_ocim2
-from .rows import MatrixTransport, StreamedTransport, SyntheticTransport, TransportSource, restrict_rows
+from .rows import (MatrixTransport, ScatteredTransport, StreamedTransport, SyntheticTransport, TransportSource,
+                   restrict_rows)
 
 OCIM2_MASK_FILE = "M3d91x180x24.mat"
 #: every world source by name
@@ -162,22 +163,36 @@ def ocim2_world(operator_file: str, comm=None) -> World:
 
     A v7.3 (HDF5) file is streamed: each rank of ``comm`` (mpi4py; default the world's) reads only the
     rows it owns, and the operator is validated by reductions (collective).  A v5 file cannot be read
-    in part: every rank reads it whole (convert it once with ``bcp-hpc export --world ocim2 --operator
-    FILE --mat-version v7.3 --out NEW.mat`` to stream it)."""
+    in part: on several ranks, rank 0 reads and validates it, once, and sends every rank the grid and
+    its own rows (collective); converting it once with ``bcp-hpc export --world ocim2 --operator FILE
+    --mat-version v7.3 --out NEW.mat`` lets every rank read its rows from the file instead."""
+    if comm is None:
+        from ..petsc_env import import_petsc4py
+        comm = import_petsc4py().COMM_WORLD.tompi4py()
+    info = {"operator_file": operator_file}
     if _streamable(operator_file):
         from ..grid.ocim2 import grid_from_matdict
         from .io import DEFAULT_CONSERVATION_TOL
         grid = grid_from_matdict(matfile.load(operator_file, skip={"output.TR", "TR"}), operator_file)
         transport = StreamedTransport(operator_file, grid)
-        if comm is None:
-            from ..petsc_env import import_petsc4py
-            comm = import_petsc4py().COMM_WORLD.tompi4py()
-        defects = transport.check(comm, DEFAULT_CONSERVATION_TOL)
-        return World(grid, transport, {}, None, None, source="ocim2", stand_ins=False,
-                     info={"operator_file": operator_file, "conservation": defects, "operator_read": "by rows"})
-    grid, T, defects = read_ocim2(operator_file)
-    return World(grid, MatrixTransport(T), {}, None, None, source="ocim2", stand_ins=False,
-                 info={"operator_file": operator_file, "conservation": defects})
+        info.update(conservation=transport.check(comm, DEFAULT_CONSERVATION_TOL), operator_read="by rows")
+    elif comm.size == 1:
+        grid, T, info["conservation"] = read_ocim2(operator_file)
+        transport = MatrixTransport(T)
+    else:
+        grid, T, defects, problem = None, None, None, None
+        if comm.rank == 0:
+            try:
+                grid, T, defects = read_ocim2(operator_file)
+            except InputError as exc:       # every rank raises it (none waits for rows that never come)
+                problem = exc
+        grid, defects, problem = comm.bcast((grid, defects, problem) if comm.rank == 0 else None, root=0)
+        if problem is not None:
+            raise problem
+        transport = ScatteredTransport.scatter(operator_file, T, grid, comm)
+        del T
+        info.update(conservation=defects, operator_read="on rank 0, sent by rows")
+    return World(grid, transport, {}, None, None, source="ocim2", stand_ins=False, info=info)
 
 
 def _streamable(path: str) -> bool:

@@ -12,7 +12,7 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import embedded_grid
 from bcp_hpc.operators.circulation import synthetic_circulation
 from bcp_hpc.operators.io import read_ocim2, write_hdf5, write_ocim2
-from bcp_hpc.operators.rows import StreamedTransport, restrict_rows
+from bcp_hpc.operators.rows import MatrixTransport, ScatteredTransport, StreamedTransport, restrict_rows
 from bcp_hpc.operators.world import load_world
 from bcp_hpc.petsc_env import import_petsc4py
 
@@ -97,28 +97,36 @@ def test_ocim2_file_world_rows_equal_serial(tmpdir_shared, version):
         write_ocim2(path, tiny.grid, tiny.T, version=version)
     MPI_COMM.Barrier()
     world = load_world("ocim2", path)
-    # v7.3: streamed by rows, validated by reductions; v5: read whole (the format has no partial read)
-    assert all_ranks(isinstance(world.transport, StreamedTransport) == (version == "v7.3"))
+    # v7.3: streamed by rows, validated by reductions; v5 (no partial read): read on rank 0, sent by rows
+    kind = StreamedTransport if version == "v7.3" else ScatteredTransport if COMM.getSize() > 1 else MatrixTransport
+    assert all_ranks(type(world.transport) is kind)
     _, T_serial, defects = read_ocim2(path)
     ok = _check_world(world, T_serial, {})
+    if kind is ScatteredTransport:          # no rank, rank 0 included, keeps more than its own rows
+        loc = DistributedGrid(world.grid, COMM).local_natural
+        held = world.transport.held
+        ok = ok and only_rows(held, loc) and same_rows(held, T_serial, loc) and getattr(world, "_T", None) is None
+        ok = ok and np.array_equal(world.grid.mask, load_world("tiny").grid.mask)
     ok = ok and abs(world.info["conservation"]["volume_column_sum_rel"] - defects["volume_column_sum_rel"]) \
         <= 1e-12 + 1e-9 * defects["volume_column_sum_rel"]
     assert all_ranks(ok)
 
 
-def test_streamed_file_that_leaks_is_refused_on_every_rank(tmpdir_shared):
-    """A conservation defect found from the ranks' rows: every rank raises the same error (none hangs)."""
+@pytest.mark.parametrize("version", ["v7.3", "v5"])
+def test_file_that_leaks_is_refused_on_every_rank(tmpdir_shared, version):
+    """A conservation defect, found from the ranks' rows (v7.3) or by rank 0 (v5): every rank raises the
+    same error (none hangs)."""
     from bcp_hpc.errors import InputError
-    path = os.path.join(tmpdir_shared, "leaky73.mat")
+    path = os.path.join(tmpdir_shared, f"leaky{version.replace('.', '')}.mat")
     tiny = load_world("tiny")
     if COMM.getRank() == 0:
         T = tiny.T.tolil()
         T[5, 5] *= 1.5                                     # one box loses mass
-        write_ocim2(path, tiny.grid, T.tocsr(), version="v7.3")
+        write_ocim2(path, tiny.grid, T.tocsr(), version=version)
     MPI_COMM.Barrier()
     with pytest.raises(InputError, match="conserve mass") as e:
         load_world("ocim2", path)
-    assert all_ranks("leaky73.mat" in str(e.value) and "output.TR" in str(e.value))
+    assert all_ranks(os.path.basename(path) in str(e.value) and "output.TR" in str(e.value))
 
 
 def test_system_keeps_only_its_rows():
