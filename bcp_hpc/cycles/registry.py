@@ -75,7 +75,11 @@ class Cycle:
     diagnostics_collective: bool = False
     model_settings: tuple = ()         #: :class:`~bcp_hpc.settings.Setting` of ``[model]`` for this cycle
     sections: tuple = ()               #: the cycle's own config sections (:class:`~bcp_hpc.settings.Section`)
-    real_observations: Callable | None = None   #: (setup) -> ({tracer: values} or None for a twin, info dict)
+    #: (setup) -> ({tracer: whole natural-order values} or None for a twin, info dict); called on rank 0,
+    #: every rank receives the info; ``info["tracers"][name]``, what
+    #: :func:`~bcp_hpc.data.observations.read_observation` returned, lets the other ranks read their boxes
+    #: of a `data build` file by hyperslab (without it rank 0 sends them)
+    real_observations: Callable | None = None
     start: Callable | None = None      #: (setup, x_true) -> transformed start parameters, or None (model's)
     summary: str = ""                  #: "module:function" (payload) -> list of report lines
     experiments: tuple = ()

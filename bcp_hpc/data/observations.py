@@ -18,19 +18,35 @@ PERCENTILES = (0.1, 99.9)
 FLOORS = {"DIP": 0.05}
 
 
-def filter_observations(values, tracer: str = "", percentiles=PERCENTILES) -> np.ndarray:
+def observation_limits(values, tracer: str = "", percentiles=PERCENTILES):
+    """``(lo, hi)``: the percentile range of the values that pass the sign and floor tests (linear
+    interpolation), or None when fewer than three do (then no percentile test)."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) & (v >= 0)
+    floor = FLOORS.get(tracer)
+    if floor is not None:
+        ok &= v >= floor
+    if ok.sum() <= 2:
+        return None
+    lo, hi = np.percentile(v[ok], percentiles)
+    return float(lo), float(hi)
+
+
+def filter_observations(values, tracer: str = "", percentiles=PERCENTILES, limits="whole") -> np.ndarray:
     """A copy of ``values`` (natural order, NaN = unobserved) with negatives, values below the tracer's
-    floor and values outside the percentile range set to NaN (percentiles of the remaining values,
-    linear interpolation)."""
+    floor and values outside the percentile range set to NaN.  ``limits``: the range of the whole
+    field (:func:`observation_limits`); computed from ``values`` when they are the whole field, given
+    when they are one rank's boxes."""
+    if isinstance(limits, str):
+        limits = observation_limits(values, tracer, percentiles)
     v = np.array(values, dtype=float)
     v[~np.isfinite(v) | (v < 0)] = np.nan
     floor = FLOORS.get(tracer)
     if floor is not None:
         v[v < floor] = np.nan
-    ok = np.isfinite(v)
-    if ok.sum() > 2:
-        lo, hi = np.percentile(v[ok], percentiles)
-        v[ok & ((v < lo) | (v > hi))] = np.nan
+    if limits is not None:
+        lo, hi = limits
+        v[(v < lo) | (v > hi)] = np.nan
     return v
 
 
@@ -66,8 +82,10 @@ def read_observation(sources, name: str, grid, remove_anthropogenic: bool = True
                     info["anthropogenic_removed"] = "dic_ant"
                 elif field == "dic" and os.path.isdir(path):
                     info["anthropogenic_removed"] = "in the folder's field"
-                filtered = filter_observations(values, name)
-                info.update(n_raw=int(np.isfinite(values).sum()), n_obs=int(np.isfinite(filtered).sum()))
+                limits = observation_limits(values, name)
+                filtered = filter_observations(values, name, limits=limits)
+                info.update(n_raw=int(np.isfinite(values).sum()), n_obs=int(np.isfinite(filtered).sum()),
+                            limits=None if limits is None else list(limits))
                 if info["n_obs"] < 2:
                     raise InputError(f"fewer than two usable {name} observations after the filter of spec A.1",
                                      path=path, variable=field)
@@ -83,3 +101,19 @@ def volume_mean(grid, values, where=None) -> float:
         raise InputError("no observed boxes for a volume-weighted mean")
     V = grid.box_volume
     return float((values[ok] * V[ok]).sum() / V[ok].sum())
+
+
+def read_local_observation(info: dict, name: str, grid, local_natural):
+    """This rank's boxes (``local_natural``, local order) of observable ``name`` as :func:`read_observation`
+    read it whole (``info``: what it returned), read by hyperslab from the same `bcp-hpc data build` file
+    and filtered with the whole field's limits: the same values, bit for bit.  None when the source is an
+    OCIM2 data folder (no partial read)."""
+    from .parallel import read_local_hyperslab
+    path = info["source"]
+    if os.path.isdir(path):
+        return None
+    values = np.asarray(read_local_hyperslab(path, info["field"], grid, local_natural), dtype=float)
+    if info.get("anthropogenic_removed") == "dic_ant":
+        values = values - np.asarray(read_local_hyperslab(path, "dic_ant", grid, local_natural), dtype=float)
+    limits = info.get("limits")
+    return filter_observations(values, name, limits=None if limits is None else tuple(limits))

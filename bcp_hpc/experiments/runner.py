@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-from ..errors import SolverError
+from ..data.observations import read_local_observation
+from ..errors import InputError, SolverError
 from ..grid.distributed import DistributedGrid
 from ..inversion.objective import Objective, Observation
 from ..inversion.posterior import posterior, truth_credibility
@@ -49,10 +50,12 @@ class Setup:
         self.grid = self.world.grid
         self.dgrid = DistributedGrid(self.grid, self.comm)
         self.product = w.npp_product or next(iter(self.world.npp_products))
+        #: observed tracer -> natural-order n-vector as the cycle's reader gave it, on rank 0 (None values
+        #: elsewhere); None for a twin experiment
         self.real_observations = None
         self.observations_info = {}
         if self.cycle.real_observations is not None:
-            self.real_observations, self.observations_info = self.cycle.real_observations(self)
+            self.real_observations, self.observations_info = self._read_real_observations()
         self.model, self.system = self.model_for(self.product)
         self.truth = None
         #: a twin's true state, natural order (nt, n), on rank 0 only (None elsewhere and with real data)
@@ -62,18 +65,60 @@ class Setup:
         self.observations = {}
         #: observed tracer -> this rank's boxes (local order), what the objective reads
         self.local_observations = {}
+        #: observed tracer -> how ranks other than 0 got their boxes ("hyperslab" or "sent by rank 0")
+        self.observations_read = {}
         if self.real_observations is None:
             self._twin()
         else:
             self._keep_observations(self.real_observations)
             self.real_observations = self.observations      # the readers' whole arrays are not kept elsewhere
 
+    def _read_real_observations(self):
+        """The cycle's reader on rank 0 (it reads whole fields and derives constants from them); every rank
+        receives its info, or its error, and the observed tracers' names."""
+        mpi = self.comm.tompi4py()
+        whole = info = problem = None
+        if mpi.rank == 0:
+            try:
+                whole, info = self.cycle.real_observations(self)
+            except InputError as exc:
+                problem = exc
+        names, info, problem = mpi.bcast((None if whole is None else list(whole), info, problem)
+                                         if mpi.rank == 0 else None, root=0)
+        if problem is not None:
+            raise problem
+        if names is None:
+            return None, info
+        return (whole if mpi.rank == 0 else dict.fromkeys(names)), info
+
     def _keep_observations(self, whole: dict):
-        """:attr:`observations` and :attr:`local_observations` from natural-order n-vectors read on every rank."""
-        rank0 = self.comm.getRank() == 0
+        """:attr:`observations` (whole on rank 0) and :attr:`local_observations` (every rank's own boxes).
+
+        A tracer read from a `bcp-hpc data build` file (``info["tracers"][name]`` of the reader) is read
+        again by every other rank, as a hyperslab of its own columns, and filtered with the limits of the
+        whole field (:func:`~bcp_hpc.data.observations.read_local_observation`); one from an OCIM2 data
+        folder (no partial read) is sent by rank 0.  :attr:`observations_read` says which."""
+        mpi = self.comm.tompi4py()
         loc = self.dgrid.local_natural
-        self.local_observations = {k: np.asarray(v, dtype=float)[loc] for k, v in whole.items()}
-        self.observations = {k: (v if rank0 else None) for k, v in whole.items()}
+        per_tracer = self.observations_info.get("tracers", {})
+        self.observations = {k: (v if mpi.rank == 0 else None) for k, v in whole.items()}
+        self.local_observations, self.observations_read, problem = {}, {}, ""
+        for name, values in whole.items():
+            spec = per_tracer.get(name)
+            by_slab = spec is not None and "field" in spec and not os.path.isdir(spec["source"])
+            self.observations_read[name] = "hyperslab" if by_slab else "sent by rank 0"
+            if not by_slab:
+                self.local_observations[name] = self.dgrid.local_from_root(values)
+            elif mpi.rank == 0:
+                self.local_observations[name] = np.asarray(values, dtype=float)[loc]
+            else:
+                try:
+                    self.local_observations[name] = read_local_observation(spec, name, self.grid, loc)
+                except InputError as exc:   # the file changed under the run: every rank stops
+                    problem = problem or str(exc)
+        problems = [p for p in mpi.allgather(problem) if p]
+        if problems:
+            raise InputError(problems[0])
 
     def model_for(self, product: str):
         """The cycle's model forced by NPP product ``product`` and its system (same world and grid)."""
@@ -112,6 +157,7 @@ class Setup:
         stds = mpi.bcast(stds, root=0)
         self.observations = {name: obs.get(name) for name in stds}
         self.local_observations = {name: self.dgrid.local_from_root(obs.get(name)) for name in stds}
+        self.observations_read = dict.fromkeys(stds, "sent by rank 0")
         self.observations_info.update({"kind": "synthetic", "truth": {n: self.truth[n] for n in ps.optimized},
                                        "noise_std": stds, "noise_model": oc.noise_model,
                                        "coverage": oc.coverage, "seed": oc.seed})

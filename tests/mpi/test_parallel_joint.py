@@ -151,3 +151,65 @@ def test_diagnostics_whole_state_on_rank_0_only():
     # every rank holds rank 0's result
     ok = ok and mpi.allgather(parallel["toc_export_pg_c_per_yr"]) == [parallel["toc_export_pg_c_per_yr"]] * mpi.size
     assert all_ranks(ok), {k: (parallel[k], serial[k]) for k in keys}
+
+
+def _observation_file(path, grid):
+    """A `data build` file of observation fields on ``grid``: gaps, negatives and outliers included, so that
+    the filter of spec A.1 (with percentiles of the whole field) removes some on every rank."""
+    from bcp_hpc.data.climatology import ModelField
+    from bcp_hpc.data.inputs import model_units, write_inputs
+    rng = np.random.default_rng(7)
+    fields = []
+    for name, centre in (("po4_obs", 2.0), ("dic_obs", 2300.0), ("dic_ant", 40.0), ("alk_obs", 2350.0),
+                         ("o2_obs", 200.0)):
+        v = centre * rng.uniform(0.5, 1.5, grid.nwet)
+        if name != "dic_ant":
+            v[rng.random(grid.nwet) < 0.3] = np.nan
+            v[rng.choice(grid.nwet, 5, replace=False)] *= -1.0
+            v[rng.choice(grid.nwet, 5, replace=False)] *= 50.0
+        fields.append(ModelField(name, grid.to3d(v), grid.to3d(np.isfinite(v).astype(float)),
+                                 np.zeros(grid.shape, bool), model_units(name), "test", model_units(name)))
+    write_inputs(path, grid, fields=fields)
+
+
+def test_real_observations_read_by_hyperslab_equal_serial(tmp_path_factory):
+    """Real observations from a `data build` file on N ranks: rank 0 reads each field whole (percentile
+    limits, constants); every other rank reads only its boxes by hyperslab. The whole fields on rank 0,
+    every rank's boxes and the constants equal the serial set-up's, bit for bit; a missing observable is
+    the same error on every rank."""
+    import os
+    from bcp_hpc.cli.pipeline import options_scope
+    from bcp_hpc.errors import InputError
+    from bcp_hpc.experiments.description import RunDescription
+    from bcp_hpc.experiments.runner import Setup
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    d = mpi.bcast(str(tmp_path_factory.mktemp("obs")) if mpi.rank == 0 else None)
+    path = os.path.join(d, "obs.h5")
+    grid = load_world("tiny").grid
+    if mpi.rank == 0:
+        _observation_file(path, grid)
+    mpi.Barrier()
+    cfg = {"world": {"source": "tiny", "inputs": [path]}, "model": {"cycle": "PCO"},
+           "joint": {"observations": "inputs", "observed": ["DIP", "DIC", "ALK", "O2"]}}
+    run = RunDescription.load(None, cfg)
+    with options_scope(run):
+        serial = Setup(run, PETSc.COMM_SELF)
+        ref, ref_info = serial.observations, serial.observations_info
+        serial.destroy()
+        par = Setup(run, PETSc.COMM_WORLD)
+        loc = par.dgrid.local_natural
+        ok = par.observations_info["constants"] == ref_info["constants"]
+        ok = ok and list(par.local_observations) == list(ref) == ["DIP", "DIC", "ALK", "O2"]
+        for name, y in ref.items():
+            read = ref_info["tracers"][name]                      # the filter removed some on its limits
+            assert read["n_obs"] < read["n_raw"] and read["limits"][0] <= np.nanmin(y) and np.nanmin(y) >= 0
+            ok = ok and np.array_equal(par.local_observations[name], y[loc], equal_nan=True)
+            ok = ok and (np.array_equal(par.observations[name], y, equal_nan=True) if mpi.rank == 0
+                         else par.observations[name] is None)
+        ok = ok and set(par.observations_read.values()) == {"hyperslab"}
+        par.destroy()
+        assert all_ranks(ok)
+        bad = RunDescription.load(None, {**cfg, "joint": {"observations": "inputs", "observed": ["DIP", "DOC"]}})
+        with pytest.raises(InputError, match="no DOC observations") as e:
+            Setup(bad, PETSc.COMM_WORLD)
+        assert all_ranks("doc_obs" in str(e.value) or "[fields.doc_obs]" in str(e.value))

@@ -56,8 +56,8 @@ def real_observations(setup):
         obs = filter_observations(g.from3d(raw, name="po4raw", path=path), "DIP")
         info = {"kind": "glodap", "file": path, "n_obs": int(np.isfinite(obs).sum())}
     else:
-        obs, info = read_observation(setup.run.world.inputs, "DIP", g)
-        info = {"kind": "inputs", "file": info["source"], **info}
+        obs, read = read_observation(setup.run.world.inputs, "DIP", g)
+        info = {"kind": "inputs", "file": read["source"], **read, "tracers": {"DIP": read}}
     given = float(setup.run.observations.dip_mean)
     info["dip_mean_mmol_m3"] = given if given > 0 else volume_mean(g, obs)
     info["dip_mean_from"] = "[observations] dip_mean" if given > 0 else "the observations (volume-weighted mean)"
