@@ -60,8 +60,18 @@ class Tracer:
 class SinkingSpec:
     """``Op = diag(scale(p)) @ base(grid)``; ``base`` comes from the operator layer."""
 
-    base: Callable            #: grid -> scipy sparse operator (s^-1) for unit scale
+    #: (grid, rows=None) -> scipy sparse operator (s^-1) for unit scale: all rows, or only ``rows`` (natural
+    #: indices, the other rows empty); a ``base`` of the grid alone is built whole and then cut
+    base: Callable
     scale: Callable           #: (params dict of AD2/float, fields) -> AD2/float per box
+
+    def rows(self, grid, rows):
+        """The unit-scale operator's rows ``rows`` (row-restricted, natural order)."""
+        import inspect
+        if "rows" in inspect.signature(self.base).parameters:
+            return self.base(grid, rows=rows)
+        from ..operators.rows import restrict_rows
+        return restrict_rows(self.base(grid), rows)
 
 
 class RebuiltFields(MutableMapping):

@@ -66,7 +66,7 @@ class ModelSystem:
         #: distributed matrix read; sums over all rows are reductions
         self.T = T
         # column-local sinking operators: a rank's rows hold all of its columns' entries
-        self._sink_base = {k: restrict_rows(spec.base(self.grid), self.loc) for k, spec in model.sinking.items()}
+        self._sink_base = {k: spec.rows(self.grid, self.loc) for k, spec in model.sinking.items()}
         self._sink_local = {k: sp.csr_matrix(F)[self.loc][:, self.loc] for k, F in self._sink_base.items()}
         self.local_fields = {k: (np.asarray(v)[self.loc] if np.ndim(v) == 1 and np.size(v) == self.grid.nwet else v)
                              for k, v in model.fields.items()}

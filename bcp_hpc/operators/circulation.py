@@ -216,6 +216,54 @@ def vertical_diffusivity(grid: Grid, cfg: CirculationConfig) -> np.ndarray:
     return kv
 
 
+def face_fluxes(grid: Grid, Ax: np.ndarray, Az: np.ndarray) -> dict:
+    """The face fluxes of :func:`fluxes_from_potentials` (m^3 s^-1) as functions of face indices
+    ``(fj, fi, fk)`` (arrays; the face arrays' shapes and conventions of that function), evaluated only
+    where asked: the same floating-point operations, so the same values on every wet face, without the
+    three whole-grid flux arrays."""
+    nlat, nlon, nz = grid.shape
+
+    def ax_above(j, i, k):           # A_x padded with zeros at the surface and the bottom (edge above layer k)
+        inside = (k >= 1) & (k <= nz - 1)
+        return np.where(inside, Ax[j, i, np.clip(k - 1, 0, nz - 2)], 0.0)
+
+    def ax_south(j, i, k):           # A_x padded with zeros beyond the poles (edge south of row j)
+        inside = (j >= 1) & (j <= nlat - 1)
+        return np.where(inside, Ax[np.clip(j - 1, 0, nlat - 2), i, k], 0.0)
+
+    return {"U": lambda j, i, k: Az[j + 1, i, k] - Az[j, i, k],
+            "V": lambda j, i, k: (ax_above(j, i, k) - ax_above(j, i, k + 1))
+            + (Az[j + 1, (i - 1) % nlon, k] - Az[j + 1, i, k]),
+            "W": lambda j, i, k: ax_south(j, i, k) - ax_south(j + 1, i, k)}
+
+
+def vertical_diffusivity_at(grid: Grid, cfg: CirculationConfig):
+    """:func:`vertical_diffusivity` as a function of interface indices ``(fj, fi, fk)`` (m^2 s^-1)."""
+    z_i = grid.zw[1:]
+    basin = column_basins(grid)
+    lat = grid.lat[:, None] * np.ones((1, grid.shape[1]))
+    conv2d = ((basin == 1) & (lat > 50) & (lat < 68)) | (lat < -63)
+    deep = z_i <= cfg.convection_depth_m
+
+    def kv(j, i, k):
+        out = np.where(z_i[k] <= cfg.mixed_layer_m, cfg.kappa_v_mixed_layer, float(cfg.kappa_v))
+        conv = conv2d[j, i] & deep[k]
+        out[conv] = np.maximum(out[conv], cfg.kappa_v_convection)
+        return out
+    return kv
+
+
+def synthetic_rows(grid: Grid, cfg: CirculationConfig | None = None, rows=None):
+    """``T`` (s^-1, natural order) of the synthetic circulation, all rows or only ``rows``: the two edge
+    potentials on the whole grid, fluxes and diffusivities at the faces of ``rows`` only (so the
+    temporaries beyond the potentials are the rows' share).  Equal to :func:`synthetic_circulation`'s
+    bit for bit."""
+    cfg = cfg or CirculationConfig()
+    q = face_fluxes(grid, _overturning_potential(grid, cfg), _gyre_potential(grid, cfg))
+    return advection_diffusion(grid, q["U"], q["V"], q["W"], cfg.kappa_h, vertical_diffusivity_at(grid, cfg),
+                               rows=rows)
+
+
 def synthetic_fluxes(grid: Grid, cfg: CirculationConfig | None = None) -> dict:
     """Face volume fluxes ``dict(U=..., V=..., W=...)`` (m^3 s^-1) of the synthetic circulation."""
     cfg = cfg or CirculationConfig()

@@ -76,21 +76,21 @@ class MatrixTransport(TransportSource):
 
 
 class SyntheticTransport(TransportSource):
-    """The synthetic circulation: face fluxes on the whole 3-D grid (a transient of a few arrays of the
-    grid's nlat x nlon x nz cells, land included, made again for each call), operator entries only in the
-    rows asked for."""
+    """The synthetic circulation: its two edge potentials on the whole 3-D grid (a transient of two arrays
+    of the grid's nlat x nlon x nz cells, land included, made again for each call); face fluxes,
+    diffusivities and operator entries only at the faces of the rows asked for."""
 
     def __init__(self, grid, cfg=None):
         self.grid = grid
         self.cfg = cfg
 
     def _make_rows(self, rows):
-        from .circulation import synthetic_fluxes, synthetic_transport
-        return synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg, rows=rows)
+        from .circulation import synthetic_rows
+        return synthetic_rows(self.grid, self.cfg, rows=rows)
 
     def full(self):
-        from .circulation import synthetic_fluxes, synthetic_transport
-        return synthetic_transport(self.grid, synthetic_fluxes(self.grid, self.cfg), self.cfg)
+        from .circulation import synthetic_rows
+        return synthetic_rows(self.grid, self.cfg)
 
 
 class StreamedTransport(TransportSource):

@@ -31,29 +31,51 @@ def _below_index(grid: Grid) -> np.ndarray:
     return below
 
 
-def flux_divergence(grid: Grid, speed_bottom: np.ndarray) -> sp.csr_matrix:
-    """``F`` (s^-1) for downward speeds (m s^-1) on the bottom face of every box (natural order)."""
-    below = _below_index(grid)
-    s = np.where(below >= 0, speed_bottom, 0.0)
-    src = np.flatnonzero(below >= 0)
+def flux_divergence(grid: Grid, speed_bottom: np.ndarray, rows=None) -> sp.csr_matrix:
+    """``F`` (s^-1) for downward speeds (m s^-1) on the bottom face of every box (natural order): all
+    rows, or only rows ``rows`` (natural indices; the others empty), made from those rows' boxes and
+    the boxes above them, equal to the same rows of the whole ``F`` bit for bit."""
     n = grid.nwet
-    dz = grid.box_dz
-    rows = np.concatenate([np.arange(n), below[src]])
-    cols = np.concatenate([np.arange(n), src])
-    vals = np.concatenate([s / dz, -s[src] / dz[below[src]]])
-    F = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    if rows is None:
+        below = _below_index(grid)
+        s = np.where(below >= 0, speed_bottom, 0.0)
+        src = np.flatnonzero(below >= 0)
+        dz = grid.box_dz
+        r = np.concatenate([np.arange(n), below[src]])
+        c = np.concatenate([np.arange(n), src])
+        vals = np.concatenate([s / dz, -s[src] / dz[below[src]]])
+        F = sp.csr_matrix((vals, (r, c)), shape=(n, n))
+        F.eliminate_zeros()
+        return F
+    from .rows import expand_rows
+    nz = grid.shape[2]
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    j, i, k = grid.box_ilat[rows], grid.box_ilon[rows], grid.box_k[rows]
+    idx = grid.wet_index3d
+    below = np.where(k < nz - 1, idx[j, i, np.minimum(k + 1, nz - 1)], -1)
+    above = np.where(k > 0, idx[j, i, np.maximum(k - 1, 0)], -1)
+    dz = grid.dz[k]
+    # a row holds its own outflow (diagonal) and the inflow from the box above (whose bottom face it is)
+    diag = np.where(below >= 0, np.asarray(speed_bottom)[rows], 0.0) / dz
+    has = np.flatnonzero(above >= 0)
+    # same entry order as the whole operator's (diagonal first), so the same values after conversion
+    r = np.concatenate([np.arange(rows.size), has])
+    c = np.concatenate([rows, above[has]])
+    vals = np.concatenate([diag, -np.asarray(speed_bottom)[above[has]] / dz[has]])
+    F = sp.csr_matrix((vals, (r, c)), shape=(rows.size, n))
     F.eliminate_zeros()
-    return F
+    return expand_rows(F, rows, n)
 
 
-def martin_operator(grid: Grid, kappa_p: float, b) -> sp.csr_matrix:
-    """Martin-curve particle operator (s^-1); ``b`` scalar or n-vector (constant within each column).
+def martin_operator(grid: Grid, kappa_p: float, b, rows=None) -> sp.csr_matrix:
+    """Martin-curve particle operator (s^-1); ``b`` scalar or n-vector (constant within each column);
+    all rows, or only ``rows`` (see :func:`flux_divergence`).
 
     ``kappa_p``: particle remineralisation rate (s^-1).
     """
     b = np.broadcast_to(np.asarray(b, dtype=float), (grid.nwet,))
     zbot = grid.box_zw + grid.box_dz
-    return flux_divergence(grid, kappa_p / b * zbot)
+    return flux_divergence(grid, kappa_p / b * zbot, rows=rows)
 
 
 def martin_operator_db(grid: Grid, kappa_p: float, b, order: int = 1) -> sp.csr_matrix:
@@ -67,9 +89,10 @@ def martin_operator_db(grid: Grid, kappa_p: float, b, order: int = 1) -> sp.csr_
     raise ValueError("order must be 1 or 2")
 
 
-def pic_operator(grid: Grid, kappa_pic: float, d: float) -> sp.csr_matrix:
-    """Constant-speed PIC operator (s^-1): speed ``kappa_pic * d`` (m s^-1), e-folding dissolution length ``d`` (m)."""
-    return flux_divergence(grid, np.full(grid.nwet, kappa_pic * d))
+def pic_operator(grid: Grid, kappa_pic: float, d: float, rows=None) -> sp.csr_matrix:
+    """Constant-speed PIC operator (s^-1): speed ``kappa_pic * d`` (m s^-1), e-folding dissolution length ``d`` (m);
+    all rows, or only ``rows`` (see :func:`flux_divergence`)."""
+    return flux_divergence(grid, np.full(grid.nwet, kappa_pic * d), rows=rows)
 
 
 def flux_through_depth_index(grid: Grid, speed_bottom: np.ndarray, conc: np.ndarray, k_face: int) -> np.ndarray:

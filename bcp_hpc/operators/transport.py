@@ -13,42 +13,10 @@ face conductances ``K * area / distance``.  ``1^T V T = 0`` holds for any fluxes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
 from ..grid.grid import EARTH_RADIUS_M, Grid
-
-
-@dataclass
-class FaceGeometry:
-    """Areas (m^2) and centre distances (m) of the three face families."""
-
-    area_e: np.ndarray
-    dist_e: np.ndarray
-    area_n: np.ndarray
-    dist_n: np.ndarray
-    area_t: np.ndarray
-    dist_t: np.ndarray
-
-
-def face_geometry(grid: Grid) -> FaceGeometry:
-    nlat, nlon, nz = grid.shape
-    dlat = np.deg2rad(180.0 / nlat)
-    dlon = np.deg2rad(360.0 / nlon)
-    dy = EARTH_RADIUS_M * dlat
-    dx_c = grid.area2d / dy  # (nlat, nlon) zonal width at box centres
-    lat_f = np.deg2rad(0.5 * (grid.lat[:-1] + grid.lat[1:]))
-    dx_f = EARTH_RADIUS_M * np.cos(lat_f) * dlon
-    dz = grid.dz
-    area_e = dy * dz[None, None, :] * np.ones((nlat, nlon, 1))
-    dist_e = np.repeat(dx_c[:, :, None], nz, axis=2)
-    area_n = dx_f[:, None, None] * dz[None, None, :] * np.ones((1, nlon, 1))
-    dist_n = np.full(area_n.shape, dy)
-    area_t = np.repeat(grid.area2d[:, :, None], nz - 1, axis=2)
-    dist_t = np.broadcast_to(0.5 * (dz[:-1] + dz[1:])[None, None, :], area_t.shape).copy()
-    return FaceGeometry(area_e, dist_e, area_n, dist_n, area_t, dist_t)
 
 
 def _face_pairs(grid: Grid):
@@ -78,53 +46,99 @@ def divergence(grid: Grid, U, V, W) -> np.ndarray:
     return div
 
 
+def _wet_faces(grid: Grid, family: str, rows):
+    """The wet faces of one family that touch boxes ``rows`` (natural indices, ascending or not).
+
+    Returns ``(j, i, k, a, b)``: each face's index in the family's face array (``e``: (nlat, nlon, nz),
+    east face of box (j, i, k); ``n``: (nlat-1, nlon, nz), north face; ``t``: (nlat, nlon, nz-1), the
+    interface between layers k and k+1) and its two boxes (``a`` loses what flows in the positive
+    direction, ``b`` gains it; see :func:`_face_pairs`), faces in the C order of the face array.  Only
+    the faces of ``rows`` are made: no array of the whole 3-D grid."""
+    nlat, nlon, nz = grid.shape
+    rows = np.asarray(rows, dtype=np.int64)
+    j = grid.box_ilat[rows].astype(np.int64)
+    i = grid.box_ilon[rows].astype(np.int64)
+    k = grid.box_k[rows].astype(np.int64)
+    if family == "e":                # the box's own east face, and its west neighbour's
+        shape = (nlat, nlon, nz)
+        cand = (j, i, k), (j, (i - 1) % nlon, k)
+    elif family == "n":              # its north face, and its south neighbour's
+        shape = (nlat - 1, nlon, nz)
+        cand = (j[j < nlat - 1], i[j < nlat - 1], k[j < nlat - 1]), (j[j > 0] - 1, i[j > 0], k[j > 0])
+    else:                            # the interface below it, and the one above it
+        shape = (nlat, nlon, nz - 1)
+        cand = (j[k < nz - 1], i[k < nz - 1], k[k < nz - 1]), (j[k > 0], i[k > 0], k[k > 0] - 1)
+    del j, i, k
+    flat = np.unique(np.concatenate([np.ravel_multi_index(c, shape) for c in cand]))
+    fj, fi, fk = np.unravel_index(flat, shape)
+    del flat
+    idx = grid.wet_index3d
+    if family == "e":
+        a, b = idx[fj, fi, fk], idx[fj, (fi + 1) % nlon, fk]
+    elif family == "n":
+        a, b = idx[fj, fi, fk], idx[fj + 1, fi, fk]
+    else:
+        a, b = idx[fj, fi, fk + 1], idx[fj, fi, fk]
+    wet = (a >= 0) & (b >= 0)
+    return fj[wet], fi[wet], fk[wet], a[wet], b[wet]
+
+
 def advection_diffusion(grid: Grid, U, V, W, kappa_h, kappa_v, rows=None) -> sp.csr_matrix:
     """Assemble ``T`` (s^-1, natural order) from face fluxes (m^3 s^-1) and diffusivities (m^2 s^-1).
 
     ``kappa_h`` is a scalar; ``kappa_v`` a scalar or an array broadcastable to the
-    vertical interfaces ``(nlat, nlon, nz-1)``.  With ``rows`` (natural indices) only those rows
-    are assembled (the others stay empty; the matrix keeps its n x n shape): a rank builds its own
-    rows and never the whole operator.  They equal the same rows of the whole ``T`` bit for bit.
+    vertical interfaces ``(nlat, nlon, nz-1)``.  ``U``, ``V``, ``W`` and ``kappa_v`` may also be functions
+    of face indices ``(fj, fi, fk)`` returning the values at those faces.  With ``rows`` (natural indices)
+    only those rows are assembled (the others stay empty; the matrix keeps its n x n shape): a rank
+    builds its own rows and never the whole operator, and its temporaries are those of its own faces.
+    They equal the same rows of the whole ``T`` bit for bit.
     """
-    geo = face_geometry(grid)
-    (a_e, b_e), (a_n, b_n), (a_t, b_t) = _face_pairs(grid)
+    nlat, nlon, nz = grid.shape
+    if rows is None:
+        rows = np.arange(grid.nwet)
+    wanted = np.zeros(grid.nwet, dtype=bool)
+    wanted[np.asarray(rows, dtype=np.int64)] = True
     vol = grid.box_volume
-    wanted = None
-    if rows is not None:
-        wanted = np.zeros(grid.nwet, dtype=bool)
-        wanted[np.asarray(rows, dtype=np.int64)] = True
     kappa_h = float(kappa_h)
-    families = ((a_e, b_e, U, lambda: kappa_h * geo.area_e / geo.dist_e),
-                (a_n, b_n, V, lambda: kappa_h * geo.area_n / geo.dist_n),
-                (a_t, b_t, W, lambda: np.broadcast_to(kappa_v, geo.area_t.shape) * geo.area_t / geo.dist_t))
+    dy = EARTH_RADIUS_M * np.deg2rad(180.0 / nlat)
+    dz = grid.dz
 
-    def faces(a, b):
-        """The wet faces of a family (only those of the wanted boxes: the temporaries are the rank's share)
-        and, per face, whether its rows a and b are wanted."""
-        m = (a >= 0) & (b >= 0)
-        if wanted is not None:
-            m &= wanted[np.maximum(a, 0)] | wanted[np.maximum(b, 0)]
-        a, b = a[m], b[m]
-        ra = np.ones(a.size, bool) if wanted is None else wanted[a]
-        rb = np.ones(b.size, bool) if wanted is None else wanted[b]
-        return m, a, b, ra, rb
+    # face conductances K * area / distance (m^3 s^-1), at the faces only: east faces dy dz / zonal
+    # width at the centres, north faces zonal width at the face x dz / dy, interfaces area / centre distance
+    def conductance(family, fj, fi, fk):
+        if family == "e":
+            return kappa_h * (dy * dz[fk]) / (grid.area2d / dy)[fj, fi]
+        if family == "n":
+            lat_f = np.deg2rad(0.5 * (grid.lat[:-1] + grid.lat[1:]))
+            dx_f = EARTH_RADIUS_M * np.cos(lat_f) * np.deg2rad(360.0 / nlon)
+            return kappa_h * (dx_f[fj] * dz[fk]) / dy
+        if callable(kappa_v):
+            kv = kappa_v(fj, fi, fk)
+        else:
+            kv = np.broadcast_to(kappa_v, (nlat, nlon, nz - 1))[fj, fi, fk]
+        return kv * grid.area2d[fj, fi] / (0.5 * (dz[:-1] + dz[1:]))[fk]
 
+    families = (("e", U), ("n", V), ("t", W))
+    faces = {}
+    nnz = 0
+    for family, _ in families:
+        faces[family] = _wet_faces(grid, family, rows)
+        a, b = faces[family][3:]
+        nnz += 2 * int(wanted[a].sum()) + 2 * int(wanted[b].sum())
     # every entry written once into preallocated arrays, in the order of a list-and-concatenate
     # assembly (the order decides how duplicates are summed, so the rows of any rank equal the whole
     # operator's bit for bit)
-    nnz = 0
-    for a, b, _, _ in families:
-        _, _, _, ra, rb = faces(a, b)
-        nnz += 2 * int(ra.sum()) + 2 * int(rb.sum())
     itype = np.int32 if grid.nwet < 2**31 - 1 else np.int64
     r = np.empty(nnz, itype)
     c = np.empty(nnz, itype)
     v = np.empty(nnz)
     pos = 0
-    for a, b, Q, conductance in families:
-        m, a, b, ra, rb = faces(a, b)
-        Q = np.asarray(Q)[m]
-        G = conductance()[m]
+    for family, Q in families:
+        fj, fi, fk, a, b = faces.pop(family)
+        Q = Q(fj, fi, fk) if callable(Q) else np.asarray(Q)[fj, fi, fk]
+        G = conductance(family, fj, fi, fk)
+        del fj, fi, fk
+        ra, rb = wanted[a], wanted[b]
         qp = np.maximum(Q, 0.0)
         qm = np.minimum(Q, 0.0)
         del Q

@@ -155,3 +155,29 @@ def test_divergence_rejects_flux_through_land(small_grid):
     U[tuple(land)] = 1.0
     with pytest.raises(ValueError, match="land"):
         divergence(g, U, V, W)
+
+
+def _same(A, B):
+    """Same CSR arrays: pattern, entry order and values, bit for bit."""
+    return (np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
+            and np.array_equal(A.data, B.data))
+
+
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_rows_of_the_operators_equal_the_whole_operators_rows(embedded, nranks):
+    """Each rank's rows made from its own boxes and faces only (the synthetic circulation's fluxes and
+    diffusivities at its faces, the particle operators from its columns) equal the same rows of the
+    operators made whole, bit for bit: another rank layout gives the same matrices."""
+    from bcp_hpc.grid.layout import Layout
+    from bcp_hpc.operators.circulation import synthetic_rows
+    from bcp_hpc.operators.rows import restrict_rows
+    cfg = CirculationConfig(kappa_v_convection=0.5)
+    T_whole, _ = synthetic_circulation(embedded, cfg)
+    assert _same(synthetic_rows(embedded, cfg), T_whole)
+    b = np.random.default_rng(1).uniform(0.6, 1.4, embedded.nwet)
+    for r in range(nranks):
+        rows = Layout(embedded, nranks, r).local_natural()
+        assert _same(synthetic_rows(embedded, cfg, rows=rows), restrict_rows(T_whole, rows))
+        for make in (lambda **k: martin_operator(embedded, KAPPA_P, b, **k),
+                     lambda **k: pic_operator(embedded, 1e-4, 2000.0, **k)):
+            assert _same(make(rows=rows), restrict_rows(make(), rows))

@@ -134,11 +134,12 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
                Tracer("DOCr", "mmol m-3", "T", description="refractory dissolved organic C"),
                Tracer("O2", "mmol m-3", "T", positive=True, switch=RESPIRATION_SWITCH,
                       description="dissolved oxygen")]
-    unit_martin = lambda g: martin_operator(g, 1.0, 1.0)  # noqa: E731
+    unit_martin = lambda g, rows=None: martin_operator(g, 1.0, 1.0, rows=rows)  # noqa: E731
     sinking = {
         "martin_P": SinkingSpec(base=unit_martin, scale=lambda p, f: p["kappa_p"] / (p["bP"] + p["bP_T"] * f["tau"])),
         "martin_C": SinkingSpec(base=unit_martin, scale=lambda p, f: p["kappa_p"] / (p["bC"] + p["bC_T"] * f["tau"])),
-        "pic": SinkingSpec(base=lambda g: pic_operator(g, 1.0, 1.0), scale=lambda p, f: p["kappa_pic"] * p["d"]),
+        "pic": SinkingSpec(base=lambda g, rows=None: pic_operator(g, 1.0, 1.0, rows=rows),
+                           scale=lambda p, f: p["kappa_pic"] * p["d"]),
     }
     initial = {"DIP": dip_mean, "DIC": s_dic + 100.0, "ALK": alk_mean, "O2": 200.0}
     return Model("PCO", tracers, params, sinking=sinking, fields=fields, fields_factory=build_fields,

@@ -74,7 +74,8 @@ def p_model(grid, npp_col_mgC_m2_d, dip_obs_gamma, dip_mean: float, *, sigma2: f
                Tracer("POP", "mmol m-3", "sinking", sinking="martin", description="particulate organic P"),
                Tracer("DOPs", "mmol m-3", "T", description="semi-labile dissolved organic P"),
                Tracer("DOPl", "mmol m-3", "T", eliminate=True, description="labile dissolved organic P")]
-    sinking = {"martin": SinkingSpec(base=lambda g: martin_operator(g, 1.0, 1.0), scale=martin_scale)}
+    sinking = {"martin": SinkingSpec(base=lambda g, rows=None: martin_operator(g, 1.0, 1.0, rows=rows),
+                                     scale=martin_scale)}
     return Model("P", tracers, params, sinking=sinking, fields=fields, fields_factory=build_fields,
                  description="4-tracer P cycle (Wu et al. 2025 §2.2)",
                  variant={"pop_to": pop_to, "uptake": uptake, "dip_mean": dip_mean},
