@@ -101,20 +101,23 @@ class Setup:
         mpi = self.comm.tompi4py()
         loc = self.dgrid.local_natural
         per_tracer = self.observations_info.get("tracers", {})
+        # rank 0 decides, so that every rank takes the same (collective) way for each tracer
+        by_slab = mpi.bcast({name: name in per_tracer and "field" in per_tracer[name]
+                             and not os.path.isdir(per_tracer[name]["source"]) for name in whole}
+                            if mpi.rank == 0 else None, root=0)
         self.observations = {k: (v if mpi.rank == 0 else None) for k, v in whole.items()}
-        self.local_observations, self.observations_read, problem = {}, {}, ""
+        self.local_observations, problem = {}, ""
+        self.observations_read = {name: "hyperslab" if by_slab[name] else "sent by rank 0" for name in whole}
         for name, values in whole.items():
             spec = per_tracer.get(name)
-            by_slab = spec is not None and "field" in spec and not os.path.isdir(spec["source"])
-            self.observations_read[name] = "hyperslab" if by_slab else "sent by rank 0"
-            if not by_slab:
+            if not by_slab[name]:
                 self.local_observations[name] = self.dgrid.local_from_root(values)
             elif mpi.rank == 0:
                 self.local_observations[name] = np.asarray(values, dtype=float)[loc]
             else:
                 try:
                     self.local_observations[name] = read_local_observation(spec, name, self.grid, loc)
-                except InputError as exc:   # the file changed under the run: every rank stops
+                except InputError as exc:   # this rank cannot read the file (changed, not shared): all stop
                     problem = problem or str(exc)
         problems = [p for p in mpi.allgather(problem) if p]
         if problems:

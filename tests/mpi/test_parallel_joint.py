@@ -213,3 +213,36 @@ def test_real_observations_read_by_hyperslab_equal_serial(tmp_path_factory):
         with pytest.raises(InputError, match="no DOC observations") as e:
             Setup(bad, PETSc.COMM_WORLD)
         assert all_ranks("doc_obs" in str(e.value) or "[fields.doc_obs]" in str(e.value))
+
+
+def test_real_observations_from_a_folder_are_sent_by_rank_0(tmp_path_factory):
+    """DIP from an OCIM2 data folder's GLODAP file (a .mat, no partial read): rank 0 reads it and sends each
+    rank its boxes, equal to the serial set-up's bit for bit."""
+    import os
+    import scipy.io
+    from bcp_hpc.cli.pipeline import options_scope
+    from bcp_hpc.cycles.phosphorus.run import GLODAP_FILE
+    from bcp_hpc.experiments.description import RunDescription
+    from bcp_hpc.experiments.runner import Setup
+    mpi = PETSc.COMM_WORLD.tompi4py()
+    d = mpi.bcast(str(tmp_path_factory.mktemp("glodap")) if mpi.rank == 0 else None)
+    grid = load_world("tiny").grid
+    if mpi.rank == 0:
+        v = np.random.default_rng(3).uniform(0.2, 3.0, grid.nwet)
+        v[::4] = np.nan
+        scipy.io.savemat(os.path.join(d, GLODAP_FILE), {"po4raw": grid.to3d(v)})
+    mpi.Barrier()
+    run = RunDescription.load(None, {"world": {"source": "tiny", "inputs": [d]}, "model": {"cycle": "P"},
+                                     "observations": {"dip": "glodap"}})
+    with options_scope(run):
+        serial = Setup(run, PETSc.COMM_SELF)
+        ref = serial.observations["DIP"]
+        serial.destroy()
+        par = Setup(run, PETSc.COMM_WORLD)
+        loc = par.dgrid.local_natural
+        ok = par.observations_read == {"DIP": "sent by rank 0"}
+        ok = ok and np.array_equal(par.local_observations["DIP"], ref[loc], equal_nan=True)
+        ok = ok and (np.array_equal(par.observations["DIP"], ref, equal_nan=True) if mpi.rank == 0
+                     else par.observations["DIP"] is None)
+        par.destroy()
+    assert all_ranks(ok)
