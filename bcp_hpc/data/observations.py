@@ -105,13 +105,11 @@ def volume_mean(grid, values, where=None) -> float:
 
 def read_local_observation(info: dict, name: str, grid, local_natural):
     """This rank's boxes (``local_natural``, local order) of observable ``name`` as :func:`read_observation`
-    read it whole (``info``: what it returned), read by hyperslab from the same `bcp-hpc data build` file
-    and filtered with the whole field's limits: the same values, bit for bit.  None when the source is an
-    OCIM2 data folder (no partial read)."""
+    read it whole (``info``: what it returned) from a `bcp-hpc data build` file, read by hyperslab from the
+    same file and filtered with the whole field's limits: the same values, bit for bit.  (An OCIM2 data
+    folder's ``.mat`` fields have no partial read: rank 0 sends those.)"""
     from .parallel import read_local_hyperslab
     path = info["source"]
-    if os.path.isdir(path):
-        return None
     values = np.asarray(read_local_hyperslab(path, info["field"], grid, local_natural), dtype=float)
     if info.get("anthropogenic_removed") == "dic_ant":
         values = values - np.asarray(read_local_hyperslab(path, "dic_ant", grid, local_natural), dtype=float)

@@ -177,23 +177,17 @@ def _gyre_potential(grid: Grid, cfg: CirculationConfig) -> np.ndarray:
 
 
 def fluxes_from_potentials(grid: Grid, Ax: np.ndarray, Az: np.ndarray):
-    """Face fluxes (U, V, W) in m^3 s^-1 from the two edge potentials (discrete curl).
+    """Face fluxes (U, V, W) in m^3 s^-1 from the two edge potentials (discrete curl), on every face
+    (:func:`face_fluxes` evaluated on the whole face arrays).
 
     ``Ax``: (nlat-1, nlon, nz-1) on interior zonal edges; ``Az``: (nlat+1, nlon, nz), see
     :func:`_gyre_potential`.
     """
     nlat, nlon, nz = grid.shape
-    # A_x with zero surface/bottom padding in k: Axp[:, :, k] is the edge above layer k
-    Axp = np.zeros((nlat - 1, nlon, nz + 1))
-    Axp[:, :, 1:nz] = Ax
-    V = Axp[:, :, :-1] - Axp[:, :, 1:]
-    # upward flux through the interface below layer k: psi(south) - psi(north)
-    Axs = np.zeros((nlat + 1, nlon, nz - 1))
-    Axs[1:nlat] = Ax
-    W = Axs[:-1] - Axs[1:]
-    U = Az[1:] - Az[:-1]                                   # east face of (j, i)
-    Azi = Az[1:nlat]                                       # edges between rows j and j+1
-    V = V + (np.roll(Azi, 1, axis=1) - Azi)               # north face of (j, i)
+    q = face_fluxes(grid, Ax, Az)
+    U = q["U"](*np.indices((nlat, nlon, nz)))
+    V = q["V"](*np.indices((nlat - 1, nlon, nz)))
+    W = q["W"](*np.indices((nlat, nlon, nz - 1)))
     # by construction every face touching land carries zero flux; clean round-off only
     m = grid.mask
     for Q, wet in ((U, m & np.roll(m, -1, axis=1)), (V, m[:-1] & m[1:]), (W, m[:, :, :-1] & m[:, :, 1:])):
@@ -202,25 +196,17 @@ def fluxes_from_potentials(grid: Grid, Ax: np.ndarray, Az: np.ndarray):
 
 
 def vertical_diffusivity(grid: Grid, cfg: CirculationConfig) -> np.ndarray:
-    """``kappa_v`` on interfaces (nlat, nlon, nz-1), m^2 s^-1."""
+    """``kappa_v`` on interfaces (nlat, nlon, nz-1), m^2 s^-1 (:func:`vertical_diffusivity_at` on every
+    interface)."""
     nlat, nlon, nz = grid.shape
-    z_i = grid.zw[1:]
-    kv = np.full((nlat, nlon, nz - 1), cfg.kappa_v)
-    kv[:, :, z_i <= cfg.mixed_layer_m] = cfg.kappa_v_mixed_layer
-    basin = column_basins(grid)
-    lat = grid.lat[:, None] * np.ones((1, nlon))
-    conv2d = ((basin == 1) & (lat > 50) & (lat < 68)) | (lat < -63)
-    deep = z_i <= cfg.convection_depth_m
-    kv[conv2d[:, :, None] & deep[None, None, :]] = np.maximum(
-        kv[conv2d[:, :, None] & deep[None, None, :]], cfg.kappa_v_convection)
-    return kv
+    return vertical_diffusivity_at(grid, cfg)(*np.indices((nlat, nlon, nz - 1)))
 
 
 def face_fluxes(grid: Grid, Ax: np.ndarray, Az: np.ndarray) -> dict:
-    """The face fluxes of :func:`fluxes_from_potentials` (m^3 s^-1) as functions of face indices
-    ``(fj, fi, fk)`` (arrays; the face arrays' shapes and conventions of that function), evaluated only
-    where asked: the same floating-point operations, so the same values on every wet face, without the
-    three whole-grid flux arrays."""
+    """Face volume fluxes (m^3 s^-1) from the two edge potentials (discrete curl), as functions of face
+    indices ``(fj, fi, fk)`` (arrays), evaluated only where asked: ``U`` on the east faces (nlat, nlon,
+    nz), ``V`` on the north faces (nlat-1, nlon, nz), ``W`` upward through the interface below layer k
+    (nlat, nlon, nz-1); see :mod:`~.transport` for the conventions."""
     nlat, nlon, nz = grid.shape
 
     def ax_above(j, i, k):           # A_x padded with zeros at the surface and the bottom (edge above layer k)
@@ -238,7 +224,9 @@ def face_fluxes(grid: Grid, Ax: np.ndarray, Az: np.ndarray) -> dict:
 
 
 def vertical_diffusivity_at(grid: Grid, cfg: CirculationConfig):
-    """:func:`vertical_diffusivity` as a function of interface indices ``(fj, fi, fk)`` (m^2 s^-1)."""
+    """``kappa_v`` (m^2 s^-1) as a function of interface indices ``(fj, fi, fk)`` (the interface below
+    layer fk): the mixed-layer value above ``mixed_layer_m``, at least ``kappa_v_convection`` above
+    ``convection_depth_m`` in the convection regions (North Atlantic 50-68 N, south of 63 S)."""
     z_i = grid.zw[1:]
     basin = column_basins(grid)
     lat = grid.lat[:, None] * np.ones((1, grid.shape[1]))

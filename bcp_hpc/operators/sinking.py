@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..grid.grid import Grid
+from .rows import expand_rows
 
 
 def _below_index(grid: Grid) -> np.ndarray:
@@ -36,20 +37,8 @@ def flux_divergence(grid: Grid, speed_bottom: np.ndarray, rows=None) -> sp.csr_m
     rows, or only rows ``rows`` (natural indices; the others empty), made from those rows' boxes and
     the boxes above them, equal to the same rows of the whole ``F`` bit for bit."""
     n = grid.nwet
-    if rows is None:
-        below = _below_index(grid)
-        s = np.where(below >= 0, speed_bottom, 0.0)
-        src = np.flatnonzero(below >= 0)
-        dz = grid.box_dz
-        r = np.concatenate([np.arange(n), below[src]])
-        c = np.concatenate([np.arange(n), src])
-        vals = np.concatenate([s / dz, -s[src] / dz[below[src]]])
-        F = sp.csr_matrix((vals, (r, c)), shape=(n, n))
-        F.eliminate_zeros()
-        return F
-    from .rows import expand_rows
+    rows = np.arange(n) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
     nz = grid.shape[2]
-    rows = np.sort(np.asarray(rows, dtype=np.int64))
     j, i, k = grid.box_ilat[rows], grid.box_ilon[rows], grid.box_k[rows]
     idx = grid.wet_index3d
     below = np.where(k < nz - 1, idx[j, i, np.minimum(k + 1, nz - 1)], -1)
@@ -58,7 +47,6 @@ def flux_divergence(grid: Grid, speed_bottom: np.ndarray, rows=None) -> sp.csr_m
     # a row holds its own outflow (diagonal) and the inflow from the box above (whose bottom face it is)
     diag = np.where(below >= 0, np.asarray(speed_bottom)[rows], 0.0) / dz
     has = np.flatnonzero(above >= 0)
-    # same entry order as the whole operator's (diagonal first), so the same values after conversion
     r = np.concatenate([np.arange(rows.size), has])
     c = np.concatenate([rows, above[has]])
     vals = np.concatenate([diag, -np.asarray(speed_bottom)[above[has]] / dz[has]])
