@@ -78,8 +78,8 @@ def martin_operator_db(grid: Grid, kappa_p: float, b, order: int = 1) -> sp.csr_
 
 
 def pic_operator(grid: Grid, kappa_pic: float, d: float, rows=None) -> sp.csr_matrix:
-    """Constant-speed PIC operator (s^-1): speed ``kappa_pic * d`` (m s^-1), e-folding dissolution length ``d`` (m);
-    all rows, or only ``rows`` (see :func:`flux_divergence`)."""
+    """Constant-speed PIC operator (s^-1): speed ``kappa_pic * d`` (m s^-1), e-folding dissolution length
+    ``d`` (m); all rows, or only ``rows`` (see :func:`flux_divergence`)."""
     return flux_divergence(grid, np.full(grid.nwet, kappa_pic * d), rows=rows)
 
 
