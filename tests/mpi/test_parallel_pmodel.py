@@ -170,6 +170,7 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
         s1 = [sysm.to_natural(v) for v in u1]
         s2 = {k: sysm.to_natural(v) for k, v in u2.items()}
         icntl22 = ss.solver._mumps().getMumpsIcntl(22) if chosen in ("ooc", "direct") else None
+        coarse_icntl14 = ss.solver.coarse._mumps().getMumpsIcntl(14) if chosen == "iterative" else None
     sysm.destroy()
     PETSc.Options().delValue(prefix + "solver")
     # iterative: FGMRES to 1e-11 of ||b|| on a near-singular system -> sensitivities to ~1e-8
@@ -182,6 +183,9 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
     elif path == "iterative":
         # the coarse product's -matptap_via (allatonce on several ranks) lived for that call only
         ok &= chosen == "iterative" and not PETSc.Options().hasName("matptap_via")
+        # the coarse LU's 5 % workspace margin on several ranks (MUMPS' 20 on one), also for that solver only
+        ok &= coarse_icntl14 == (5 if mpi.size > 1 else 20)
+        ok &= not PETSc.Options().hasName(prefix + "coarse_mat_mumps_icntl_14")
     else:
         ok &= chosen == "direct"          # a tiny problem fits in memory
     assert all_ranks(ok)
