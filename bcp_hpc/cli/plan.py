@@ -56,10 +56,10 @@ DEFAULT_EFFICIENCY = 0.6
 DEFAULT_ITERATIVE_TIME = (6.02 / REF_UNKNOWNS ** 1.24, 1.24)
 DEFAULT_ITERATIVE_EFFICIENCY = 0.86
 #: memory of the largest rank on the iterative path, m(k) = s0 + s1 N + d N / k (bytes), fitted to
-#: `bcp-hpc bench scaling --solver iterative` on 1, 2 and 4 ranks from 165,932 to 5,761,108 unknowns
-#: (docs/benchmarks.md), on the rows of 2 and 4 ranks
-DEFAULT_SHARED = (0.10 * 2**30, 133.0)
-DEFAULT_DIVIDED_PER_UNKNOWN = 2300.0
+#: `bcp-hpc bench scaling --rungs ocim2,2deg48,1deg48 --solver iterative` on 1, 2 and 4 ranks (800,640
+#: to 5,761,108 unknowns; docs/benchmarks.md), on the rows of 2 and 4 ranks
+DEFAULT_SHARED = (0.135 * 2**30, 58.0)
+DEFAULT_DIVIDED_PER_UNKNOWN = 2190.0
 GRIDS = [("2deg", 24), ("1deg", 24), ("1deg", 48), ("0.5deg", 24), ("0.5deg", 48)]
 COLUMN_FACTOR = {"2deg": 1, "1deg": 4, "0.5deg": 16}
 
@@ -95,14 +95,20 @@ def _fits(csv_path):
                 DEFAULT_ITERATIVE_TIME, DEFAULT_ITERATIVE_EFFICIENCY, DEFAULT_SHARED, DEFAULT_DIVIDED_PER_UNKNOWN)
     one = {r["unknowns"]: r for r in rows if r["ranks"] == 1}
     xs = sorted(one)
-    if len(xs) < 2:
-        raise InputError("need direct-solver rows on at least two grid sizes at 1 rank", path=csv_path)
-    t = fit_power(xs, [one[x]["factor_solve_s"] for x in xs])
-    mem = [one[x]["mumps_mb_total"] * 2**20 if one[x]["mumps_mb_total"] else one[x]["peak_rss_bytes"] for x in xs]
-    m = fit_power(xs, mem)
-    effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
-            if e["ranks"] == 2 and e["parallel_efficiency"]]
-    eff = max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else DEFAULT_EFFICIENCY
+    if len(xs) >= 2:
+        t = fit_power(xs, [one[x]["factor_solve_s"] for x in xs])
+        mem = [one[x]["mumps_mb_total"] * 2**20 if one[x]["mumps_mb_total"] else one[x]["peak_rss_bytes"] for x in xs]
+        m = fit_power(xs, mem)
+        effs = [e["parallel_efficiency"] for e in summarize(rows)["efficiency"]
+                if e["ranks"] == 2 and e["parallel_efficiency"]]
+        eff = max(min(sum(effs) / len(effs), 1.0), 0.3) if effs else DEFAULT_EFFICIENCY
+        source = f"direct path fitted to {len(rows)} direct rows of {csv_path}"
+    else:
+        # a ladder without direct rows at two sizes (e.g. `--solver iterative` only): the direct and
+        # out-of-core columns keep the package defaults, the iterative ones are fitted below
+        t, m, eff = DEFAULT_TIME, DEFAULT_MEMORY, DEFAULT_EFFICIENCY
+        source = (f"direct path: package defaults ({csv_path} has direct rows at 1 rank on {len(xs)} grid size"
+                  f"{'' if len(xs) == 1 else 's'}, two are needed)")
     it_rows = [r for r in measured if r["status"] == "ok" and r["solver"] == "iterative"]
     it_one = {r["unknowns"]: r for r in it_rows if r["ranks"] == 1}
     it_t = DEFAULT_ITERATIVE_TIME
@@ -113,8 +119,9 @@ def _fits(csv_path):
                if e["ranks"] == 2 and e["parallel_efficiency"]]
     it_eff = max(min(sum(it_effs) / len(it_effs), 1.0), 0.3) if it_effs else DEFAULT_ITERATIVE_EFFICIENCY
     shared, divided = memory_fit(memory_split(measured))
-    return (t, m, eff, f"fitted to {len(rows)} direct rows of {csv_path}", it_t, it_eff,
-            shared or (0.0, 0.0), divided or DEFAULT_DIVIDED_PER_UNKNOWN)
+    n_it = len(it_rows)
+    source += (f"; iterative path fitted to {n_it} iterative rows" if n_it else "; iterative path: package defaults")
+    return (t, m, eff, source, it_t, it_eff, shared or (0.0, 0.0), divided or DEFAULT_DIVIDED_PER_UNKNOWN)
 
 
 #: the phase of `bench joint` that is one joint objective evaluation with gradient and Hessian

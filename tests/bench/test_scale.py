@@ -244,8 +244,22 @@ def test_memory_split_into_shared_and_divided_parts_and_plan_uses_it(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--csv", str(p), "--json",
                         str(tmp_path / "plan.json"), "--mem-per-node", "64G", "--ranks-per-node", "8"],
                        capture_output=True, text=True, env=env)
-    # the CSV has no direct rows: plan needs them for the factor paths
-    assert r.returncode == 2 and "direct-solver rows" in r.stderr
+    # no direct rows: the factor paths keep the package defaults (as without a CSV), the iterative
+    # path is fitted, and plan says which is which
+    assert r.returncode == 0, r.stderr
+    assert "direct path: package defaults" in r.stdout and "iterative path fitted to 9 iterative rows" in r.stdout
+    only_it = json.loads((tmp_path / "plan.json").read_text())
+    (g0, g1), gd = only_it["shared_fit"], only_it["iterative_divided_per_unknown"]
+    assert abs(g0 - s0) < 1e-6 * s0 and abs(g1 - s1) < 1e-6 * s1 and abs(gd - d) < 1e-9 * d
+    r = subprocess.run([sys.executable, "-m", "bcp_hpc.cli.main", "plan", "--json", str(tmp_path / "defaults.json"),
+                        "--mem-per-node", "64G", "--ranks-per-node", "8"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    defaults = json.loads((tmp_path / "defaults.json").read_text())
+    # the factor memory and the time law are the defaults' (the shared part, and so the rank count, is fitted)
+    for mine, ref in zip(only_it["rows"], defaults["rows"]):
+        assert mine["direct"]["memory_bytes"] == ref["direct"]["memory_bytes"]
+        if mine["direct"]["ranks"] == ref["direct"]["ranks"]:
+            assert mine["direct"]["seconds"] == ref["direct"]["seconds"]
     for n in (2e5, 8e5, 3.2e6):
         for k in (1, 2):
             rows.append({"rung": f"r{int(n)}", "grid": "g", "wet_boxes": int(n // 4), "unknowns": int(n), "ranks": k,
