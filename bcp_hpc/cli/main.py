@@ -263,6 +263,12 @@ def main(argv=None):
     except BCPError as exc:
         log.error("%s", exc)
         return _end_on_error(2)
+    except BrokenPipeError:
+        # the reader of stdout went away (`bcp-hpc plan | head`): end quietly, with the shell's status
+        # of a process ended by SIGPIPE, and without flushing into the closed pipe again
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _exit(141)
     except Exception:  # noqa: BLE001 - on several ranks, one failing rank must not leave others hanging
         import traceback
         traceback.print_exc()

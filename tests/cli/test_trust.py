@@ -335,6 +335,20 @@ def test_unused_petsc_options_are_reported(tmp_path):
 
 # ------------------------------------------------------------------ 8. tidy output folders
 
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`bcp-hpc plan | head -1`: a closed pipe (here closed before the command writes at all) ends the
+    command with SIGPIPE's shell status and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run(CLI + ["plan"], stdout=write_end, stderr=subprocess.PIPE, env=ENV, timeout=120)
+    finally:
+        os.close(write_end)
+    err = r.stderr.decode()
+    assert r.returncode == 141, err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
 def test_output_folders_stay_tidy(tmp_path):
     out = tmp_path / "o"
     assert cli("invert", "--world", "tiny", "--out", str(out)).returncode == 0
