@@ -42,6 +42,13 @@ PETSc = import_petsc4py()
 log = logging.getLogger(__name__)
 
 DIRECT_DEFAULTS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+#: MUMPS' working-space margin over its estimate (``ICNTL(14)``, percent) on several processes, where
+#: its dynamic scheduling writes into the margin, so that it is resident memory (on one process it is
+#: not, and MUMPS' default 20 stays).  With 5 the largest rank's peak fell in the same time, 2 ranks:
+#: the iterative path's coarse LU 5.4 % at 2 deg x 48 and 4.1 % at OCIM2 size, the joint model's
+#: evaluation 4.8 % at OCIM2 size (docs/solvers.md).  A factor that runs out of space is redone
+#: with 50 (:meth:`LinearSolver.setup`).
+PARALLEL_WORKSPACE_MARGIN = 5
 ITERATIVE_RTOL = 1e-12
 #: ``-<prefix>ordering auto`` uses METIS for direct MUMPS factors of at least this many unknowns on
 #: one process (a third of AMF's factor flops on the P model's Schur complement at OCIM2 size;
@@ -71,7 +78,8 @@ class LinearSolver(Solver):
     """KSP with options prefix ``prefix`` (must end with ``_``) for operator ``A``.
 
     ``defaults`` (default: MUMPS LU) and ``extra_defaults`` are this solver's options: they give
-    way to the user's and are in PETSc's database only while the solver reads them."""
+    way to the user's and are in PETSc's database only while the solver reads them.  On several
+    processes they include MUMPS' workspace margin :data:`PARALLEL_WORKSPACE_MARGIN`."""
 
     def __init__(self, A, prefix: str, comm=None, defaults: dict | None = None, extra_defaults: dict | None = None):
         if not prefix or not prefix.endswith("_"):
@@ -79,9 +87,12 @@ class LinearSolver(Solver):
         self.prefix = prefix
         self.A = getattr(A, "matrix", A)
         A = self.A
-        self.options = OptionsScope(prefix, dict(DIRECT_DEFAULTS if defaults is None else defaults,
-                                                 **(extra_defaults or {})))
-        self.ksp = PETSc.KSP().create(comm=comm or A.getComm())
+        comm = comm or A.getComm()
+        own = dict(DIRECT_DEFAULTS if defaults is None else defaults)
+        if comm.getSize() > 1:
+            own["mat_mumps_icntl_14"] = str(PARALLEL_WORKSPACE_MARGIN)
+        self.options = OptionsScope(prefix, dict(own, **(extra_defaults or {})))
+        self.ksp = PETSc.KSP().create(comm=comm)
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setOperators(A)
         self.ksp.setTolerances(rtol=ITERATIVE_RTOL, atol=0.0, max_it=2000)

@@ -42,17 +42,6 @@ LAYERS_PER_AGGREGATE = 2
 COARSE_MAX_UNKNOWNS = 400_000
 
 
-def coarse_factor_defaults(comm) -> dict:
-    """MUMPS settings of the coarse LU on ``comm``.
-
-    On several ranks MUMPS' working space is its estimate plus ``ICNTL(14)`` percent, and the
-    dynamic scheduling touches that margin: with 5 % instead of MUMPS' 20 % the largest rank's peak
-    fell 5.4 % at 2 deg x 48 (2,052 -> 1,941 MB) and 4.1 % at OCIM2 size on 2 ranks, in the same
-    time, while one rank's peak did not move (docs/solvers.md).  Should the margin be too small
-    (INFOG(1) = -9), :meth:`LinearSolver.setup` refactors with 50 %."""
-    return {"mat_mumps_icntl_14": "5"} if comm.getSize() > 1 else {}
-
-
 class TwoLevelSolver(Solver):
     #: no transposed solve (the adjoint Hessian falls back to forward second-order sensitivities)
     supports_transpose = False
@@ -157,7 +146,7 @@ class TwoLevelSolver(Solver):
             else:
                 self.A.ptap(self.P, result=self.Jc)
         if self.coarse is None:
-            self.coarse = LinearSolver(self.Jc, self.prefix + "coarse_", extra_defaults=coarse_factor_defaults(self.comm))
+            self.coarse = LinearSolver(self.Jc, self.prefix + "coarse_")
             self.coarse.setup()
         else:
             self.coarse.refactor(self.Jc)

@@ -160,6 +160,8 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
     os.environ["MUMPS_OOC_TMPDIR"] = d
     prefix = f"path{path}_"
     PETSc.Options().setValue(prefix + "solver", path)
+    if path == "auto":                  # a user's workspace margin wins over the package's
+        PETSc.Options().setValue(prefix + "mat_mumps_icntl_14", "30")
     m = p_model(g, npp, po4, 2.1, sigma2=0.2)
     m.parameters.set(alpha=0.08, beta=0.6)
     sysm = ModelSystem(m, DistributedGrid(g, PETSc.COMM_WORLD), T)
@@ -169,10 +171,11 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
         u1, u2 = ss.sensitivities(2)
         s1 = [sysm.to_natural(v) for v in u1]
         s2 = {k: sysm.to_natural(v) for k, v in u2.items()}
-        icntl22 = ss.solver._mumps().getMumpsIcntl(22) if chosen in ("ooc", "direct") else None
-        coarse_icntl14 = ss.solver.coarse._mumps().getMumpsIcntl(14) if chosen == "iterative" else None
+        factor = ss.solver._mumps() if chosen in ("ooc", "direct") else ss.solver.coarse._mumps()
+        icntl22, icntl14 = factor.getMumpsIcntl(22), factor.getMumpsIcntl(14)
     sysm.destroy()
     PETSc.Options().delValue(prefix + "solver")
+    PETSc.Options().delValue(prefix + "mat_mumps_icntl_14")
     # iterative: FGMRES to 1e-11 of ||b|| on a near-singular system -> sensitivities to ~1e-8
     # (the structured path's tolerance, 1e-7, is used for them)
     tol_u, tol_1, tol_2 = (1e-9, 1e-7, 1e-6) if path == "iterative" else (1e-10, 1e-10, 1e-9)
@@ -183,11 +186,12 @@ def test_solver_paths_parallel_equal_serial_direct(small, path, tmp_path_factory
     elif path == "iterative":
         # the coarse product's -matptap_via (allatonce on several ranks) lived for that call only
         ok &= chosen == "iterative" and not PETSc.Options().hasName("matptap_via")
-        # the coarse LU's 5 % workspace margin on several ranks (MUMPS' 20 on one), also for that solver only
-        ok &= coarse_icntl14 == (5 if mpi.size > 1 else 20)
         ok &= not PETSc.Options().hasName(prefix + "coarse_mat_mumps_icntl_14")
     else:
         ok &= chosen == "direct"          # a tiny problem fits in memory
+    # MUMPS' workspace margin: 5 % on several ranks (MUMPS' 20 on one), for that solver only; the user's 30 wins
+    ok &= icntl14 == (30 if path == "auto" else 5 if mpi.size > 1 else 20)
+    ok &= not PETSc.Options().hasName(prefix + "mat_mumps_icntl_14")
     assert all_ranks(ok)
 
 
