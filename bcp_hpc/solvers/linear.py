@@ -55,6 +55,13 @@ ITERATIVE_RTOL = 1e-12
 #: docs/solvers.md); small matrices keep MUMPS' own choice
 METIS_ABOVE_UNKNOWNS = 20_000
 ORDERINGS = ("auto", "metis", "solver")
+#: MUMPS INFOG(1) values that more working space (ICNTL(14)) cures
+MUMPS_WORKSPACE_ERRORS = (-8, -9, -11, -14, -15, -17, -20)
+#: what MUMPS' commonest INFOG(1) errors mean (MUMPS 5.5 user's guide, section 8)
+MUMPS_ERRORS = {-5: "not enough memory in the analysis", -6: "the matrix is structurally singular",
+                -7: "not enough memory in the analysis", -9: "working space too small",
+                -10: "the matrix is numerically singular", -13: "not enough memory to allocate the factors",
+                -19: "the memory limit ICNTL(23) is too small", -40: "the matrix is not positive definite"}
 
 
 def ordering_choice(prefix: str) -> str:
@@ -181,36 +188,46 @@ class LinearSolver(Solver):
             return None
         return int(F.getMumpsInfog(21)), int(F.getMumpsInfog(22))
 
+    def _mumps_failure(self):
+        """MUMPS' INFOG(1) if its last analysis or factorization failed (negative; the same on every
+        process), else None.  PETSc does not raise on such a failure: it marks the factor failed, and
+        the first solve would only say that the preconditioner's set-up failed."""
+        try:
+            F = self._mumps()
+            info = None if F is None else int(F.getMumpsInfog(1))
+        except Exception:  # noqa: BLE001 - no factor yet (the failure was elsewhere)
+            return None
+        return info if info is not None and info < 0 else None
+
     def setup(self):
-        """Factor (direct) or build the preconditioner; retries MUMPS with more workspace on INFOG(1) = -9."""
+        """Factor (direct) or build the preconditioner; retries MUMPS with more workspace when its
+        INFOG(1) says the workspace was too small, and names MUMPS' error otherwise."""
         for attempt in range(4):
+            cause = None
             try:
                 with self.options.inserted():       # MUMPS reads its ICNTLs at the factorization
                     self.ksp.setUp()
+            except PETSc.Error as exc:
+                cause = exc
+            info = self._mumps_failure()
+            if cause is None and info is None:
                 self._factored = True
                 return
-            except PETSc.Error as exc:
+            if info in MUMPS_WORKSPACE_ERRORS and attempt < 3:
                 F = self._mumps()
-                info = None
-                if F is not None:
-                    try:
-                        info = F.getMumpsInfog(1)
-                    except Exception:  # noqa: BLE001
-                        info = None
-                if info in (-8, -9, -11, -14, -15, -17, -20) and attempt < 3:
-                    icntl14 = F.getMumpsIcntl(14)
-                    new = max(2 * icntl14, 50)
-                    log.warning("MUMPS workspace too small (INFOG(1)=%s): retrying with ICNTL(14)=%d", info, new)
-                    self.options.set_override("mat_mumps_icntl_14", new)
-                    with self.options.inserted():
-                        self.ksp.setFromOptions()
-                    self.ksp.reset()
-                    self.ksp.setOperators(self._operator())
-                    if self._perm is not None:
-                        self.ksp.getPC().setFactorOrdering("natural")
-                    self.mumps_retries += 1
-                    continue
-                raise SolverError(f"factorization/preconditioner setup failed for '{self.prefix}': {exc}") from exc
+                new = max(2 * F.getMumpsIcntl(14), 50)
+                log.warning("MUMPS workspace too small (INFOG(1)=%s): retrying with ICNTL(14)=%d", info, new)
+                self.options.set_override("mat_mumps_icntl_14", new)
+                with self.options.inserted():
+                    self.ksp.setFromOptions()
+                self.ksp.reset()
+                self.ksp.setOperators(self._operator())
+                if self._perm is not None:
+                    self.ksp.getPC().setFactorOrdering("natural")
+                self.mumps_retries += 1
+                continue
+            what = f"MUMPS INFOG(1) = {info} ({MUMPS_ERRORS.get(info, 'see the MUMPS manual')})" if info else cause
+            raise SolverError(f"factorization/preconditioner setup failed for '{self.prefix}': {what}") from cause
 
     def refactor(self, A=None):
         """New values in ``A`` (same nonzero pattern; a Mat or a linearisation with ``.matrix``):

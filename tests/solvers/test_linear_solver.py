@@ -194,15 +194,20 @@ def test_metis_ordered_solver_refuses_a_changed_pattern():
 
 
 class _FailingKSP:
-    """Delegates to a real KSP, but the first ``fail`` setUp calls raise like MUMPS does on INFOG(1) = -9."""
+    """Delegates to a real KSP, but the first ``fail`` set-ups fail with MUMPS' INFOG(1) = -9: by raising
+    (``raises``), or as PETSc 3.18 does by default, silently (the factor is marked failed, INFOG(1) < 0)."""
 
-    def __init__(self, ksp, fail):
-        self._ksp, self.fail = ksp, fail
+    def __init__(self, ksp, fail, raises=True):
+        self._ksp, self.fail, self.raises = ksp, fail, raises
+        self.failed = False
 
     def setUp(self):
+        self.failed = self.fail > 0
         if self.fail:
             self.fail -= 1
-            raise PETSc.Error(76)        # PETSC_ERR_LIB, what a failed MUMPS factorization returns
+            if self.raises:
+                raise PETSc.Error(76)        # PETSC_ERR_LIB
+            return None
         return self._ksp.setUp()
 
     def __getattr__(self, name):
@@ -210,24 +215,29 @@ class _FailingKSP:
 
 
 class _FakeFactor:
-    def __init__(self, icntl14):
-        self.icntl14 = icntl14
+    """MUMPS' answers while the set-up fails (INFOG(1) = -9), and a success afterwards."""
+
+    def __init__(self, icntl14, ksp=None):
+        self.icntl14, self.ksp = icntl14, ksp
 
     def getMumpsInfog(self, i):
-        return -9                        # "main internal real/complex workspace too small"
+        # "main internal real/complex workspace too small"
+        return -9 if self.ksp is None or self.ksp.failed else 0
 
     def getMumpsIcntl(self, i):
         return self.icntl14
 
 
-def test_mumps_workspace_error_is_retried_with_more_workspace_and_reported(caplog):
+@pytest.mark.parametrize("raises", [False, True], ids=["silent", "raised"])
+def test_mumps_workspace_error_is_retried_with_more_workspace_and_reported(caplog, raises):
     """A real INFOG(1) = -9 could not be provoked with MUMPS 5.5 here (ICNTL(14) = 0, no column
     permutation, tiny pivots all factor fine), so the failure is injected at KSPSetUp and MUMPS'
-    answer to INFOG(1) is simulated; the retry path itself (options, reset, refactor) is real."""
+    answer to INFOG(1) is simulated; the retry path itself (options, reset, refactor) is real.  PETSc
+    3.18 does not raise on a failed MUMPS factorization ("silent"): INFOG(1) alone tells."""
     A, M = _matrix()
     ls = LinearSolver(M, "retry_")
-    ls.ksp = _FailingKSP(ls.ksp, fail=2)
-    ls._mumps = lambda: _FakeFactor(int(ls.options.overrides.get("mat_mumps_icntl_14", 20)))
+    ls.ksp = _FailingKSP(ls.ksp, fail=2, raises=raises)
+    ls._mumps = lambda: _FakeFactor(int(ls.options.overrides.get("mat_mumps_icntl_14", 20)), ls.ksp)
     with caplog.at_level("WARNING"):
         ls.setup()
     assert ls.mumps_retries == 2
@@ -252,7 +262,7 @@ def test_workspace_retry_keeps_the_metis_order():
     ls = LinearSolver(M, "retrymetis_")
     try:
         ls.ksp = _FailingKSP(ls.ksp, fail=1)
-        ls._mumps = lambda: _FakeFactor(20)
+        ls._mumps = lambda: _FakeFactor(20, ls.ksp)
         ls.setup()
         assert ls.mumps_retries == 1
         ls.ksp = ls.ksp._ksp
@@ -275,12 +285,29 @@ def test_persistent_workspace_error_gives_up_with_a_clear_error():
     ls = LinearSolver(M, "retry2_")
     ls.ksp = _FailingKSP(ls.ksp, fail=10)
     ls._mumps = lambda: _FakeFactor(20)
-    with pytest.raises(SolverError, match="retry2_"):
+    with pytest.raises(SolverError, match=r"retry2_.*INFOG\(1\) = -9 \(working space too small\)"):
         ls.setup()
     assert ls.mumps_retries == 3
     ls.ksp = ls.ksp._ksp
     ls.destroy()
     PETSc.Options().delValue("retry2_mat_mumps_icntl_14")
+
+
+def test_a_failed_factorization_is_named_at_set_up():
+    """A singular matrix: PETSc 3.18 does not raise when MUMPS fails (INFOG(1) = -10), so without a look
+    at INFOG(1) the first solve would only say that the preconditioner's set-up failed."""
+    from bcp_hpc.errors import SolverError
+    n = 30
+    A = sp.diags([np.r_[np.ones(n - 1), 0.0]], [0]).tocsr()
+    M = PETSc.Mat().createAIJ((n, n), csr=(A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType), A.data),
+                              comm=PETSc.COMM_SELF)
+    M.assemble()
+    ls = LinearSolver(M, "singular_")
+    with pytest.raises(SolverError, match=r"'singular_'.*INFOG\(1\) = -10 \(the matrix is numerically singular\)"):
+        ls.setup()
+    assert ls.mumps_retries == 0
+    ls.destroy()
+    M.destroy()
 
 
 @pytest.fixture
