@@ -223,3 +223,27 @@ def test_structured_adjoint_hessian_on_n_ranks_equals_serial_forward(small):
     ok &= np.abs(H1 - H0).max() <= 1e-7 * np.abs(H0).max()
     assert all_ranks(bool(ok))
 
+
+
+def test_a_failed_factorization_is_the_same_error_on_every_rank():
+    """A singular distributed matrix: every rank raises MUMPS' INFOG(1) = -10 at set-up (none hangs in a
+    later collective call), and the package's options are gone afterwards."""
+    from bcp_hpc.errors import SolverError
+    from bcp_hpc.solvers.linear import LinearSolver
+    n = 40
+    M = PETSc.Mat().createAIJ((n, n), nnz=1, comm=PETSc.COMM_WORLD)
+    lo, hi = M.getOwnershipRange()
+    for i in range(lo, hi):
+        M.setValue(i, i, 0.0 if i == n // 2 else 1.0 + i)
+    M.assemble()
+    ls = LinearSolver(M, "singularmpi_")
+    try:
+        ls.setup()
+        message = ""
+    except SolverError as exc:
+        message = str(exc)
+    ls.destroy()
+    M.destroy()
+    ok = "INFOG(1) = -10" in message and "singularmpi_" in message
+    ok &= not PETSc.Options().hasName("singularmpi_mat_mumps_icntl_14")
+    assert all_ranks(ok)
