@@ -42,7 +42,9 @@ class Tracer:
     eliminate: bool = False
     description: str = ""
     #: Newton keeps the tracer positive where it is (steps shortened box by box, see
-    #: :meth:`bcp_hpc.solvers.steady.SteadyState._limited_step`); for switches such as O2's
+    #: :meth:`bcp_hpc.solvers.steady.SteadyState._limited_step`): for tracers whose sources are not
+    #: defined below zero.  O2, kept from zero by its respiration switch, declares the switch only (a
+    #: positive limit as well made its Newton need more factorizations; docs/solvers.md)
     positive: bool = False
     #: ``(centre, width)`` in the tracer's units of a saturating switch in its own sources, e.g.
     #: O2's respiration ``0.5 + 0.5 tanh((O2 - 5) / 1)``: Newton's linearisation holds only within

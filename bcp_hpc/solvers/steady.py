@@ -38,7 +38,11 @@ REFINE_RTOL = 1e-3
 #: a linear model is solved after one step when the solver verified its true relative residual below this
 VERIFIED_RTOL = 1e-8
 #: boxes within this many widths of a declared switch's centre take limited Newton steps
-SWITCH_ZONE = 3.0
+SWITCH_ZONE = 1.0
+#: a box near a switch covers at most this fraction of its distance to the centre in one step (or one
+#: width): it does not cross the centre from afar (O2 from the first guess at OCIM2 size: 10 instead of
+#: 16 factorizations with a half, 13 with three widths' zone; docs/solvers.md)
+SWITCH_APPROACH = 0.9
 
 
 class SteadyState:
@@ -275,14 +279,16 @@ class SteadyState:
         box needs it (then the caller takes the plain step).
 
         * tracers declared ``positive``: a positive value falls at most to a tenth of itself;
-        * tracers declared with a ``switch`` ``(centre, width)``: a box that is within
-          ``SWITCH_ZONE`` widths of the centre, or whose step would end there or cross it, moves at
-          most ``max(width, |u - centre| / 2)``.
+        * tracers declared with a ``switch`` ``(centre, width)``: a box within ``SWITCH_ZONE`` widths
+          of the centre, or whose step would end there or cross it, moves at most
+          ``max(width, SWITCH_APPROACH * |u - centre|)``.
 
         A saturating switch such as O2's respiration ``0.5 + 0.5 tanh(O2 - 5)`` is nearly flat a few
-        widths away from its centre and steep at it, so a full Newton step jumps boxes from O2 ~ 200 to
-        large negative values and back; the line search then damps every box for the sake of a few.
-        Limited this way, Newton needs fewer factorizations on the smaller worlds (docs/solvers.md)."""
+        widths away from its centre and steep at it.  Where it is flat, the linearisation does not
+        know it, so the full Newton step sends boxes from O2 ~ 200 to large negative values, and the
+        line search then damps every box for the sake of a few.  Limited this way, a box approaches
+        the centre in one step but crosses it only from within a width (docs/solvers.md: the
+        factorizations this saves)."""
         tracers = self.system.model.tracers
         limited = [a for a, t in enumerate(tracers) if t.positive or t.switch is not None]
         if not limited:
@@ -301,7 +307,7 @@ class SteadyState:
             if tracers[a].switch is not None:
                 centre, width = tracers[a].switch
                 before, after = x - centre, x - step - centre
-                bound = np.maximum(width, 0.5 * np.abs(before))
+                bound = np.maximum(width, SWITCH_APPROACH * np.abs(before))
                 near = ((np.abs(before) < SWITCH_ZONE * width) | (np.abs(after) < SWITCH_ZONE * width)
                         | (before * after < 0))
                 far = near & (np.abs(step) > bound)

@@ -444,7 +444,11 @@ def test_multi_component_models_use_the_block_triangular_path(joint, path):
             X = joint["system"].to_natural(ss.u)
     finally:
         opts.delValue(f"jp{path}_solver")
-    assert np.abs(X - joint["state"]).max() <= 1e-9 * np.abs(joint["state"]).max()
+    # each tracer against its own scale: O2 in boxes at its respiration switch is the worst conditioned
+    # (the residual test, 1e-12 of the initial residual, leaves about 1e-8 of O2's scale there)
+    scale = np.abs(joint["state"]).max(axis=1, keepdims=True)
+    assert (np.abs(X - joint["state"]) / scale).max() <= 5e-8
+    assert np.abs(X - joint["state"]).max() <= 5e-9 * np.abs(joint["state"]).max()
 
 
 def test_long_solves_report_newton_factorizations_and_sensitivities(joint, caplog, monkeypatch):

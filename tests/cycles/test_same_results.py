@@ -37,9 +37,9 @@ def _observations(field, seed):
 
 def _compare(ref, model, world, observed, newton="global", tol=1e-10):
     """The golden values were computed with Newton on the whole system: with it (``newton="global"``)
-    the P model is reproduced to 1e-10 and the joint model to 1e-9 (its O2 steps are now limited near
+    the P model is reproduced to 1e-10 and the joint model to 2e-9 (its O2 steps are now limited near
     the respiration switch, so Newton takes another path to the same state and ends elsewhere on the
-    round-off floor of the near-singular P block: 2e-10 in the embedded world's gradient); Newton by
+    round-off floor of the near-singular P block: 1.3e-9 in the embedded world's gradient); Newton by
     components is another exact method, whose results differ at that floor (about 1e-9 in the
     gradient), so it is held to the 1e-8 of the parallel and solver comparisons."""
     from bcp_hpc.solvers.options import OptionsScope
@@ -77,7 +77,7 @@ def test_phosphorus_cycle_reproduces_the_earlier_model(case, world, sigma2, pop_
     _compare(GOLDEN[case], m, w, [("DIP", 3)])
 
 
-@pytest.mark.parametrize("newton, tol", [("global", 1e-9), ("components", 1e-8)])
+@pytest.mark.parametrize("newton, tol", [("global", 2e-9), ("components", 1e-8)])
 @pytest.mark.parametrize("case, world, labile", [
     ("PCO_tiny_labile", "tiny", True), ("PCO_tiny_nolabile", "tiny", False),
     pytest.param("PCO_embedded_labile", "embedded", True, marks=pytest.mark.slow)])

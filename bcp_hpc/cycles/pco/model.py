@@ -132,7 +132,7 @@ def joint_model(world, npp_col_mgC_m2_d, dip_mean: float, *, alk_mean: float = A
                Tracer("ALK", "mmol m-3", "T", description="total alkalinity"),
                Tracer("DOCl", "mmol m-3", "T", description="labile dissolved organic C"),
                Tracer("DOCr", "mmol m-3", "T", description="refractory dissolved organic C"),
-               Tracer("O2", "mmol m-3", "T", positive=True, switch=RESPIRATION_SWITCH,
+               Tracer("O2", "mmol m-3", "T", switch=RESPIRATION_SWITCH,
                       description="dissolved oxygen")]
     unit_martin = lambda g, rows=None: martin_operator(g, 1.0, 1.0, rows=rows)  # noqa: E731
     sinking = {
