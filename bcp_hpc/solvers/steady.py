@@ -40,8 +40,7 @@ VERIFIED_RTOL = 1e-8
 #: boxes within this many widths of a declared switch's centre take limited Newton steps
 SWITCH_ZONE = 1.0
 #: a box near a switch covers at most this fraction of its distance to the centre in one step (or one
-#: width): it does not cross the centre from afar (O2 from the first guess at OCIM2 size: 10 instead of
-#: 16 factorizations with a half, 13 with three widths' zone; docs/solvers.md)
+#: width): it does not cross the centre from afar (docs/solvers.md: the rules compared)
 SWITCH_APPROACH = 0.9
 
 
@@ -285,7 +284,7 @@ class SteadyState:
 
         A saturating switch such as O2's respiration ``0.5 + 0.5 tanh(O2 - 5)`` is nearly flat a few
         widths away from its centre and steep at it.  Where it is flat, the linearisation does not
-        know it, so the full Newton step sends boxes from O2 ~ 200 to large negative values, and the
+        see it, so the full Newton step sends boxes from O2 ~ 200 to large negative values, and the
         line search then damps every box for the sake of a few.  Limited this way, a box approaches
         the centre in one step but crosses it only from within a width (docs/solvers.md: the
         factorizations this saves)."""
