@@ -35,13 +35,15 @@ def _observations(field, seed):
     return o
 
 
-def _compare(ref, model, world, observed, newton="global", tol=1e-10):
+def _compare(ref, model, world, observed, newton="global", tol=3e-10):
     """The golden values were computed with Newton on the whole system: with it (``newton="global"``)
-    the P model is reproduced to 1e-10 and the joint model to 2e-9 (its O2 steps are now limited near
-    the respiration switch, so Newton takes another path to the same state and ends elsewhere on the
-    round-off floor of the near-singular P block: 1.3e-9 in the embedded world's gradient); Newton by
-    components is another exact method, whose results differ at that floor (about 1e-9 in the
-    gradient), so it is held to the 1e-8 of the parallel and solver comparisons."""
+    the P model is reproduced to 3e-10 (its gradient is 1.1e-10 from them on an AMD EPYC with one
+    OpenBLAS thread, whose kernels sum in another order than those of the machine that computed them;
+    the near-singular P block amplifies that round-off) and the joint model to 2e-9 (its O2 steps are
+    limited near the respiration switch, so Newton takes another path to the same state and ends
+    elsewhere on that round-off floor: 1.3e-9 in the embedded world's gradient); Newton by components
+    is another exact method, whose results differ at that floor (about 1e-9 in the gradient), so it is
+    held to the 1e-8 of the parallel and solver comparisons."""
     from bcp_hpc.solvers.options import OptionsScope
     sysm = ModelSystem(model, DistributedGrid(world.grid, PETSc.COMM_WORLD), world.T)
     with OptionsScope("same_", overrides={"newton": newton}):

@@ -381,5 +381,8 @@ def test_joint_products_on_the_users_files_interrupted_and_resumed(files, tmp_pa
         assert got["converged"] and ref["converged"]
         assert got["objective"] == pytest.approx(ref["objective"], rel=1e-6)
         for n, p in ref["parameters"].items():
-            assert got["parameters"][n]["value"] == pytest.approx(p["value"], rel=1e-3), (prod, n)
+            # the same optimum: to 1e-3, or to 5 % of the posterior sigma along the flattest directions
+            # (k_ru, eta_tau), where TAO's gradient test stops a little earlier or later on 1 and 2 ranks
+            tol = max(1e-3 * abs(p["value"]), 0.05 * (p["sigma"] or 0.0))
+            assert abs(got["parameters"][n]["value"] - p["value"]) <= tol, (prod, n, got["parameters"][n], p)
         assert got["fit_r2"] == pytest.approx({t: v["r2"] for t, v in ref["diagnostics"]["fit"].items()}, rel=1e-6)
