@@ -43,8 +43,8 @@ class Tracer:
     description: str = ""
     #: Newton keeps the tracer positive where it is (steps shortened box by box, see
     #: :meth:`bcp_hpc.solvers.steady.SteadyState._limited_step`): for tracers whose sources are not
-    #: defined below zero.  O2, kept from zero by its respiration switch, declares the switch only (a
-    #: positive limit as well made its Newton need more factorizations; docs/solvers.md)
+    #: defined below zero.  O2, kept from zero by its respiration switch, declares the switch only
+    #: (docs/solvers.md, "Steps limited box by box")
     positive: bool = False
     #: ``(centre, width)`` in the tracer's units of a saturating switch in its own sources, e.g.
     #: O2's respiration ``0.5 + 0.5 tanh((O2 - 5) / 1)``: Newton's linearisation holds only within
