@@ -240,9 +240,15 @@ def main(argv=None):
     if "-help" in petsc:
         from ..solvers.options import options_table
         print(options_table())
+    herald, where = None, ""
     try:
         from .paths import check_outputs
         check_outputs(args)
+        out = getattr(args, "out", None)
+        where = f"; the last checkpoint in {out} is kept, continue with --resume" if out else ""
+        if mpi_rank() == 0:
+            from .session import start_herald
+            herald = start_herald(where)
         key = {"bench": lambda: f"bench {args.bench}", "data": lambda: f"data {args.data}",
                "slurm": lambda: f"slurm {args.slurm}"}.get(args.command, lambda: args.command)()
         module, func = COMMANDS[key]
@@ -253,13 +259,8 @@ def main(argv=None):
             report_unused_options([a[1:] for a in petsc if a.startswith("-")])
         return status
     except Interrupted as exc:
-        from .session import await_first_rank
-        if mpi_rank() != 0:
-            await_first_rank(exc.status)     # returns only if rank 0 did not end: then this rank says it
-        out = getattr(args, "out", None)
-        where = f"; the last checkpoint in {out} is kept, continue with --resume" if out else ""
-        print(f"[bcp-hpc] interrupted ({exc}): stopped{where}", file=sys.stderr, flush=True)
-        _exit(exc.status)
+        from .session import end_interrupted
+        end_interrupted(exc, herald, where, mpi_rank())
     except BCPError as exc:
         log.error("%s", exc)
         return _end_on_error(2)
@@ -273,6 +274,9 @@ def main(argv=None):
         import traceback
         traceback.print_exc()
         return _end_on_error(1)
+    finally:
+        if herald is not None:
+            herald.close()
 
 
 def _size() -> int:

@@ -2,20 +2,21 @@
 options that nothing read (mistyped names) reported at the end.
 
 Interrupts: SIGINT and SIGTERM raise :class:`Interrupted` in Python code on every rank (``mpirun``
-forwards both).  :func:`bcp_hpc.cli.main.main` then prints one line and ends the process with status
-130 (SIGINT) or 143 (SIGTERM), without waiting for the other ranks in MPI: a rank that sits in an MPI
-reduction cannot see the signal, and ``mpirun`` ends it when its peer exits.  The line comes from
-rank 0; because ``mpirun`` ends the whole job as soon as one process exits, the other ranks first
-give rank 0 :data:`INTERRUPT_GRACE_S` to say it and exit (:func:`await_first_rank`), and say it
-themselves only if rank 0 did not (it sits in a collective that waits for them).
-Checkpoints are written atomically, so the last complete one stays, and temporary files of an
-interrupted write are removed on the way out.
+passes Ctrl-C on to the ranks as SIGTERM, and kills them one second later).  The one line that says
+so comes from rank 0's herald (:mod:`bcp_hpc.cli.herald`), a small process that rank 0's signal
+handler at C level tells at once, even while rank 0 sits in a long factorization or in a collective
+and cannot run Python.  :func:`end_interrupted` then ends each rank with status 130 (SIGINT) or 143
+(SIGTERM), without waiting for the others in MPI.  Checkpoints are written atomically, so the last
+complete one stays; temporary files of an interrupted write are removed on the way out, or by the
+next run when the process was killed first.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +33,69 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-#: seconds a rank other than 0 waits, once interrupted, for rank 0 to report the interrupt and exit
-INTERRUPT_GRACE_S = 2.0
-
-
-def await_first_rank(status: int):
-    """On a rank other than 0, after an interrupt: wait up to :data:`INTERRUPT_GRACE_S` for rank 0 to
-    report it and exit (``mpirun`` then ends this process).  A further signal meanwhile ends this
-    process at once, silently.  Returns when rank 0 did not end in time."""
-    import os
-    import sys
-    import time
-
-    def quietly(signum, frame):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, quietly)
-    time.sleep(INTERRUPT_GRACE_S)
-
-
 def install_signal_handlers():
     def handler(signum, frame):
         raise Interrupted(signum)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
+
+
+class Herald:
+    """Rank 0's herald process and the pipe its signal handler writes to (see the module's docstring)."""
+
+    def __init__(self, where: str):
+        import subprocess
+        from . import herald
+        read_end, self._write_end = os.pipe()
+        self._process = None
+        try:
+            os.set_blocking(self._write_end, False)     # set_wakeup_fd's requirement
+            self._process = subprocess.Popen([sys.executable, "-I", "-S", herald.__file__, str(read_end), where],
+                                             pass_fds=(read_end,), stdin=subprocess.DEVNULL,
+                                             process_group=0)     # out of reach of a terminal's Ctrl-C
+            self._previous = signal.set_wakeup_fd(self._write_end, warn_on_full_buffer=False)
+        except BaseException:
+            if self._process is not None:
+                self._process.kill()
+                self._process.wait()
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+
+    def close(self, timeout: float = 5.0):
+        """Close the pipe and wait for the herald, which first says any interrupt it was told of."""
+        if self._process is None:
+            return
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._write_end)
+        try:
+            self._process.wait(timeout)
+        except Exception:  # noqa: BLE001 - a herald that does not end must not keep the run
+            self._process.kill()
+        self._process = None
+
+
+def start_herald(where: str):
+    """A :class:`Herald` for rank 0 whose line ends with ``where``; None (rank 0 then says the
+    interrupt itself, once Python runs again) when no process can be started."""
+    try:
+        return Herald(where)
+    except (OSError, ValueError) as exc:        # ValueError: not the main thread
+        log.debug("no interrupt herald: %s", exc)
+        return None
+
+
+def end_interrupted(exc: Interrupted, herald, where: str, rank: int):
+    """End this rank after ``exc``: rank 0's herald has said it (or rank 0 says it here when it has
+    none); the status is 128 + the signal's number, and no MPI finalisation waits for other ranks."""
+    if herald is not None:
+        herald.close()
+    elif rank == 0:
+        print(f"[bcp-hpc] interrupted ({exc}): stopping{where}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exc.status)
 
 
 def _libpetsc():
