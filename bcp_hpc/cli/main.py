@@ -225,17 +225,19 @@ def main(argv=None):
     sys.argv = [sys.argv[0]] + petsc  # petsc4py.init reads sys.argv
     from ..log import mpi_rank, setup_logging
     from .runinfo import set_command
-    from .session import Interrupted, install_signal_handlers
+    from .session import Interrupted, end_interrupted, install_signal_handlers
     set_command(argv)
     install_signal_handlers()
     log = logging.getLogger("bcp_hpc")
     try:
         parser = build_parser()
+        args = parser.parse_args(ours)
     except BCPError as exc:          # e.g. a broken cycle plug-in in $BCP_CYCLE_PATH
         setup_logging("INFO")
         log.error("%s", exc)
         return 2
-    args = parser.parse_args(ours)
+    except Interrupted as exc:       # before anything ran: nothing to keep
+        end_interrupted(exc, None, "", mpi_rank())
     setup_logging(args.log_level)
     if "-help" in petsc:
         from ..solvers.options import options_table
@@ -259,7 +261,6 @@ def main(argv=None):
             report_unused_options([a[1:] for a in petsc if a.startswith("-")])
         return status
     except Interrupted as exc:
-        from .session import end_interrupted
         end_interrupted(exc, herald, where, mpi_rank())
     except BCPError as exc:
         log.error("%s", exc)

@@ -82,3 +82,17 @@ def test_a_run_without_interrupt_leaves_no_herald_behind():
               "print(os.path.exists(f'/proc/{pid}'))\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "False\n" and r.stderr == "", r.stderr
+
+
+def test_an_interrupt_while_the_command_line_is_read_is_one_line_too():
+    script = ("import os, signal, bcp_hpc.cli.main as m\n"
+              "build = m.build_parser\n"
+              "def interrupted_build():\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    return build()\n"
+              "m.build_parser = interrupted_build\n"
+              "m.main(['plan'])\n"
+              "print('not reached')\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130 and r.stdout == ""
+    assert r.stderr == "[bcp-hpc] interrupted (SIGINT): stopping\n", r.stderr
