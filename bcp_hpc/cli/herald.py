@@ -7,9 +7,9 @@ a long library call that holds the GIL (a MUMPS factorization), where no Python 
 run.  ``mpirun`` kills the ranks one second after it passes an interrupt on, so the line has to be
 written by someone who is not waiting for that call to return.
 
-The herald writes the interrupt line at the first SIGINT or SIGTERM, ignores both signals itself (a
-Ctrl-C reaches the whole process group) and ends when the pipe closes: when rank 0 ends, or when it
-closes the pipe after a run.
+The herald writes the interrupt line at the first SIGINT or SIGTERM and ends when the pipe closes:
+when rank 0 ends, or when it closes the pipe after a run.  It runs in a process group of its own (a
+terminal's Ctrl-C and a launcher's kill of rank 0's group do not reach it) and ignores both signals.
 """
 import os
 import signal
