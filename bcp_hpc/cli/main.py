@@ -18,6 +18,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from .. import __version__
 from ..errors import BCPError
+from .session import exit_now
 
 
 def _split_petsc_args(argv):
@@ -270,7 +271,7 @@ def main(argv=None):
         # of a process ended by SIGPIPE, and without flushing into the closed pipe again
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        _exit(141)
+        exit_now(141)
     except Exception:  # noqa: BLE001 - on several ranks, one failing rank must not leave others hanging
         import traceback
         traceback.print_exc()
@@ -291,17 +292,9 @@ def _size() -> int:
     return 1
 
 
-def _exit(status: int):
-    """End this process now (no MPI finalisation that would wait for ranks stuck in a collective)."""
-    import os
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 def _end_on_error(status: int) -> int:
     if _size() > 1:
-        _exit(status)
+        exit_now(status)
     return status
 
 

@@ -93,9 +93,14 @@ def end_interrupted(exc: Interrupted, herald, where: str, rank: int):
         herald.close()
     elif rank == 0:
         print(f"[bcp-hpc] interrupted ({exc}): stopping{where}", file=sys.stderr, flush=True)
+    exit_now(exc.status)
+
+
+def exit_now(status: int):
+    """End this process now (no MPI finalisation that would wait for ranks stuck in a collective)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(exc.status)
+    os._exit(status)
 
 
 def _libpetsc():
