@@ -32,6 +32,8 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
         "npp_product": product or setup.product, "observations": setup.observations_info,
         "iterations": int(res["iterations"]), "objective": float(res["objective"]),
         "converged": bool(res["converged"]), "tao_reason": int(res["reason"]), "tao_reason_name": res["reason_name"],
+        # how far the optimum the final Hessian predicts lies, in posterior standard deviations
+        "remaining_step_sigma": res.get("remaining_step_sigma"),
         "parameters": post["parameters"], "eigen": post["eigen"],
         # of the transformed parameters (log or linear, per the parameter's ``transform``)
         "posterior": {k: post[k] for k in ("names", "noise_variance", "covariance_x", "correlation")},

@@ -17,7 +17,7 @@ from ..data.observations import read_local_observation
 from ..errors import InputError, SolverError
 from ..grid.distributed import DistributedGrid
 from ..inversion.objective import Objective, Observation
-from ..inversion.posterior import posterior, truth_credibility
+from ..inversion.posterior import noise_variance, posterior, truth_credibility
 from ..inversion.tao_driver import Inversion
 from ..models.system import ModelSystem
 from ..operators.world import load_world
@@ -254,7 +254,8 @@ def run_inversion(setup: Setup, out_dir: str, tag: str, resume: bool = False, x0
         x0 = setup.cycle.start(setup, x_true)
     inv = Inversion(obj, checkpoint=os.path.join(out_dir, f"checkpoint_{tag}.h5"),
                     log_jsonl=os.path.join(out_dir, f"iterations_{tag}.jsonl"),
-                    tao_defaults=setup.cycle.tao_defaults, problem=setup.problem())
+                    tao_defaults=setup.cycle.tao_defaults, problem=setup.problem(),
+                    noise_variance=lambda f: noise_variance(f, obj.n_obs, run.inversion.noise_scale))
     try:
         res = inv.run(x0=x0, resume=resume)
         post = posterior(model.parameters, res["x"], res["objective"], res["hessian"], obj.n_obs,

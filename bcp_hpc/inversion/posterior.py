@@ -22,10 +22,15 @@ from ..petsc_env import import_petsc4py, import_slepc4py
 UNCONSTRAINED_SIGMA_X = 5.0
 
 
+def noise_variance(f: float, n_obs: int, noise_scale: str = "code") -> float:
+    """The posterior's ``s²`` at objective ``f``: ``2 f / N_obs`` (``"code"``), or 1 (``"none"``)."""
+    return 2.0 * f / n_obs if noise_scale == "code" else 1.0
+
+
 def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     names = params.optimized
     H = np.asarray(H, float)
-    s2 = 2.0 * f / n_obs if noise_scale == "code" else 1.0
+    s2 = noise_variance(f, n_obs, noise_scale)
     try:
         cov = s2 * np.linalg.inv(H)
     except np.linalg.LinAlgError:
@@ -55,6 +60,33 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
                                 "poorly_constrained": unconstrained}
     out["eigen"] = hessian_eigen(H, names)
     return out
+
+
+def remaining_step_sigma(g, H, s2: float, free=None) -> float:
+    """How far the optimum the quadratic model predicts lies from the current iterate, in posterior σ.
+
+    The Newton step ``δ = −H⁻¹ g`` measured in the posterior's own metric (covariance ``s² H⁻¹``, as in
+    :func:`posterior`): ``sqrt(gᵀ H⁻¹ g / s²)``.  By Cauchy–Schwarz no parameter's share of the step
+    exceeds this many of its own posterior σ, so an inversion stopped below 0.05 reports every
+    parameter within 0.05 σ of its optimum, whatever the parameters' scales and correlations.
+
+    Only the data-constrained part counts: eigen-directions of ``H`` (restricted to the ``free``
+    parameters, a boolean mask leaving out those a bound holds) whose posterior standard deviation
+    ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``) are left out: along
+    them no iterate is better supported than another.  ``inf`` where ``H`` or ``g`` is not finite."""
+    g = np.asarray(g, float)
+    H = np.asarray(H, float)
+    if free is not None:
+        idx = np.flatnonzero(np.asarray(free, bool))
+        g, H = g[idx], H[np.ix_(idx, idx)]
+    if g.size == 0:
+        return 0.0
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H)) and s2 > 0):
+        return float("inf")
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    kept = lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
+    proj = V[:, kept].T @ g
+    return float(np.sqrt(np.sum(proj ** 2 / lam[kept]) / s2))
 
 
 #: the credible region checked for a twin's truth

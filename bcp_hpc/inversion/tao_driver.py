@@ -30,6 +30,7 @@ from ..memory import current_rss_bytes, peak_rss_bytes
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
+from .posterior import remaining_step_sigma
 from .trust_radius import current_trust_radius
 
 PETSc = import_petsc4py()
@@ -40,7 +41,14 @@ log = logging.getLogger(__name__)
 #: TAO iterations; unpreconditioned CG did not converge in 50 and Jacobi took 49 (docs/models.md)
 TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "tao_grtol": "1e-10",
                 "tao_gttol": "0", "tao_bnk_ksp_type": "stcg", "tao_bnk_pc_type": "lmvm",
-                "tao_bnk_init_type": "constant"}
+                "tao_bnk_init_type": "constant", "stop_sigma": "0"}
+#: ``-inv_stop_sigma S`` (S > 0, with a noise variance): an accepted iterate whose remaining Newton step is
+#: below S posterior standard deviations (:func:`~.posterior.remaining_step_sigma`) ends the inversion
+#: as converged: every parameter lies within S of its posterior σ of the optimum.  Unlike a gradient
+#: tolerance, this does not depend on the parameters' scales or on how flat the posterior is.
+STOP_SIGMA_OPTION = "stop_sigma"
+#: the reason reported when the posterior-scaled test ends an inversion
+CONVERGED_STEP_SIGMA = "CONVERGED_STEP_SIGMA"
 #: objective TAO receives at a trial point without a steady state (TAO refuses Inf): the step is rejected
 #: and the trust region shrinks
 REJECTED_OBJECTIVE = 1e100
@@ -59,8 +67,11 @@ class InversionResult(dict):
 
 class Inversion:
     def __init__(self, objective, prefix: str = "inv_", checkpoint: str | None = None, log_jsonl: str | None = None,
-                 stop_after: int | None = None, tao_defaults: dict | None = None, problem: dict | None = None):
+                 stop_after: int | None = None, tao_defaults: dict | None = None, problem: dict | None = None,
+                 noise_variance=None):
         self.obj = objective
+        #: ``f -> s²``, the posterior's noise variance at objective ``f`` (None: no posterior-scaled test)
+        self.noise_variance = noise_variance
         self.tao_defaults = dict(TAO_DEFAULTS, **(tao_defaults or {}))   # under the user's options
         self.prefix = prefix
         self.checkpoint = checkpoint
@@ -185,6 +196,10 @@ class Inversion:
         H.setUp()
         H.assemble()
         lo, hi = x.duplicate(), x.duplicate()
+        lo_x = np.array([self.params[n].to_x(max(self.params[n].bounds[0], 1e-300))
+                         if self.params[n].transform == "log" else self.params[n].bounds[0] for n in self.names])
+        hi_x = np.array([self.params[n].to_x(self.params[n].bounds[1]) if np.isfinite(self.params[n].bounds[1])
+                         else np.inf for n in self.names])
         if rank0:
             lo.getArray()[:] = [self.params[n].to_x(max(self.params[n].bounds[0], 1e-300))
                                 if self.params[n].transform == "log" else self.params[n].bounds[0] for n in self.names]
@@ -221,7 +236,18 @@ class Inversion:
                 Hm.getDenseArray()[:] = HH
             Hm.assemble()
 
-        state = {"k": start_it, "calls": 0}
+        state = {"k": start_it, "calls": 0, "step_sigma": None, "stopped_by_sigma": False}
+        stop_sigma = 0.0
+
+        def step_sigma(xx, f, g, HH):
+            """The remaining Newton step at ``xx`` in posterior σ (rank 0's figure, on every rank)."""
+            d = None
+            if rank0:
+                # a parameter on a bound that the gradient pushes against takes no part in the step
+                held = ((xx <= lo_x + 1e-9 * np.maximum(1.0, np.abs(lo_x))) & (g > 0)) | \
+                       ((xx >= hi_x - 1e-9 * np.maximum(1.0, np.abs(hi_x))) & (g < 0))
+                d = remaining_step_sigma(g, HH, self.noise_variance(f), free=~held)
+            return self.comm.bcast(d, root=0)
 
         def monitor(tao_):
             _, f, gnorm, _, _, _ = tao_.getSolutionStatus()
@@ -234,16 +260,23 @@ class Inversion:
             phys = self._physical(xx)
             radius = current_trust_radius(tao_)
             rss, peak = self._memory()
+            if stop_sigma > 0:
+                # with the Hessian bntr asks for next anyway (cached)
+                state["step_sigma"] = step_sigma(xx, *self._eval(xx, order=2))
             rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "trust_radius": radius,
                    "x": [float(v) for v in xx],
                    "parameters": {n: {"value": v, "units": self.params[n].units} for n, v in phys.items()},
-                   "elapsed_s": time.perf_counter() - t_start,
+                   "remaining_step_sigma": state["step_sigma"], "elapsed_s": time.perf_counter() - t_start,
                    "rss_bytes_largest_rank": rss, "peak_rss_bytes_largest_rank": peak}
+            if stop_sigma > 0 and state["step_sigma"] < stop_sigma:
+                state["stopped_by_sigma"] = True
+                tao_.setConvergedReason(PETSc.TAO.Reason.CONVERGED_USER)
             if its == 0 and resumed:
                 return  # the resumed iterate is already logged
             self.history.append({"objective": f, "x": rec["x"]})
             if rank0:
-                log.info("iter %3d  f %.8e  |g| %.3e  radius %s  memory %.2f GiB  %s", it, f, gnorm,
+                log.info("iter %3d  f %.8e  |g| %.3e%s  radius %s  memory %.2f GiB  %s", it, f, gnorm,
+                         "" if state["step_sigma"] is None else f"  step {state['step_sigma']:.2g} sigma",
                          "-" if radius is None else f"{radius:.3e}", rss / 2**30,
                          "  ".join(f"{n} {v:.5g} {self.params[n].units}" for n, v in phys.items()))
                 if self.log_jsonl:
@@ -277,6 +310,7 @@ class Inversion:
         try:
             with options.inserted():
                 tao.setFromOptions()
+                stop_text = PETSc.Options().getString(self.prefix + STOP_SIGMA_OPTION, "0")
         except PETSc.Error as exc:
             tao.destroy()
             for o in (x, grad, H, lo, hi):
@@ -284,6 +318,18 @@ class Inversion:
             raise ConfigError(f"the TAO options under -{self.prefix} are not valid (-{self.prefix}tao_type "
                               f"{PETSc.Options().getString(self.prefix + 'tao_type', self.tao_defaults['tao_type'])}"
                               f"?): {str(exc).splitlines()[0]}") from None
+        try:
+            stop_sigma = float(stop_text)
+        except ValueError:
+            stop_sigma = -1.0
+        if not stop_sigma >= 0.0 or not np.isfinite(stop_sigma):
+            tao.destroy()
+            for o in (x, grad, H, lo, hi):
+                o.destroy()
+            raise ConfigError(f"-{self.prefix}{STOP_SIGMA_OPTION} must be a number >= 0 (posterior standard "
+                              f"deviations; 0 leaves stopping to TAO), got {stop_text!r}")
+        if self.noise_variance is None:
+            stop_sigma = 0.0
         try:
             tao.solve()
             reason = tao.getConvergedReason()
@@ -295,8 +341,14 @@ class Inversion:
                 o.destroy()
         f, g, Hf = self._eval(xf)
         self.params.set_x(xf)
+        if self.noise_variance is not None:
+            state["step_sigma"] = step_sigma(xf, f, g, Hf)
+        reason_name = tao_reason(reason)
+        if state["stopped_by_sigma"]:
+            reason_name = f"{CONVERGED_STEP_SIGMA} (remaining step {state['step_sigma']:.2g} < {stop_sigma:g} sigma)"
         return InversionResult(x=xf, objective=f, gradient=g, hessian=Hf, iterations=start_it + its, reason=int(reason),
-                               reason_name=tao_reason(reason), converged=int(reason) > 0,
+                               reason_name=reason_name, converged=int(reason) > 0,
+                               remaining_step_sigma=state["step_sigma"],
                                rejected_trial_points=self.rejected,
                                evaluations=self.n_evals, parameters=self._physical(xf),
                                seconds=time.perf_counter() - t_start)

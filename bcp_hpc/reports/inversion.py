@@ -13,6 +13,10 @@ def summary_lines(payload: dict, cycle) -> list:
     word = "converged" if payload["converged"] else "stopped (not converged)"
     lines = [f"{word} after {payload['iterations']} iterations (TAO reason {payload['tao_reason_name']}), "
              f"objective {payload['objective']:.6e}"]
+    step = payload.get("remaining_step_sigma")
+    if step is not None:
+        lines.append(f"  the optimum the final Hessian predicts is {step:.2g} posterior sigma away (Newton step "
+                     "in the posterior's metric; no parameter is further than this many of its sigma from it)")
     truth = payload.get("truth", {})
     z = payload.get("z_from_truth", {})
     for n, v in payload["parameters"].items():

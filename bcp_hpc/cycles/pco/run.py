@@ -11,10 +11,11 @@ from .model import ALK_MEAN, S_ALK, S_DIC, joint_model
 
 #: mmol m-3, the P inventory of the twin experiments
 DIP_MEAN_TWIN = 2.1
-#: TAO stops when |g| < JOINT_GRTOL |f|: poorly constrained directions (DOC_r removal rates) keep |g| above
-#: an absolute tolerance long after the fit has converged (-inv_tao_grtol overrides; relative to the current
-#: f, so a resumed run stops where the uninterrupted one did)
-JOINT_GRTOL = "2e-3"
+#: the inversion ends when the Newton step that remains is below this many posterior standard deviations
+#: (``-inv_stop_sigma`` overrides): a gradient tolerance cannot say when to stop here, because the
+#: posterior is flat along some directions (DOC_r removal rates against eta_tau), where a small |g| still
+#: leaves the iterate far from the optimum in units of the parameters' own uncertainty
+JOINT_STOP_SIGMA = "0.05"
 
 
 def build(setup, product: str):
