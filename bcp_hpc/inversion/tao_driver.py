@@ -167,7 +167,23 @@ class Inversion:
             fh.writelines(kept)
 
     # ------------------------------------------------------------------ run
+    def _stop_sigma(self) -> float:
+        """``-<prefix>stop_sigma`` (the cycle's default under the user's value), checked before anything is
+        written; 0 without a noise variance."""
+        options = OptionsScope(self.prefix, self.tao_defaults)
+        with options.inserted():
+            text = PETSc.Options().getString(self.prefix + STOP_SIGMA_OPTION, "0")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (np.isfinite(value) and value >= 0.0):
+            raise ConfigError(f"-{self.prefix}{STOP_SIGMA_OPTION} must be a number >= 0 (posterior standard "
+                              f"deviations; 0 leaves stopping to TAO's tests), got {text!r}")
+        return value if self.noise_variance is not None else 0.0
+
     def run(self, x0=None, resume: bool = False):
+        stop_sigma = self._stop_sigma()
         m = len(self.names)
         start_it = 0
         radius0 = None
@@ -237,7 +253,6 @@ class Inversion:
             Hm.assemble()
 
         state = {"k": start_it, "calls": 0, "step_sigma": None, "stopped_by_sigma": False}
-        stop_sigma = 0.0
 
         def step_sigma(xx, f, g, HH):
             """The remaining Newton step at ``xx`` in posterior σ (rank 0's figure, on every rank)."""
@@ -310,7 +325,6 @@ class Inversion:
         try:
             with options.inserted():
                 tao.setFromOptions()
-                stop_text = PETSc.Options().getString(self.prefix + STOP_SIGMA_OPTION, "0")
         except PETSc.Error as exc:
             tao.destroy()
             for o in (x, grad, H, lo, hi):
@@ -318,18 +332,6 @@ class Inversion:
             raise ConfigError(f"the TAO options under -{self.prefix} are not valid (-{self.prefix}tao_type "
                               f"{PETSc.Options().getString(self.prefix + 'tao_type', self.tao_defaults['tao_type'])}"
                               f"?): {str(exc).splitlines()[0]}") from None
-        try:
-            stop_sigma = float(stop_text)
-        except ValueError:
-            stop_sigma = -1.0
-        if not stop_sigma >= 0.0 or not np.isfinite(stop_sigma):
-            tao.destroy()
-            for o in (x, grad, H, lo, hi):
-                o.destroy()
-            raise ConfigError(f"-{self.prefix}{STOP_SIGMA_OPTION} must be a number >= 0 (posterior standard "
-                              f"deviations; 0 leaves stopping to TAO), got {stop_text!r}")
-        if self.noise_variance is None:
-            stop_sigma = 0.0
         try:
             tao.solve()
             reason = tao.getConvergedReason()

@@ -235,6 +235,8 @@ def test_kills_during_checkpoint_writes_always_resume_to_the_same_optimum(tmp_pa
     (["invert", "--world", "tiny", "--sigma2", "abc"], ["--sigma2 'abc'"]),
     (["run", "--world", "tiny", "--sigma2", "0,,0.1"], ["--sigma2 '0,,0.1'"]),
     (["invert", "--world", "tiny", "-inv_tao_type", "foo"], ["-inv_tao_type foo"]),
+    (["invert", "--cycle", "PCO", "--world", "tiny", "-inv_stop_sigma", "nan"], ["-inv_stop_sigma", ">= 0", "'nan'"]),
+    (["invert", "--world", "tiny", "-inv_stop_sigma", "abc"], ["-inv_stop_sigma", "'abc'"]),
     (["slurm", "render", "forward", "--world", "atlantis"], ["atlantis", "[world] source"]),
     (["slurm", "render", "forward", "--nodes", "-1"], ["[slurm] nodes = -1"]),
     (["slurm", "render", "forward", "--ranks-per-node", "-8"], ["[slurm] ranks_per_node = -8"]),
@@ -416,8 +418,11 @@ def test_result_checkpoint_and_export_files_open_in_xarray(tmp_path):
 def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_optimum(tmp_path):
     """The joint model's DOC_r removal rate in the surface layers (kru) is not constrained by the twin data
     on the tiny world: where TAO stops along it depends on round-off, so it is reported as
-    unconstrained on every run; every constrained parameter agrees within 1e-3 of its sigma between an
-    uninterrupted run, a run interrupted and resumed, and a run on two ranks."""
+    unconstrained on every run. Each run stops once the optimum its Hessian predicts is less than 0.05
+    posterior sigma away, and says how far: every constrained parameter of an uninterrupted run, a run
+    interrupted and resumed, and a run on two ranks agrees within the two runs' remaining steps (each run
+    within its own of the optimum), and the objectives within a twentieth of the noise variance (of a
+    log-likelihood unit; the unconstrained kru is free to differ)."""
     base = ["invert", "--cycle", "PCO", "--world", "tiny"]
     assert cli(*base, "--out", str(tmp_path / "one")).returncode == 0
     r = subprocess.run(["mpirun", "-n", "2", "--oversubscribe"] + CLI + base + ["--out", str(tmp_path / "two")],
@@ -442,9 +447,16 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
     ref = runs[0]["parameters"]
     unconstrained = {n for n, v in ref.items() if v["sigma"] is None}
     assert unconstrained <= {"kru", "krd"}, unconstrained
+    s2 = runs[0]["posterior"]["noise_variance"]
     for other in runs[1:]:
         assert {n for n, v in other["parameters"].items() if v["sigma"] is None} == unconstrained
-        assert other["objective"] == pytest.approx(runs[0]["objective"], rel=1e-7)
+        assert other["tao_reason_name"].startswith("CONVERGED_STEP_SIGMA"), other["tao_reason_name"]
+        steps = other["remaining_step_sigma"] + runs[0]["remaining_step_sigma"]
+        assert steps < 0.1
+        assert abs(other["objective"] - runs[0]["objective"]) <= 0.05 * s2
         for n, v in ref.items():
             if n not in unconstrained:
-                assert abs(other["parameters"][n]["value"] - v["value"]) <= 1e-3 * v["sigma"], n
+                a, b = other["parameters"][n]["value"], v["value"]
+                dx = abs(np.log(a / b)) if v["transform"] == "log" else abs(a - b)     # transformed units
+                # the quadratic model's prediction, to within its second-order error
+                assert dx <= 1.1 * steps * v["sigma_x"], (n, dx / v["sigma_x"], steps)

@@ -11,7 +11,7 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
 from bcp_hpc.inversion.checkpoint import read_checkpoint
 from bcp_hpc.inversion.objective import Objective, Observation
-from bcp_hpc.inversion.posterior import posterior
+from bcp_hpc.inversion.posterior import UNCONSTRAINED_SIGMA_X, noise_variance, posterior, remaining_step_sigma
 from bcp_hpc.inversion.tao_driver import Inversion
 from bcp_hpc.cycles.phosphorus.model import p_model
 from bcp_hpc.models.system import ModelSystem
@@ -320,3 +320,83 @@ def test_truth_credibility_is_the_mahalanobis_distance_against_chi2():
     assert abs(c["likelihood_ratio"] - 4.0) < 1e-12 and abs(c["likelihood_ratio_p_value"] - np.exp(-2.0)) < 1e-12
     assert c["within_likelihood_region"]
     assert truth_credibility(np.zeros(2), np.zeros(2), np.eye(2), [0, 1])["likelihood_ratio"] is None
+
+
+# ------------------------------------------------------------------ the posterior-scaled stopping test
+
+
+def _spd(rng, m, eigenvalues):
+    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    return Q @ np.diag(eigenvalues) @ Q.T
+
+
+def test_remaining_step_bounds_every_parameters_distance_in_its_own_sigma():
+    """For a quadratic objective the optimum is x - H^-1 g; each parameter's distance to it, divided by its
+    posterior sigma sqrt(s2 (H^-1)_kk), is at most the remaining step, and equals it for the parameter the
+    step points along (one parameter, or a diagonal Hessian with the gradient in one entry)."""
+    rng = np.random.default_rng(5)
+    s2 = 3e-9
+    for _ in range(20):
+        m = 6
+        H = _spd(rng, m, np.exp(rng.uniform(np.log(1e-6), np.log(10.0), m)))
+        g = rng.standard_normal(m) * 1e-6
+        d = remaining_step_sigma(g, H, s2)
+        step = np.linalg.solve(H, g)
+        sigma = np.sqrt(s2 * np.diag(np.linalg.inv(H)))
+        assert np.max(np.abs(step) / sigma) <= d * (1 + 1e-9)
+        # the Mahalanobis length of the step, computed the long way
+        assert d == pytest.approx(np.sqrt(step @ (H / s2) @ step), rel=1e-9)
+    H = np.diag([4.0, 9.0])
+    assert remaining_step_sigma([0.0, 3e-3], H, 1e-6) == pytest.approx(3e-3 / 9.0 / np.sqrt(1e-6 / 9.0))
+
+
+def test_unconstrained_directions_and_held_parameters_do_not_count():
+    s2 = 1e-8
+    flat = s2 / (2 * UNCONSTRAINED_SIGMA_X) ** 2          # posterior std 2 x the unconstrained threshold
+    H = np.diag([1.0, flat])
+    assert remaining_step_sigma([0.0, 1e-3], H, s2) == 0.0
+    assert remaining_step_sigma([1e-5, 1e-3], H, s2) == pytest.approx(1e-5 / np.sqrt(s2))
+    # an indefinite direction is no better constrained than a flat one
+    assert remaining_step_sigma([1e-5, 1e-3], np.diag([1.0, -1.0]), s2) == pytest.approx(1e-5 / np.sqrt(s2))
+    # a parameter a bound holds takes no part
+    assert remaining_step_sigma([1e-5, 1e-3], np.diag([1.0, 1.0]), s2, free=[True, False]) == \
+        pytest.approx(1e-5 / np.sqrt(s2))
+    assert remaining_step_sigma([1e-3], np.eye(1), s2, free=[False]) == 0.0
+    assert remaining_step_sigma([np.nan, 0.0], np.eye(2), s2) == np.inf
+
+
+def test_inversion_stopped_at_a_posterior_step_lies_that_close_to_the_optimum(twin, tmp_path):
+    """An inversion stopped by -inv_stop_sigma 0.3 says so, logs the remaining step of every accepted iterate,
+    and its parameters lie within that many posterior sigma of the optimum of a tightly converged run."""
+    m, obj = make_objective(twin)
+    tight = Inversion(obj, tao_defaults={"tao_gatol": "1e-13", "tao_grtol": "0"}).run()
+    post = posterior(m.parameters, tight["x"], tight["objective"], tight["hessian"], obj.n_obs)
+    n_obs = obj.n_obs
+    obj.destroy()
+    obj.system.destroy()
+    assert tight["remaining_step_sigma"] is None                 # no noise variance given: not measured
+    m, obj = make_objective(twin)
+    log = tmp_path / "it.jsonl"
+    res = Inversion(obj, log_jsonl=str(log), tao_defaults={"stop_sigma": "0.3"},
+                    noise_variance=lambda f: noise_variance(f, n_obs)).run()
+    obj.destroy()
+    obj.system.destroy()
+    assert res["converged"] and res["reason_name"].startswith("CONVERGED_STEP_SIGMA"), res["reason_name"]
+    assert res["iterations"] < tight["iterations"]
+    steps = [rec["remaining_step_sigma"] for rec in map(json.loads, log.read_text().splitlines())]
+    assert steps[-1] == pytest.approx(res["remaining_step_sigma"]) and steps[-1] < 0.3 <= min(steps[:-1])
+    sigma_x = np.array([post["parameters"][n]["sigma_x"] for n in m.parameters.optimized])
+    off = np.abs(np.asarray(res["x"]) - np.asarray(tight["x"])) / sigma_x
+    # the quadratic model's prediction, to within its own second-order error
+    assert np.max(off) <= 1.1 * res["remaining_step_sigma"], (off, res["remaining_step_sigma"])
+    assert np.max(off) > 1e-4                                     # it did stop short of the optimum
+
+
+def test_stop_sigma_zero_leaves_stopping_to_tao(twin):
+    m, obj = make_objective(twin)
+    n_obs = obj.n_obs
+    res = Inversion(obj, tao_defaults={"stop_sigma": "0"}, noise_variance=lambda f: noise_variance(f, n_obs)).run()
+    obj.destroy()
+    obj.system.destroy()
+    assert res["reason_name"].startswith("CONVERGED_GATOL"), res["reason_name"]
+    assert res["remaining_step_sigma"] < 1e-3                    # measured at the end all the same
