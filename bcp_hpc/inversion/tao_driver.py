@@ -217,10 +217,8 @@ class Inversion:
         hi_x = np.array([self.params[n].to_x(self.params[n].bounds[1]) if np.isfinite(self.params[n].bounds[1])
                          else np.inf for n in self.names])
         if rank0:
-            lo.getArray()[:] = [self.params[n].to_x(max(self.params[n].bounds[0], 1e-300))
-                                if self.params[n].transform == "log" else self.params[n].bounds[0] for n in self.names]
-            hi.getArray()[:] = [self.params[n].to_x(self.params[n].bounds[1]) if np.isfinite(self.params[n].bounds[1])
-                                else PETSc.INFINITY for n in self.names]
+            lo.getArray()[:] = lo_x
+            hi.getArray()[:] = np.where(np.isfinite(hi_x), hi_x, PETSc.INFINITY)
         # this inversion's defaults, in the options database only while TAO reads them
         options = OptionsScope(self.prefix, self.tao_defaults)
         tao = PETSc.TAO().create(comm=comm)
