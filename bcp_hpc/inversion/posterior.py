@@ -68,7 +68,8 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     The Newton step ``δ = −H⁻¹ g`` measured in the posterior's own metric (covariance ``s² H⁻¹``, as in
     :func:`posterior`): ``sqrt(gᵀ H⁻¹ g / s²)``.  By Cauchy–Schwarz no parameter's share of the step
     exceeds this many of its own posterior σ, so an inversion stopped below 0.05 reports every
-    parameter within 0.05 σ of its optimum, whatever the parameters' scales and correlations.
+    parameter within 0.05 σ of its optimum along the directions counted, whatever the parameters'
+    scales and correlations.
 
     Only the data-constrained part counts: eigen-directions of ``H`` (restricted to the ``free``
     parameters, a boolean mask leaving out those a bound holds) whose posterior standard deviation

@@ -420,8 +420,8 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
     on the tiny world: where TAO stops along it depends on round-off, so it is reported as
     unconstrained on every run. Each run stops once the optimum its Hessian predicts is less than 0.05
     posterior sigma away, and says how far: every constrained parameter of an uninterrupted run, a run
-    interrupted and resumed, and a run on two ranks agrees within the two runs' remaining steps (each run
-    within its own of the optimum), and the objectives within a twentieth of the noise variance (of a
+    interrupted and resumed, and a run on two ranks is as far apart along the directions the data
+    constrain as the two runs' remaining steps allow (each run within its own of the optimum), and the objectives within a twentieth of the noise variance (of a
     log-likelihood unit; the unconstrained kru is free to differ)."""
     base = ["invert", "--cycle", "PCO", "--world", "tiny"]
     assert cli(*base, "--out", str(tmp_path / "one")).returncode == 0
@@ -454,9 +454,11 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
         steps = other["remaining_step_sigma"] + runs[0]["remaining_step_sigma"]
         assert steps < 0.1
         assert abs(other["objective"] - runs[0]["objective"]) <= 0.05 * s2
-        for n, v in ref.items():
-            if n not in unconstrained:
-                a, b = other["parameters"][n]["value"], v["value"]
-                dx = abs(np.log(a / b)) if v["transform"] == "log" else abs(a - b)     # transformed units
-                # the quadratic model's prediction, to within its second-order error
-                assert dx <= 1.1 * steps * v["sigma_x"], (n, dx / v["sigma_x"], steps)
+        # apart along the directions the data constrain (posterior std <= 5 in transformed units), in sigma
+        dx = np.array([np.log(other["parameters"][n]["value"] / ref[n]["value"]) if ref[n]["transform"] == "log"
+                       else other["parameters"][n]["value"] - ref[n]["value"] for n in runs[0]["posterior"]["names"]])
+        mu, V = np.linalg.eigh(np.asarray(runs[0]["posterior"]["covariance_x"]))
+        kept = mu <= 5.0 ** 2
+        apart = float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
+        # the quadratic model's prediction holds to second order only: twice the remaining steps
+        assert apart <= 2.0 * steps, (apart, steps)
