@@ -90,6 +90,26 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     return float(np.sqrt(np.sum(proj ** 2 / lam[kept]) / s2))
 
 
+
+def constrained_distance_sigma(result, other) -> float:
+    """How far apart two inversion results are, in posterior σ of ``result``, along the directions the
+    data constrain.
+
+    ``result`` and ``other`` are result records as written to ``result.json``/``joint_result.json``
+    (``parameters`` with ``value`` and ``transform``, ``posterior`` with ``names`` and ``covariance_x``).
+    The difference of the transformed parameters (log for log parameters) is measured as
+    ``sqrt(Σ_k (v_kᵀ dx)² / μ_k)`` over the eigenpairs ``(μ_k, v_k)`` of ``result``'s covariance with
+    ``μ_k ≤`` :data:`UNCONSTRAINED_SIGMA_X` ², the metric of :func:`remaining_step_sigma`: two runs
+    each within their remaining step of one optimum lie at most the sum of those steps apart (to the
+    quadratic model's accuracy)."""
+    names = result["posterior"]["names"]
+    mine, theirs = result["parameters"], other["parameters"]
+    dx = np.array([np.log(theirs[n]["value"] / mine[n]["value"]) if mine[n]["transform"] == "log"
+                   else theirs[n]["value"] - mine[n]["value"] for n in names])
+    mu, V = np.linalg.eigh(np.asarray(result["posterior"]["covariance_x"], float))
+    kept = mu <= UNCONSTRAINED_SIGMA_X ** 2
+    return float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
+
 #: the credible region checked for a twin's truth
 CREDIBLE_LEVEL = 0.95
 

@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from bcp_hpc.inversion.posterior import constrained_distance_sigma
+
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
            OPENBLAS_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1")
 CLI = [sys.executable, "-m", "bcp_hpc.cli.main"]
@@ -455,10 +457,6 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
         assert steps < 0.1
         assert abs(other["objective"] - runs[0]["objective"]) <= 0.05 * s2
         # apart along the directions the data constrain (posterior std <= 5 in transformed units), in sigma
-        dx = np.array([np.log(other["parameters"][n]["value"] / ref[n]["value"]) if ref[n]["transform"] == "log"
-                       else other["parameters"][n]["value"] - ref[n]["value"] for n in runs[0]["posterior"]["names"]])
-        mu, V = np.linalg.eigh(np.asarray(runs[0]["posterior"]["covariance_x"]))
-        kept = mu <= 5.0 ** 2
-        apart = float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
+        apart = constrained_distance_sigma(runs[0], other)
         # the quadratic model's prediction holds to second order only: twice the remaining steps
         assert apart <= 2.0 * steps, (apart, steps)

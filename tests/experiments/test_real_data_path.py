@@ -18,7 +18,7 @@ pytest.importorskip("pyhdf", reason="pyhdf (Debian python3-hdf4) writes the Ocea
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))
 from datafiles import write_op_hdf4, write_woa_like  # noqa: E402
-from bcp_hpc.inversion.posterior import UNCONSTRAINED_SIGMA_X  # noqa: E402
+from bcp_hpc.inversion.posterior import constrained_distance_sigma  # noqa: E402
 
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
            OPENBLAS_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1")
@@ -387,12 +387,7 @@ def test_joint_products_on_the_users_files_interrupted_and_resumed(files, tmp_pa
         assert steps < 0.1
         s2 = ref["posterior"]["noise_variance"]
         assert 2 * abs(got["objective"] - ref["objective"]) / s2 < 1.0, (got["objective"], ref["objective"], s2)
-        dx = np.array([np.log(got["parameters"][n]["value"] / ref["parameters"][n]["value"])
-                       if ref["parameters"][n]["transform"] == "log" else
-                       got["parameters"][n]["value"] - ref["parameters"][n]["value"] for n in ref["posterior"]["names"]])
-        mu, V = np.linalg.eigh(np.asarray(ref["posterior"]["covariance_x"]))      # variances along eigen-directions
-        kept = mu <= UNCONSTRAINED_SIGMA_X ** 2
-        apart = float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
+        apart = constrained_distance_sigma(ref, got)
         # the quadratic model's prediction holds to second order only: twice the remaining steps
         assert apart <= 2.0 * steps, (prod, apart, steps)
         assert got["fit_r2"] == pytest.approx({t: v["r2"] for t, v in ref["diagnostics"]["fit"].items()}, rel=1e-6)

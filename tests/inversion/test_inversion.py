@@ -11,7 +11,8 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
 from bcp_hpc.inversion.checkpoint import read_checkpoint
 from bcp_hpc.inversion.objective import Objective, Observation
-from bcp_hpc.inversion.posterior import UNCONSTRAINED_SIGMA_X, noise_variance, posterior, remaining_step_sigma
+from bcp_hpc.inversion.posterior import (UNCONSTRAINED_SIGMA_X, constrained_distance_sigma, noise_variance, posterior,
+                                        remaining_step_sigma)
 from bcp_hpc.inversion.tao_driver import Inversion
 from bcp_hpc.cycles.phosphorus.model import p_model
 from bcp_hpc.models.system import ModelSystem
@@ -364,6 +365,25 @@ def test_unconstrained_directions_and_held_parameters_do_not_count():
     assert remaining_step_sigma([1e-3], np.eye(1), s2, free=[False]) == 0.0
     assert remaining_step_sigma([np.nan, 0.0], np.eye(2), s2) == np.inf
 
+
+
+def test_distance_between_results_counts_constrained_directions_in_their_sigma():
+    """Two results 'a' and 'b': a log parameter and a linear one, correlated; the second eigen-direction
+    unconstrained.  Expected values by hand: covariance R diag(4e-4, 100) R^T with R a 45-degree rotation."""
+    c = np.sqrt(0.5)
+    R = np.array([[c, -c], [c, c]])
+    cov = R @ np.diag([4e-4, 10.0 ** 2]) @ R.T            # std 0.02 along (1, 1)/sqrt2, 10 (> 5) along (-1, 1)
+    a = {"parameters": {"k": {"value": 2.0, "transform": "log"}, "m": {"value": 1.0, "transform": "none"}},
+         "posterior": {"names": ["k", "m"], "covariance_x": cov.tolist()}}
+    b = {"parameters": {"k": {"value": 2.0 * np.exp(0.03), "transform": "log"},
+                        "m": {"value": 1.0 + 0.01, "transform": "none"}}, "posterior": a["posterior"]}
+    # dx = (0.03, 0.01): along (1, 1)/sqrt2 it is 0.04/sqrt2 = 0.028284, i.e. 1.41421 sigma of 0.02;
+    # the part along (-1, 1)/sqrt2 lies in the unconstrained direction and does not count
+    assert constrained_distance_sigma(a, b) == pytest.approx(0.04 / np.sqrt(2) / 0.02, rel=1e-9)
+    assert constrained_distance_sigma(a, a) == 0.0
+    moved = {"parameters": {"k": {"value": 2.0 * np.exp(-5.0), "transform": "log"},
+                            "m": {"value": 1.0 + 5.0, "transform": "none"}}, "posterior": a["posterior"]}
+    assert constrained_distance_sigma(a, moved) == pytest.approx(0.0, abs=1e-9)   # only along the flat one
 
 def test_inversion_stopped_at_a_posterior_step_lies_that_close_to_the_optimum(twin, tmp_path):
     """An inversion stopped by -inv_stop_sigma 0.3 says so, logs the remaining step of every accepted iterate,
