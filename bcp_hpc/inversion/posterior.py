@@ -90,7 +90,6 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     return float(np.sqrt(np.sum(proj ** 2 / lam[kept]) / s2))
 
 
-
 def constrained_distance_sigma(result, other) -> float:
     """How far apart two inversion results are, in posterior σ of ``result``, along the directions the
     data constrain.
@@ -109,6 +108,7 @@ def constrained_distance_sigma(result, other) -> float:
     mu, V = np.linalg.eigh(np.asarray(result["posterior"]["covariance_x"], float))
     kept = mu <= UNCONSTRAINED_SIGMA_X ** 2
     return float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
+
 
 #: the credible region checked for a twin's truth
 CREDIBLE_LEVEL = 0.95

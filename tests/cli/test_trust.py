@@ -421,10 +421,10 @@ def test_joint_inversion_resumed_or_on_two_ranks_ends_at_the_same_constrained_op
     """The joint model's DOC_r removal rate in the surface layers (kru) is not constrained by the twin data
     on the tiny world: where TAO stops along it depends on round-off, so it is reported as
     unconstrained on every run. Each run stops once the optimum its Hessian predicts is less than 0.05
-    posterior sigma away, and says how far: every constrained parameter of an uninterrupted run, a run
-    interrupted and resumed, and a run on two ranks is as far apart along the directions the data
-    constrain as the two runs' remaining steps allow (each run within its own of the optimum), and the objectives within a twentieth of the noise variance (of a
-    log-likelihood unit; the unconstrained kru is free to differ)."""
+    posterior sigma away, and says how far: an uninterrupted run, a run interrupted and resumed, and a run
+    on two ranks lie no further apart along the directions the data constrain than their remaining steps
+    allow (each run within its own of the optimum), and their objectives within a twentieth of the noise
+    variance (of a log-likelihood unit; the unconstrained kru is free to differ)."""
     base = ["invert", "--cycle", "PCO", "--world", "tiny"]
     assert cli(*base, "--out", str(tmp_path / "one")).returncode == 0
     r = subprocess.run(["mpirun", "-n", "2", "--oversubscribe"] + CLI + base + ["--out", str(tmp_path / "two")],

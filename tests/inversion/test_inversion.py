@@ -366,7 +366,6 @@ def test_unconstrained_directions_and_held_parameters_do_not_count():
     assert remaining_step_sigma([np.nan, 0.0], np.eye(2), s2) == np.inf
 
 
-
 def test_distance_between_results_counts_constrained_directions_in_their_sigma():
     """Two results 'a' and 'b': a log parameter and a linear one, correlated; the second eigen-direction
     unconstrained.  Expected values by hand: covariance R diag(4e-4, 100) R^T with R a 45-degree rotation."""
@@ -384,6 +383,7 @@ def test_distance_between_results_counts_constrained_directions_in_their_sigma()
     moved = {"parameters": {"k": {"value": 2.0 * np.exp(-5.0), "transform": "log"},
                             "m": {"value": 1.0 + 5.0, "transform": "none"}}, "posterior": a["posterior"]}
     assert constrained_distance_sigma(a, moved) == pytest.approx(0.0, abs=1e-9)   # only along the flat one
+
 
 def test_inversion_stopped_at_a_posterior_step_lies_that_close_to_the_optimum(twin, tmp_path):
     """An inversion stopped by -inv_stop_sigma 0.3 says so, logs the remaining step of every accepted iterate,
