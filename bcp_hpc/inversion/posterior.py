@@ -7,10 +7,11 @@ For a log parameter the 1-sigma interval is ``[exp(x - s), exp(x + s)]`` (asymme
 parameter whose transformed standard deviation exceeds :data:`UNCONSTRAINED_SIGMA_X` (a factor
 e^5 = 148 either way for a log parameter) is *unconstrained* by the data: its interval and sigma
 are None (``null`` in JSON), and the reports say "unconstrained" instead of a meaningless figure.
-
-The Hessian scaled to unit diagonal is eigen-decomposed with SLEPc: the eigenvector of the
-largest eigenvalue is the best-constrained parameter combination, that of the smallest
-the worst-constrained one.
+Where the objective is flat to round-off or curves down along a direction (the Hessian is not
+positive definite, as along a flat removal rate near its optimum), ``H^-1`` is no covariance: its
+diagonal can be negative, which would read as a σ of zero.  The covariance is then ``s²`` times the
+pseudo-inverse over the directions of positive curvature, and the parameters carrying the others
+(:func:`downward_parameters`) are reported as unconstrained.
 """
 from __future__ import annotations
 
@@ -27,14 +28,45 @@ def noise_variance(f: float, n_obs: int, noise_scale: str = "code") -> float:
     return 2.0 * f / n_obs if noise_scale == "code" else 1.0
 
 
+def _round_off(lam) -> float:
+    """Eigenvalues at or below this are zero to round-off (numerical rank test ``n ε max|λ|``)."""
+    return len(lam) * np.finfo(float).eps * float(np.abs(lam).max(initial=0.0))
+
+
+def downward_parameters(H) -> list:
+    """Indices of the parameters along which the objective is flat to round-off or curves down.
+
+    While the Hessian restricted to the remaining parameters has an eigenvalue at or below
+    ``n ε max|λ|`` (its numerical rank test), the parameter with the largest share of that
+    eigenvector is left out; the Hessian of those that remain is positive definite."""
+    H = 0.5 * (np.asarray(H, float) + np.asarray(H, float).T)
+    keep = list(range(H.shape[0]))
+    out = []
+    while keep:
+        lam, V = np.linalg.eigh(H[np.ix_(keep, keep)])
+        if lam[0] > _round_off(lam):
+            break
+        j = keep[int(np.argmax(np.abs(V[:, 0])))]
+        out.append(j)
+        keep.remove(j)
+    return sorted(out)
+
+
 def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
+    """Laplace posterior of the optimized parameters at ``x``: covariance, correlation, ±1σ intervals.
+
+    Parameters of :func:`downward_parameters` are unconstrained (``nonpositive_curvature`` in their
+    record); the covariance leaves out the directions of non-positive curvature (pseudo-inverse)."""
     names = params.optimized
     H = np.asarray(H, float)
     s2 = noise_variance(f, n_obs, noise_scale)
-    try:
+    down = downward_parameters(H) if np.all(np.isfinite(H)) else []
+    if down:
+        lam, V = np.linalg.eigh(0.5 * (H + H.T))
+        pos = lam > _round_off(lam)
+        cov = s2 * (V[:, pos] / lam[pos]) @ V[:, pos].T
+    else:
         cov = s2 * np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        cov = s2 * np.linalg.pinv(H)      # singular Hessian (e.g. an optimum on a bound): pseudo-inverse
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.outer(sd, sd)
@@ -48,16 +80,16 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
         lo_b, hi_b = p.bounds
         at_bound = bool(np.isclose(v, lo_b, rtol=1e-6, atol=0.0)
                         or (np.isfinite(hi_b) and np.isclose(v, hi_b, rtol=1e-6, atol=0.0)))
-        unconstrained = bool(not np.isfinite(sd[k]) or sd[k] > UNCONSTRAINED_SIGMA_X)
+        unconstrained = bool(k in down or not np.isfinite(sd[k]) or sd[k] > UNCONSTRAINED_SIGMA_X)
         if unconstrained:
             lo = hi = sigma = None
         else:
             lo, hi = p.from_x(x[k] - sd[k]), p.from_x(x[k] + sd[k])
             sigma = (hi - lo) / 2.0
         out["parameters"][n] = {"value": v, "sigma": sigma, "lower_1sigma": lo, "upper_1sigma": hi,
-                                "sigma_x": float(sd[k]) if np.isfinite(sd[k]) else None,
+                                "sigma_x": None if k in down or not np.isfinite(sd[k]) else float(sd[k]),
                                 "transform": p.transform, "units": p.units, "at_bound": at_bound,
-                                "poorly_constrained": unconstrained}
+                                "poorly_constrained": unconstrained, "nonpositive_curvature": k in down}
     out["eigen"] = hessian_eigen(H, names)
     return out
 
@@ -100,13 +132,14 @@ def constrained_distance_sigma(result, other) -> float:
     ``sqrt(Σ_k (v_kᵀ dx)² / μ_k)`` over the eigenpairs ``(μ_k, v_k)`` of ``result``'s covariance with
     ``μ_k ≤`` :data:`UNCONSTRAINED_SIGMA_X` ², the metric of :func:`remaining_step_sigma`: two runs
     each within their remaining step of one optimum lie at most the sum of those steps apart (to the
-    quadratic model's accuracy)."""
+    quadratic model's accuracy).  Directions without posterior variance (curvature not positive, so
+    left out of the covariance by :func:`posterior`) do not count either."""
     names = result["posterior"]["names"]
     mine, theirs = result["parameters"], other["parameters"]
     dx = np.array([np.log(theirs[n]["value"] / mine[n]["value"]) if mine[n]["transform"] == "log"
                    else theirs[n]["value"] - mine[n]["value"] for n in names])
     mu, V = np.linalg.eigh(np.asarray(result["posterior"]["covariance_x"], float))
-    kept = mu <= UNCONSTRAINED_SIGMA_X ** 2
+    kept = (mu > _round_off(mu)) & (mu <= UNCONSTRAINED_SIGMA_X ** 2)
     return float(np.sqrt(np.sum((V[:, kept].T @ dx) ** 2 / mu[kept])))
 
 

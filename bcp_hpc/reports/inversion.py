@@ -23,6 +23,8 @@ def summary_lines(payload: dict, cycle) -> list:
         flags = "  (at a bound)" if v.get("at_bound") else ""
         if v["sigma"] is None:
             line = f"  {n:8s} {v['value']:.5g} {v['units']}  unconstrained by the data"
+            if v.get("nonpositive_curvature"):
+                line += " (the objective is flat or curves down along it here)"
         else:
             line = (f"  {n:8s} {v['value']:.5g} +- {v['sigma']:.3g} {v['units']}  "
                     f"[{v['lower_1sigma']:.4g}, {v['upper_1sigma']:.4g}]")
@@ -36,8 +38,8 @@ def summary_lines(payload: dict, cycle) -> list:
                    f"({'inside' if cred['within'] else 'outside'}, p = {cred['p_value']:.3f})")
         if cred.get("likelihood_ratio") is not None:
             where = "inside" if cred["within_likelihood_region"] else "outside"
-            lines.append(f"  the truth lies {where} the {level} likelihood region of the {cred['parameters']} constrained "
-                         f"parameters: 2 (f(truth) - f) / s2 = {cred['likelihood_ratio']:.2f} (bound "
+            lines.append(f"  the truth lies {where} the {level} likelihood region of the {cred['parameters']} "
+                         f"constrained parameters: 2 (f(truth) - f) / s2 = {cred['likelihood_ratio']:.2f} (bound "
                          f"{cred['quantile']:.2f}, p = {cred['likelihood_ratio_p_value']:.3f}); {laplace}")
         else:
             lines.append(f"  the truth and the {level} region of the {cred['parameters']} constrained parameters: "

@@ -12,12 +12,13 @@ from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
 from bcp_hpc.inversion.checkpoint import read_checkpoint
 from bcp_hpc.inversion.objective import Objective, Observation
 from bcp_hpc.inversion.posterior import (UNCONSTRAINED_SIGMA_X, constrained_distance_sigma, noise_variance, posterior,
-                                        remaining_step_sigma)
+                                         remaining_step_sigma)
 from bcp_hpc.inversion.tao_driver import Inversion
 from bcp_hpc.cycles.phosphorus.model import p_model
 from bcp_hpc.models.system import ModelSystem
 from bcp_hpc.operators.circulation import synthetic_circulation
 from bcp_hpc.petsc_env import import_petsc4py
+from bcp_hpc.reports.inversion import summary_lines
 from bcp_hpc.solvers.steady import SteadyState
 
 PETSc = import_petsc4py()
@@ -270,6 +271,52 @@ def test_posterior_of_an_unconstrained_direction_stays_finite(twin):
     H[0, 0] = 0.0                                  # exactly singular: pseudo-inverse, no exception
     post = posterior(m.parameters, x, 1.0, H, 100)
     assert np.isfinite(post["parameters"]["beta"]["sigma"])
+
+
+def test_posterior_where_the_objective_curves_down_along_one_parameter(twin):
+    """A Hessian with one negative eigenvalue (a flat removal rate near its optimum): H^-1 is no covariance
+    there (its diagonal goes negative and read as a sigma of zero).  The parameter carrying that direction is
+    unconstrained; the covariance is s2 times the pseudo-inverse over the positive directions.  Expected
+    values by hand: the (alpha, beta) block is R diag(-0.01, 1) R^T with R a rotation by 0.1 rad, so its
+    pseudo-inverse is v v^T with v = (-sin 0.1, cos 0.1); s2 = 2 f / N = 0.02."""
+    g, T, npp, po4, obs = twin
+    m = p_model(g, npp, po4, 2.1, sigma2=0.0)
+    m.parameters.set(**START)
+    names = m.parameters.optimized
+    assert names[:2] == ["alpha", "beta"]
+    x = m.parameters.get_x()
+    t = 0.1
+    R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    H = np.diag([0.0, 0.0, 1.0, 4.0])
+    H[:2, :2] = R @ np.diag([-0.01, 1.0]) @ R.T
+    assert np.linalg.inv(H)[0, 0] < 0                       # what the plain inverse would report
+    post = posterior(m.parameters, x, 1.0, H, 100)
+    a, b = post["parameters"]["alpha"], post["parameters"]["beta"]
+    assert a["poorly_constrained"] and a["nonpositive_curvature"] and a["sigma"] is None and a["sigma_x"] is None
+    assert not b["poorly_constrained"] and not b["nonpositive_curvature"]
+    assert b["sigma_x"] == pytest.approx(np.sqrt(0.02) * np.cos(t), rel=1e-12)
+    assert post["parameters"][names[2]]["sigma_x"] == pytest.approx(np.sqrt(0.02), rel=1e-12)
+    assert post["parameters"][names[3]]["sigma_x"] == pytest.approx(np.sqrt(0.02 / 4.0), rel=1e-12)
+    cov = np.array(post["covariance_x"])
+    assert cov[0, 1] == pytest.approx(-0.02 * np.sin(t) * np.cos(t), rel=1e-12)
+    # a step along the direction of negative curvature is no distance; one along beta's direction is
+    rec = {"parameters": {n: {"value": m.parameters[n].from_x(x[k]), "transform": m.parameters[n].transform}
+                          for k, n in enumerate(names)}, "posterior": post}
+
+    def moved(dx):
+        return {"parameters": {n: {"value": m.parameters[n].from_x(x[k] + dx[k]),
+                                   "transform": m.parameters[n].transform} for k, n in enumerate(names)}}
+    assert constrained_distance_sigma(rec, moved([np.cos(t), np.sin(t), 0, 0])) == pytest.approx(0, abs=1e-6)
+    assert constrained_distance_sigma(rec, moved([-np.sin(t) * 0.03, np.cos(t) * 0.03, 0, 0])) == \
+        pytest.approx(0.03 / np.sqrt(0.02), rel=1e-9)
+    line = [ln for ln in summary_lines({"converged": True, "iterations": 3, "tao_reason_name": "CONVERGED_GATOL",
+                                        "objective": 1.0, "parameters": post["parameters"], "eigen": post["eigen"]},
+                                       _NoCycle()) if ln.lstrip().startswith("alpha")][0]
+    assert "unconstrained by the data (the objective is flat or curves down along it here)" in line
+
+
+class _NoCycle:
+    summary = None
 
 
 def test_the_trust_region_subproblem_uses_the_configured_solver(tmp_path):
