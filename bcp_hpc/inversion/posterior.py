@@ -103,10 +103,14 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     parameter within 0.05 σ of its optimum along the directions counted, whatever the parameters'
     scales and correlations.
 
-    Only the data-constrained part counts: eigen-directions of ``H`` (restricted to the ``free``
-    parameters, a boolean mask leaving out those a bound holds) whose posterior standard deviation
-    ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``) are left out: along
-    them no iterate is better supported than another.  ``inf`` where ``H`` or ``g`` is not finite."""
+    Along a data-constrained eigen-direction of ``H`` the term is ``(vᵀg)² / (λ s²)``, twice the
+    objective decrease the quadratic model promises there, in units of ``s²``.  Along one whose posterior
+    standard deviation ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``: flat or
+    curving down) the Newton step says nothing, and the term is the same measure of the decrease the
+    model promises within a step of at most that many transformed units (for ``λ ≤ 0`` its slope's
+    share, ``|vᵀg|`` times that step): a flat direction whose slope is negligible does not count, one
+    along which the objective still falls does (it is no optimum yet, whatever ``|g|``).  The ``free``
+    mask (boolean) leaves out the parameters a bound holds.  ``inf`` where ``H`` or ``g`` is not finite."""
     g = np.asarray(g, float)
     H = np.asarray(H, float)
     if free is not None:
@@ -118,8 +122,15 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
         return float("inf")
     lam, V = np.linalg.eigh(0.5 * (H + H.T))
     kept = lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
-    proj = V[:, kept].T @ g
-    return float(np.sqrt(np.sum(proj ** 2 / lam[kept]) / s2))
+    proj = V.T @ g
+    d2 = np.sum(proj[kept] ** 2 / lam[kept]) / s2
+    # flat directions: the quadratic model's best decrease over |t| <= UNCONSTRAINED_SIGMA_X; downward
+    # ones: the slope's share of it only (a plateau's slight downward curvature is no promise of descent)
+    slope, curv = np.abs(proj[~kept]), np.maximum(lam[~kept], 0.0)
+    t = np.minimum(slope, UNCONSTRAINED_SIGMA_X * curv) / np.where(curv > 0, curv, 1.0)
+    t = np.where(curv > 0, t, UNCONSTRAINED_SIGMA_X)
+    d2 += np.sum(2.0 * (slope * t - 0.5 * curv * t ** 2)) / s2
+    return float(np.sqrt(d2))
 
 
 def constrained_distance_sigma(result, other) -> float:

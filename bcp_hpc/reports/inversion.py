@@ -16,7 +16,7 @@ def summary_lines(payload: dict, cycle) -> list:
     step = payload.get("remaining_step_sigma")
     if step is not None:
         lines.append(f"  the optimum the final Hessian predicts is {step:.2g} posterior sigma away (Newton step "
-                     "in the posterior's metric, over the directions the data constrain)")
+                     "in the posterior's metric; a flat direction by the decrease of the objective it still promises)")
     truth = payload.get("truth", {})
     z = payload.get("z_from_truth", {})
     for n, v in payload["parameters"].items():
