@@ -45,8 +45,9 @@ TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "ta
 #: ``-inv_stop_sigma S`` (S > 0, with a noise variance): an accepted iterate whose remaining Newton step is
 #: below S posterior standard deviations (:func:`~.posterior.remaining_step_sigma`) ends the inversion
 #: as converged: along the directions the data constrain, every parameter lies within S of its posterior
-#: σ of the optimum.  Unlike a gradient tolerance, this does not depend on the parameters' scales or on
-#: how flat the posterior is.
+#: σ of the optimum, and along the others the objective promises less than S²/2 noise variances more.
+#: Unlike a gradient tolerance, this does not depend on the parameters' scales or on how flat the
+#: posterior is.
 STOP_SIGMA_OPTION = "stop_sigma"
 #: the reason reported when the posterior-scaled test ends an inversion
 CONVERGED_STEP_SIGMA = "CONVERGED_STEP_SIGMA"
