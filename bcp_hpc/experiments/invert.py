@@ -33,7 +33,7 @@ def record(setup, out: dict, model=None, product: str | None = None) -> Inversio
         "iterations": int(res["iterations"]), "objective": float(res["objective"]),
         "converged": bool(res["converged"]), "tao_reason": int(res["reason"]), "tao_reason_name": res["reason_name"],
         # how far the optimum the final Hessian predicts lies, in posterior standard deviations
-        "remaining_step_sigma": res.get("remaining_step_sigma"),
+        "remaining_step_sigma": res.get("remaining_step_sigma"), "flat_decrease": res.get("flat_decrease"),
         "parameters": post["parameters"], "eigen": post["eigen"],
         # of the transformed parameters (log or linear, per the parameter's ``transform``)
         "posterior": {k: post[k] for k in ("names", "noise_variance", "covariance_x", "correlation")},

@@ -94,6 +94,20 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     return out
 
 
+def _directions(g, H, s2: float, free=None):
+    """Slopes and curvatures of the objective along the eigen-directions of ``H`` restricted to the
+    ``free`` parameters, and which of them the data constrain; None where nothing is finite."""
+    g = np.asarray(g, float)
+    H = np.asarray(H, float)
+    if free is not None:
+        idx = np.flatnonzero(np.asarray(free, bool))
+        g, H = g[idx], H[np.ix_(idx, idx)]
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H)) and s2 > 0):
+        return None
+    lam, V = np.linalg.eigh(0.5 * (H + H.T)) if g.size else (np.zeros(0), np.zeros((0, 0)))
+    return V.T @ g, lam, lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
+
+
 def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     """How far the optimum the quadratic model predicts lies from the current iterate, in posterior σ.
 
@@ -101,36 +115,39 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     :func:`posterior`): ``sqrt(gᵀ H⁻¹ g / s²)``.  By Cauchy–Schwarz no parameter's share of the step
     exceeds this many of its own posterior σ, so an inversion stopped below 0.05 reports every
     parameter within 0.05 σ of its optimum along the directions counted, whatever the parameters'
-    scales and correlations.
+    scales and correlations.  Its square is twice the decrease of the objective the model promises, in
+    units of ``s²``.
 
-    Along a data-constrained eigen-direction of ``H`` the term is ``(vᵀg)² / (λ s²)``, twice the
-    objective decrease the quadratic model promises there, in units of ``s²``.  Along one whose posterior
-    standard deviation ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``: flat or
-    curving down) the Newton step says nothing, and the term is the same measure of the decrease the
-    model promises within a step of at most that many transformed units (for ``λ ≤ 0`` its slope's
-    share, ``|vᵀg|`` times that step): a flat direction whose slope is negligible does not count, one
-    along which the objective still falls does (it is no optimum yet, whatever ``|g|``).  The ``free``
-    mask (boolean) leaves out the parameters a bound holds.  ``inf`` where ``H`` or ``g`` is not finite."""
-    g = np.asarray(g, float)
-    H = np.asarray(H, float)
-    if free is not None:
-        idx = np.flatnonzero(np.asarray(free, bool))
-        g, H = g[idx], H[np.ix_(idx, idx)]
-    if g.size == 0:
-        return 0.0
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H)) and s2 > 0):
+    Only the data-constrained part counts: eigen-directions of ``H`` (restricted to the ``free``
+    parameters, a boolean mask leaving out those a bound holds) whose posterior standard deviation
+    ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``) are left out; what the
+    objective still promises along them is :func:`flat_decrease`.  ``inf`` where ``H`` or ``g`` is not
+    finite."""
+    d = _directions(g, H, s2, free)
+    if d is None:
         return float("inf")
-    lam, V = np.linalg.eigh(0.5 * (H + H.T))
-    kept = lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
-    proj = V.T @ g
-    d2 = np.sum(proj[kept] ** 2 / lam[kept]) / s2
-    # flat directions: the quadratic model's best decrease over |t| <= UNCONSTRAINED_SIGMA_X; downward
-    # ones: the slope's share of it only (a plateau's slight downward curvature is no promise of descent)
+    proj, lam, kept = d
+    return float(np.sqrt(np.sum(proj[kept] ** 2 / lam[kept]) / s2))
+
+
+def flat_decrease(g, H, s2: float, free=None) -> float:
+    """How much lower the objective promises to go along the directions :func:`remaining_step_sigma`
+    leaves out (flat: posterior σ above :data:`UNCONSTRAINED_SIGMA_X`, or curving down), in units of
+    ``s²``: log-likelihood units.
+
+    Along each such eigen-direction, the quadratic model's best decrease within a step of at most
+    that many transformed units; along one that curves down, the slope's share only (``|vᵀg|`` times
+    that step: a plateau's slight downward curvature is no promise of descent).  A flat direction
+    without slope promises nothing; one along which the objective still falls is no optimum yet,
+    however small ``|g|`` is.  ``inf`` where ``H`` or ``g`` is not finite."""
+    d = _directions(g, H, s2, free)
+    if d is None:
+        return float("inf")
+    proj, lam, kept = d
     slope, curv = np.abs(proj[~kept]), np.maximum(lam[~kept], 0.0)
     t = np.minimum(slope, UNCONSTRAINED_SIGMA_X * curv) / np.where(curv > 0, curv, 1.0)
     t = np.where(curv > 0, t, UNCONSTRAINED_SIGMA_X)
-    d2 += np.sum(2.0 * (slope * t - 0.5 * curv * t ** 2)) / s2
-    return float(np.sqrt(d2))
+    return float(np.sum(slope * t - 0.5 * curv * t ** 2) / s2)
 
 
 def constrained_distance_sigma(result, other) -> float:

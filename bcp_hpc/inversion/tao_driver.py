@@ -30,7 +30,7 @@ from ..memory import current_rss_bytes, peak_rss_bytes
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
-from .posterior import remaining_step_sigma
+from .posterior import flat_decrease, remaining_step_sigma
 from .trust_radius import current_trust_radius
 
 PETSc = import_petsc4py()
@@ -45,10 +45,13 @@ TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "ta
 #: ``-inv_stop_sigma S`` (S > 0, with a noise variance): an accepted iterate whose remaining Newton step is
 #: below S posterior standard deviations (:func:`~.posterior.remaining_step_sigma`) ends the inversion
 #: as converged: along the directions the data constrain, every parameter lies within S of its posterior
-#: σ of the optimum, and along the others the objective promises less than S²/2 noise variances more.
-#: Unlike a gradient tolerance, this does not depend on the parameters' scales or on how flat the
-#: posterior is.
+#: σ of the optimum, provided the directions they do not constrain promise less than
+#: :data:`STOP_FLAT_DECREASE` (:func:`~.posterior.flat_decrease`).  Unlike a gradient tolerance, this does
+#: not depend on the parameters' scales or on how flat the posterior is.
 STOP_SIGMA_OPTION = "stop_sigma"
+#: log-likelihood units (objective / s²) the flat directions may still promise at a posterior-scaled stop:
+#: a likelihood ratio of 0.1, far inside any credible region, where stopping earlier left 0.43 on the table
+STOP_FLAT_DECREASE = 0.05
 #: the reason reported when the posterior-scaled test ends an inversion
 CONVERGED_STEP_SIGMA = "CONVERGED_STEP_SIGMA"
 #: objective TAO receives at a trial point without a steady state (TAO refuses Inf): the step is rejected
@@ -252,17 +255,19 @@ class Inversion:
                 Hm.getDenseArray()[:] = HH
             Hm.assemble()
 
-        state = {"k": start_it, "calls": 0, "step_sigma": None, "stopped_by_sigma": False}
+        state = {"k": start_it, "calls": 0, "step_sigma": None, "flat": None, "stopped_by_sigma": False}
 
         def step_sigma(xx, f, g, HH):
-            """The remaining Newton step at ``xx`` in posterior σ (rank 0's figure, on every rank)."""
+            """The remaining Newton step at ``xx`` in posterior σ and what the flat directions still promise
+            (log-likelihood units), rank 0's figures on every rank, into ``state``."""
             d = None
             if rank0:
                 # a parameter on a bound that the gradient pushes against takes no part in the step
                 held = ((xx <= lo_x + 1e-9 * np.maximum(1.0, np.abs(lo_x))) & (g > 0)) | \
                        ((xx >= hi_x - 1e-9 * np.maximum(1.0, np.abs(hi_x))) & (g < 0))
-                d = remaining_step_sigma(g, HH, self.noise_variance(f), free=~held)
-            return self.comm.bcast(d, root=0)
+                s2 = self.noise_variance(f)
+                d = (remaining_step_sigma(g, HH, s2, free=~held), flat_decrease(g, HH, s2, free=~held))
+            state["step_sigma"], state["flat"] = self.comm.bcast(d, root=0)
 
         def monitor(tao_):
             _, f, gnorm, _, _, _ = tao_.getSolutionStatus()
@@ -277,13 +282,14 @@ class Inversion:
             rss, peak = self._memory()
             if stop_sigma > 0:
                 # with the Hessian bntr asks for next anyway (cached)
-                state["step_sigma"] = step_sigma(xx, *self._eval(xx, order=2))
+                step_sigma(xx, *self._eval(xx, order=2))
             rec = {"iteration": it, "objective": f, "gradient_norm": gnorm, "trust_radius": radius,
                    "x": [float(v) for v in xx],
                    "parameters": {n: {"value": v, "units": self.params[n].units} for n, v in phys.items()},
-                   "remaining_step_sigma": state["step_sigma"], "elapsed_s": time.perf_counter() - t_start,
+                   "remaining_step_sigma": state["step_sigma"], "flat_decrease": state["flat"],
+                   "elapsed_s": time.perf_counter() - t_start,
                    "rss_bytes_largest_rank": rss, "peak_rss_bytes_largest_rank": peak}
-            if stop_sigma > 0 and state["step_sigma"] < stop_sigma:
+            if stop_sigma > 0 and state["step_sigma"] < stop_sigma and state["flat"] < STOP_FLAT_DECREASE:
                 state["stopped_by_sigma"] = True
                 tao_.setConvergedReason(PETSc.TAO.Reason.CONVERGED_USER)
             if its == 0 and resumed:
@@ -291,7 +297,8 @@ class Inversion:
             self.history.append({"objective": f, "x": rec["x"]})
             if rank0:
                 log.info("iter %3d  f %.8e  |g| %.3e%s  radius %s  memory %.2f GiB  %s", it, f, gnorm,
-                         "" if state["step_sigma"] is None else f"  step {state['step_sigma']:.2g} sigma",
+                         "" if state["step_sigma"] is None else
+                         f"  step {state['step_sigma']:.2g} sigma  flat {state['flat']:.2g}",
                          "-" if radius is None else f"{radius:.3e}", rss / 2**30,
                          "  ".join(f"{n} {v:.5g} {self.params[n].units}" for n, v in phys.items()))
                 if self.log_jsonl:
@@ -344,13 +351,14 @@ class Inversion:
         f, g, Hf = self._eval(xf)
         self.params.set_x(xf)
         if self.noise_variance is not None:
-            state["step_sigma"] = step_sigma(xf, f, g, Hf)
+            step_sigma(xf, f, g, Hf)
         reason_name = tao_reason(reason)
         if state["stopped_by_sigma"]:
-            reason_name = f"{CONVERGED_STEP_SIGMA} (remaining step {state['step_sigma']:.2g} < {stop_sigma:g} sigma)"
+            reason_name = (f"{CONVERGED_STEP_SIGMA} (remaining step {state['step_sigma']:.2g} < {stop_sigma:g} sigma, "
+                           f"flat directions {state['flat']:.2g} < {STOP_FLAT_DECREASE:g})")
         return InversionResult(x=xf, objective=f, gradient=g, hessian=Hf, iterations=start_it + its, reason=int(reason),
                                reason_name=reason_name, converged=int(reason) > 0,
-                               remaining_step_sigma=state["step_sigma"],
+                               remaining_step_sigma=state["step_sigma"], flat_decrease=state["flat"],
                                rejected_trial_points=self.rejected,
                                evaluations=self.n_evals, parameters=self._physical(xf),
                                seconds=time.perf_counter() - t_start)

@@ -16,7 +16,11 @@ def summary_lines(payload: dict, cycle) -> list:
     step = payload.get("remaining_step_sigma")
     if step is not None:
         lines.append(f"  the optimum the final Hessian predicts is {step:.2g} posterior sigma away (Newton step "
-                     "in the posterior's metric; a flat direction by the decrease of the objective it still promises)")
+                     "in the posterior's metric, over the directions the data constrain)")
+    flat = payload.get("flat_decrease")
+    if flat is not None:
+        lines.append(f"  along the directions the data do not constrain the objective promises {flat:.2g} "
+                     "log-likelihood units more")
     truth = payload.get("truth", {})
     z = payload.get("z_from_truth", {})
     for n, v in payload["parameters"].items():

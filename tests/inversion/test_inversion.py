@@ -11,8 +11,8 @@ from bcp_hpc.grid.distributed import DistributedGrid
 from bcp_hpc.grid.embedded import synthetic_npp, synthetic_phosphate
 from bcp_hpc.inversion.checkpoint import read_checkpoint
 from bcp_hpc.inversion.objective import Objective, Observation
-from bcp_hpc.inversion.posterior import (UNCONSTRAINED_SIGMA_X, constrained_distance_sigma, noise_variance, posterior,
-                                         remaining_step_sigma)
+from bcp_hpc.inversion.posterior import (UNCONSTRAINED_SIGMA_X, constrained_distance_sigma, flat_decrease,
+                                         noise_variance, posterior, remaining_step_sigma)
 from bcp_hpc.inversion.tao_driver import Inversion
 from bcp_hpc.cycles.phosphorus.model import p_model
 from bcp_hpc.models.system import ModelSystem
@@ -399,23 +399,28 @@ def test_remaining_step_bounds_every_parameters_distance_in_its_own_sigma():
 
 
 def test_flat_directions_count_by_the_decrease_they_promise_and_held_parameters_not_at_all():
-    """Hand-computed: the term of a direction is twice the decrease of the quadratic model in units of s2,
-    along a flat one (posterior std above 5) within a step of at most 5 transformed units, along a
-    downward one the slope's share of it (|slope| x 5)."""
+    """Hand-computed: the remaining step counts the constrained directions only; flat_decrease is the
+    decrease of the quadratic model along the others in units of s2, along a flat one (posterior std above
+    5) within a step of at most 5 transformed units, along a downward one the slope's share (|slope| x 5)."""
     s2 = 1e-8
     flat = s2 / (2 * UNCONSTRAINED_SIGMA_X) ** 2          # posterior std 2 x the unconstrained threshold
     H = np.diag([1.0, flat])
+    assert remaining_step_sigma([0.0, 1e-3], H, s2) == 0.0
+    assert remaining_step_sigma([1e-5, 1e-3], H, s2) == pytest.approx(1e-5 / np.sqrt(s2))
     # slope 2e-10 along the flat one: its Newton step 2 lies inside the box, decrease g^2 / (2 flat)
-    assert remaining_step_sigma([0.0, 2e-10], H, s2) == pytest.approx(np.sqrt(2e-10 ** 2 / flat / s2), rel=1e-12)
-    assert remaining_step_sigma([0.0, 2e-10], H, s2) == pytest.approx(0.2, rel=1e-12)
+    assert flat_decrease([0.0, 2e-10], H, s2) == pytest.approx(2e-10 ** 2 / (2 * flat) / s2, rel=1e-12)
+    assert flat_decrease([0.0, 2e-10], H, s2) == pytest.approx(0.02, rel=1e-12)
     # slope 1e-3: the step stops at 5, decrease 5e-3 - flat 25 / 2; far from any optimum
-    assert remaining_step_sigma([0.0, 1e-3], H, s2) == pytest.approx(np.sqrt(2 * (5e-3 - 12.5 * flat) / s2))
-    # a flat direction without slope takes no part
-    assert remaining_step_sigma([1e-5, 0.0], H, s2) == pytest.approx(1e-5 / np.sqrt(s2), rel=1e-12)
-    # a downward direction: its slope over 5 units, not its curvature's promise
-    assert remaining_step_sigma([1e-5, 0.0], np.diag([1.0, -1.0]), s2) == pytest.approx(1e-5 / np.sqrt(s2))
-    assert remaining_step_sigma([1e-5, 1e-9], np.diag([1.0, -1.0]), s2) == \
-        pytest.approx(np.sqrt(1e-10 / s2 + 2 * 5e-9 / s2), rel=1e-12)
+    assert flat_decrease([0.0, 1e-3], H, s2) == pytest.approx((5e-3 - 12.5 * flat) / s2, rel=1e-12)
+    # a flat direction without slope promises nothing; the constrained one is not counted there
+    assert flat_decrease([1e-5, 0.0], H, s2) == 0.0
+    # an indefinite direction is no better constrained than a flat one; it counts by its slope over 5 units,
+    # not by its curvature's promise
+    assert remaining_step_sigma([1e-5, 1e-3], np.diag([1.0, -1.0]), s2) == pytest.approx(1e-5 / np.sqrt(s2))
+    assert flat_decrease([1e-5, 0.0], np.diag([1.0, -1.0]), s2) == 0.0
+    assert flat_decrease([1e-5, 1e-9], np.diag([1.0, -1.0]), s2) == pytest.approx(5e-9 / s2, rel=1e-12)
+    assert flat_decrease([1e-3], np.eye(1), s2, free=[False]) == 0.0
+    assert flat_decrease([np.nan, 0.0], np.eye(2), s2) == np.inf
     # a parameter a bound holds takes no part
     assert remaining_step_sigma([1e-5, 1e-3], np.diag([1.0, 1.0]), s2, free=[True, False]) == \
         pytest.approx(1e-5 / np.sqrt(s2))

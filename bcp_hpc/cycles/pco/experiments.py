@@ -63,6 +63,7 @@ def joint_products(run, out_dir: str, resume: bool = False) -> dict:
             runs[prod] = {"iterations": int(res["iterations"]), "objective": float(res["objective"]),
                           "converged": bool(res["converged"]), "tao_reason": res["reason_name"],
                           "remaining_step_sigma": res.get("remaining_step_sigma"),
+                          "flat_decrease": res.get("flat_decrease"),
                           "x": [float(v) for v in res["x"]],
                           "parameters": {n: {"value": v["value"], "sigma": v["sigma"], "units": v["units"],
                                              "at_bound": v["at_bound"], "poorly_constrained": v["poorly_constrained"]}

@@ -101,6 +101,7 @@ def sigma2_sweep(run, out_dir: str, resume: bool = False) -> dict:
                                            "rmse_dip_mmol_m3")},
                    "iterations": int(res["iterations"]), "converged": bool(res["converged"]),
                    "tao_reason": res["reason_name"], "remaining_step_sigma": res.get("remaining_step_sigma"),
+                   "flat_decrease": res.get("flat_decrease"),
                    "objective": float(res["objective"]),
                    "x": [float(x) for x in res["x"]],
                    "parameters": {n: {"value": p["value"], "sigma": p["sigma"], "units": p["units"],
