@@ -12,6 +12,10 @@ positive definite, as along a flat removal rate near its optimum), ``H^-1`` is n
 diagonal can be negative, which would read as a σ of zero.  The covariance is then ``s²`` times the
 pseudo-inverse over the directions of positive curvature, and the parameters carrying the others
 (:func:`downward_parameters`) are reported as unconstrained.
+
+The Hessian scaled to unit diagonal is eigen-decomposed with SLEPc: the eigenvector of the
+largest eigenvalue is the best-constrained parameter combination, that of the smallest
+the worst-constrained one.
 """
 from __future__ import annotations
 

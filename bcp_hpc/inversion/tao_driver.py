@@ -50,7 +50,7 @@ TAO_DEFAULTS = {"tao_type": "bntr", "tao_max_it": "50", "tao_gatol": "1e-9", "ta
 #: not depend on the parameters' scales or on how flat the posterior is.
 STOP_SIGMA_OPTION = "stop_sigma"
 #: log-likelihood units (objective / s²) the flat directions may still promise at a posterior-scaled stop:
-#: a likelihood ratio of 0.1, far inside any credible region, where stopping earlier left 0.43 on the table
+#: a likelihood ratio of 0.1, far inside any credible region
 STOP_FLAT_DECREASE = 0.05
 #: the reason reported when the posterior-scaled test ends an inversion
 CONVERGED_STEP_SIGMA = "CONVERGED_STEP_SIGMA"
