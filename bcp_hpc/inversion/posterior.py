@@ -98,18 +98,29 @@ def posterior(params, x, f, H, n_obs: int, noise_scale: str = "code") -> dict:
     return out
 
 
-def _directions(g, H, s2: float, free=None):
-    """Slopes and curvatures of the objective along the eigen-directions of ``H`` restricted to the
-    ``free`` parameters, and which of them the data constrain; None where nothing is finite."""
+def stopping_measures(g, H, s2: float, free=None) -> tuple:
+    """``(remaining_step_sigma, flat_decrease)`` at one iterate, from one eigen-decomposition of ``H``
+    restricted to the ``free`` parameters (a boolean mask leaving out those a bound holds); ``inf`` for
+    both where ``H`` or ``g`` is not finite.  See :func:`remaining_step_sigma` and :func:`flat_decrease`."""
     g = np.asarray(g, float)
     H = np.asarray(H, float)
     if free is not None:
         idx = np.flatnonzero(np.asarray(free, bool))
         g, H = g[idx], H[np.ix_(idx, idx)]
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H)) and s2 > 0):
-        return None
-    lam, V = np.linalg.eigh(0.5 * (H + H.T)) if g.size else (np.zeros(0), np.zeros((0, 0)))
-    return V.T @ g, lam, lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
+        return float("inf"), float("inf")
+    if g.size == 0:
+        return 0.0, 0.0
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    proj = V.T @ g
+    kept = lam > s2 / UNCONSTRAINED_SIGMA_X ** 2
+    step = float(np.sqrt(np.sum(proj[kept] ** 2 / lam[kept]) / s2))
+    # left out: the best decrease within |t| <= UNCONSTRAINED_SIGMA_X; a downward direction by its slope only
+    slope, curv = np.abs(proj[~kept]), np.maximum(lam[~kept], 0.0)
+    t = np.full_like(slope, UNCONSTRAINED_SIGMA_X)
+    up = curv > 0
+    t[up] = np.minimum(slope[up] / curv[up], UNCONSTRAINED_SIGMA_X)
+    return step, float(np.sum(slope * t - 0.5 * curv * t ** 2) / s2)
 
 
 def remaining_step_sigma(g, H, s2: float, free=None) -> float:
@@ -127,11 +138,7 @@ def remaining_step_sigma(g, H, s2: float, free=None) -> float:
     ``sqrt(s²/λ)`` exceeds :data:`UNCONSTRAINED_SIGMA_X` (including ``λ ≤ 0``) are left out; what the
     objective still promises along them is :func:`flat_decrease`.  ``inf`` where ``H`` or ``g`` is not
     finite."""
-    d = _directions(g, H, s2, free)
-    if d is None:
-        return float("inf")
-    proj, lam, kept = d
-    return float(np.sqrt(np.sum(proj[kept] ** 2 / lam[kept]) / s2))
+    return stopping_measures(g, H, s2, free)[0]
 
 
 def flat_decrease(g, H, s2: float, free=None) -> float:
@@ -144,14 +151,7 @@ def flat_decrease(g, H, s2: float, free=None) -> float:
     that step: a plateau's slight downward curvature is no promise of descent).  A flat direction
     without slope promises nothing; one along which the objective still falls is no optimum yet,
     however small ``|g|`` is.  ``inf`` where ``H`` or ``g`` is not finite."""
-    d = _directions(g, H, s2, free)
-    if d is None:
-        return float("inf")
-    proj, lam, kept = d
-    slope, curv = np.abs(proj[~kept]), np.maximum(lam[~kept], 0.0)
-    t = np.minimum(slope, UNCONSTRAINED_SIGMA_X * curv) / np.where(curv > 0, curv, 1.0)
-    t = np.where(curv > 0, t, UNCONSTRAINED_SIGMA_X)
-    return float(np.sum(slope * t - 0.5 * curv * t ** 2) / s2)
+    return stopping_measures(g, H, s2, free)[1]
 
 
 def constrained_distance_sigma(result, other) -> float:

@@ -30,7 +30,7 @@ from ..memory import current_rss_bytes, peak_rss_bytes
 from ..petsc_env import import_petsc4py
 from ..solvers.options import OptionsScope, tao_reason
 from .checkpoint import read_checkpoint, write_checkpoint
-from .posterior import flat_decrease, remaining_step_sigma
+from .posterior import stopping_measures
 from .trust_radius import current_trust_radius
 
 PETSc = import_petsc4py()
@@ -265,8 +265,7 @@ class Inversion:
                 # a parameter on a bound that the gradient pushes against takes no part in the step
                 held = ((xx <= lo_x + 1e-9 * np.maximum(1.0, np.abs(lo_x))) & (g > 0)) | \
                        ((xx >= hi_x - 1e-9 * np.maximum(1.0, np.abs(hi_x))) & (g < 0))
-                s2 = self.noise_variance(f)
-                d = (remaining_step_sigma(g, HH, s2, free=~held), flat_decrease(g, HH, s2, free=~held))
+                d = stopping_measures(g, HH, self.noise_variance(f), free=~held)
             state["step_sigma"], state["flat"] = self.comm.bcast(d, root=0)
 
         def monitor(tao_):

@@ -380,7 +380,7 @@ def test_joint_products_on_the_users_files_interrupted_and_resumed(files, tmp_pa
         got = res["runs"][prod]
         assert got["converged"] and ref["converged"]
         # no parameter reported as known exactly: along kru the objective can curve down at the end (a
-        # negative Hessian eigenvalue), where H^-1 once gave kru and etau a sigma of 0
+        # negative Hessian eigenvalue), where H^-1 would give kru and etau a sigma of 0
         for run in (got, ref):
             assert all(v["sigma"] is None or v["sigma"] > 0 for v in run["parameters"].values()), run["parameters"]
         # the same optimum: both runs stopped by the posterior-scaled test, and the two ends indistinguishable
